@@ -1,0 +1,153 @@
+//! The `sluice` command: run a pipeline on a Kinesis event file, or check a config.
+//!
+//! Run with `cargo run --release -- run --config examples/clickstream/pipeline.toml
+//! --event examples/clickstream/events/example-kinesis-event.json`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use host::app::App;
+use host::{config, event, logging, pipeline, plugin, summary};
+
+/// Run WebAssembly plugins on Kinesis records.
+#[derive(Parser)]
+#[command(name = "sluice", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs a pipeline on a Kinesis event file and writes its outputs.
+    Run {
+        /// The pipeline config (TOML).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// A Kinesis event, as Lambda delivers it (JSON).
+        #[arg(long, short)]
+        event: PathBuf,
+    },
+    /// Validates a config and loads every plugin, without running anything.
+    Check {
+        /// The pipeline config (TOML).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Runs the golden-file cases under a pipeline folder (or a folder of pipelines).
+    Test {
+        /// A pipeline folder (with `pipeline.toml` and `tests/`), or a folder of them.
+        dir: PathBuf,
+        /// Rewrite the expected files from what the cases produce.
+        #[arg(long)]
+        bless: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(logging::Mode::Cli);
+    let result = match cli.command {
+        Command::Run { config, event } => run(config, event),
+        Command::Check { config } => check(config),
+        Command::Test { dir, bless } => test(dir, bless),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(config_path: PathBuf, event_path: PathBuf) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let json = std::fs::read(&event_path)
+        .with_context(|| format!("cannot read event file `{}`", event_path.display()))?;
+    let batch = event::decode(&json, &event_path.display().to_string())?;
+    let mut app = App::load(&config_path)?;
+    let loaded = started.elapsed();
+    if batch.is_empty() {
+        eprintln!(
+            "note: `{}` holds no records; nothing to do",
+            event_path.display()
+        );
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let batch_started = Instant::now();
+    let report = rt.block_on(app.process(batch));
+    let ran = batch_started.elapsed();
+    print!(
+        "{}",
+        summary::render(app.plan(), &report.outcome, &report.dispatch)
+    );
+    for (sink, n) in app.sinks().iter().zip(&report.dispatch.delivered) {
+        if *n > 0 {
+            println!("wrote {n} to `{}`: {}", sink.name(), sink.describe());
+        }
+    }
+    println!(
+        "loaded in {:.1} ms, ran in {:.2} ms",
+        loaded.as_secs_f64() * 1e3,
+        ran.as_secs_f64() * 1e3
+    );
+    Ok(if report.outcome.failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}
+
+fn check(config_path: PathBuf) -> anyhow::Result<ExitCode> {
+    let plan = config::load(&config_path)?;
+    let runtime = plugin::Runtime::new()?;
+    let n = plan.steps.len();
+    let pipeline = pipeline::Pipeline::load(&runtime, plan)?;
+    let plan = pipeline.plan();
+    println!("{}: ok", config_path.display());
+    for (i, step) in plan.steps.iter().enumerate() {
+        println!(
+            "  step {}  {}  {}  {}",
+            i + 1,
+            step.name,
+            step.kind,
+            step.plugin
+        );
+    }
+    for d in &plan.destinations {
+        println!("  destination {}", d.name);
+    }
+    println!("{n} plugins loaded");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn test(dir: PathBuf, bless: bool) -> anyhow::Result<ExitCode> {
+    let mut passed = 0;
+    let mut failed = 0;
+    for suite in host::fixture::suites(&dir)? {
+        for case in host::fixture::run_suite(&suite, bless)? {
+            if case.passed() {
+                passed += 1;
+                println!("ok      {}", case.dir.display());
+            } else {
+                failed += 1;
+                println!("FAILED  {}", case.dir.display());
+                for (file, diff) in &case.mismatches {
+                    println!("  {file}\n{diff}");
+                }
+            }
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

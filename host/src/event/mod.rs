@@ -1,0 +1,252 @@
+//! Kinesis events in, Sluice batches out.
+//!
+//! [`decode`] reads the JSON that Lambda's Kinesis event source mapping sends
+//! (`{"Records": [...]}`, the `aws_lambda_events` shape) and yields a [`Batch`]
+//! of Sluice's own [`Record`]s: payload already base64-decoded, lineage (shard
+//! id, sequence number, arrival time) kept on every record.
+//!
+//! Contract: an envelope that is not a Kinesis event is an [`EventError`] (the
+//! whole batch is unusable); a single record that cannot be decoded is *not*
+//! dropped: it becomes a [`Rejected`] entry naming its position, sequence
+//! number if known, and the reason, so the pipeline can report it.
+
+use aws_lambda_events::event::kinesis::KinesisEventRecord;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+/// One Kinesis record, decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// The shard it was read from, e.g. `shardId-000000000000`.
+    pub shard_id: String,
+    /// The Kinesis sequence number.
+    pub sequence_number: String,
+    /// The position inside a KPL-aggregated record, when de-aggregated.
+    pub sub_sequence_number: Option<u32>,
+    /// The producer's partition key.
+    pub partition_key: String,
+    /// When Kinesis accepted the record, ms since the Unix epoch.
+    pub arrival_ms: u64,
+    /// The payload, base64-decoded.
+    pub data: Vec<u8>,
+    /// Attributes set by plugins (empty for a record straight from Kinesis).
+    pub attributes: Vec<(String, String)>,
+}
+
+/// A record of the event that could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    /// Its position in `Records` (0-based).
+    pub index: usize,
+    /// Its shard id, if it could be read.
+    pub shard_id: Option<String>,
+    /// Its sequence number, if it could be read.
+    pub sequence_number: Option<String>,
+    /// What was wrong with it.
+    pub reason: String,
+}
+
+/// One Lambda invocation's worth of records, in the order Kinesis delivered them.
+#[derive(Debug, Default, Clone)]
+pub struct Batch {
+    /// The records that decoded, in order. `slot[i]` gives each one's position
+    /// in the original event.
+    pub records: Vec<Record>,
+    /// The position in the original event of each entry of `records`.
+    pub slot: Vec<usize>,
+    /// The records that did not decode.
+    pub rejected: Vec<Rejected>,
+}
+
+impl Batch {
+    /// Number of records the event held, decoded or not.
+    pub fn len(&self) -> usize {
+        self.records.len() + self.rejected.len()
+    }
+
+    /// Whether the event held no records at all.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The event as a whole could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum EventError {
+    /// Not JSON, or not an object with a `Records` array.
+    #[error("{source_name}: not a Kinesis event: {error}")]
+    Envelope {
+        /// Where the event came from (a file name, or `invocation`).
+        source_name: String,
+        /// The JSON error, with line and column.
+        error: serde_json::Error,
+    },
+}
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(rename = "Records", borrow)]
+    records: Vec<&'a RawValue>,
+}
+
+/// Just enough of a record to name it when it does not decode.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RecordId {
+    #[serde(rename = "eventID")]
+    event_id: Option<String>,
+    kinesis: Option<KinesisId>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct KinesisId {
+    sequence_number: Option<String>,
+}
+
+/// Decodes a Lambda Kinesis event. `source_name` names the input in errors.
+///
+/// ```
+/// let json = br#"{"Records": [{
+///   "eventID": "shardId-000000000000:49590338271490256608559692538361571095921575989136588898",
+///   "eventSourceARN": "arn:aws:kinesis:eu-west-1:123456789012:stream/clicks",
+///   "kinesis": {"partitionKey": "u-1", "data": "eyJhIjoxfQ==",
+///               "sequenceNumber": "49590338271490256608559692538361571095921575989136588898",
+///               "approximateArrivalTimestamp": 1700000000.5, "kinesisSchemaVersion": "1.0"}}]}"#;
+/// let batch = host::event::decode(json, "event.json").unwrap();
+/// assert_eq!(batch.records[0].data, br#"{"a":1}"#);
+/// assert_eq!(batch.records[0].shard_id, "shardId-000000000000");
+/// assert_eq!(batch.records[0].arrival_ms, 1_700_000_000_500);
+/// ```
+pub fn decode(json: &[u8], source_name: &str) -> Result<Batch, EventError> {
+    let envelope: Envelope<'_> =
+        serde_json::from_slice(json).map_err(|error| EventError::Envelope {
+            source_name: source_name.to_owned(),
+            error,
+        })?;
+    let mut batch = Batch {
+        records: Vec::with_capacity(envelope.records.len()),
+        slot: Vec::with_capacity(envelope.records.len()),
+        rejected: Vec::new(),
+    };
+    for (index, raw) in envelope.records.into_iter().enumerate() {
+        match decode_record(raw) {
+            Ok(record) => {
+                batch.records.push(record);
+                batch.slot.push(index);
+            }
+            Err(reason) => batch.rejected.push(rejected(index, raw, reason)),
+        }
+    }
+    Ok(batch)
+}
+
+fn decode_record(raw: &RawValue) -> Result<Record, String> {
+    let record: KinesisEventRecord = serde_json::from_str(raw.get()).map_err(|e| e.to_string())?;
+    let k = record.kinesis;
+    if k.sequence_number.is_empty() {
+        return Err("`kinesis.sequenceNumber` is missing".into());
+    }
+    let sequence_number = k.sequence_number;
+    let shard_id = shard_of(record.event_id.as_deref())
+        .ok_or("`eventID` is missing or not `<shardId>:<sequenceNumber>`")?
+        .to_owned();
+    let partition_key = k.partition_key;
+    let arrival_ms = u64::try_from(k.approximate_arrival_timestamp.0.timestamp_millis())
+        .map_err(|_| "`kinesis.approximateArrivalTimestamp` is before 1970")?;
+    Ok(Record {
+        shard_id,
+        sequence_number,
+        sub_sequence_number: None,
+        partition_key,
+        arrival_ms,
+        data: k.data.0,
+        attributes: Vec::new(),
+    })
+}
+
+fn shard_of(event_id: Option<&str>) -> Option<&str> {
+    event_id?
+        .split_once(':')
+        .map(|(shard, _)| shard)
+        .filter(|s| !s.is_empty())
+}
+
+fn rejected(index: usize, raw: &RawValue, reason: String) -> Rejected {
+    let id: RecordId = serde_json::from_str(raw.get()).unwrap_or_default();
+    let shard_id = shard_of(id.event_id.as_deref()).map(str::to_owned);
+    let sequence_number = id
+        .kinesis
+        .and_then(|k| k.sequence_number)
+        .or_else(|| {
+            id.event_id
+                .and_then(|e| e.split_once(':').map(|(_, s)| s.to_owned()))
+        })
+        .filter(|s| !s.is_empty());
+    Rejected {
+        index,
+        shard_id,
+        sequence_number,
+        reason,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(data: &str, seq: &str) -> String {
+        format!(
+            r#"{{"eventID":"shardId-000000000001:{seq}","eventSource":"aws:kinesis",
+               "kinesis":{{"partitionKey":"pk","data":"{data}","sequenceNumber":"{seq}",
+               "approximateArrivalTimestamp":1.0,"kinesisSchemaVersion":"1.0"}}}}"#
+        )
+    }
+
+    #[test]
+    fn malformed_json_names_the_source_and_position() {
+        let err = decode(b"{\"Records\": [", "bad.json").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with("bad.json: not a Kinesis event:"), "{msg}");
+        assert!(msg.contains("line 1"), "{msg}");
+    }
+
+    #[test]
+    fn missing_records_is_an_envelope_error() {
+        let err = decode(b"{}", "e.json").unwrap_err();
+        assert!(err.to_string().contains("missing field `Records`"), "{err}");
+    }
+
+    #[test]
+    fn empty_batch_decodes_to_nothing() {
+        let batch = decode(br#"{"Records": []}"#, "e.json").unwrap();
+        assert!(batch.is_empty());
+    }
+
+    #[test]
+    fn invalid_base64_rejects_only_that_record_and_names_it() {
+        let json = format!(
+            r#"{{"Records":[{},{},{}]}}"#,
+            record("eyJhIjoxfQ==", "1"),
+            record("!!!not base64", "2"),
+            record("e30=", "3")
+        );
+        let batch = decode(json.as_bytes(), "e.json").unwrap();
+        assert_eq!(batch.len(), 3);
+        assert_eq!(batch.records.len(), 2);
+        assert_eq!(batch.slot, vec![0, 2]);
+        let r = &batch.rejected[0];
+        assert_eq!(r.index, 1);
+        assert_eq!(r.sequence_number.as_deref(), Some("2"));
+        assert_eq!(r.shard_id.as_deref(), Some("shardId-000000000001"));
+        assert!(!r.reason.is_empty());
+    }
+
+    #[test]
+    fn record_without_event_id_is_rejected_with_a_reason() {
+        let json = r#"{"Records":[{"kinesis":{"partitionKey":"pk","data":"e30=","sequenceNumber":"7","approximateArrivalTimestamp":1.0}}]}"#;
+        let batch = decode(json.as_bytes(), "e.json").unwrap();
+        assert_eq!(batch.rejected[0].sequence_number.as_deref(), Some("7"));
+        assert!(batch.rejected[0].reason.contains("eventID"));
+    }
+}

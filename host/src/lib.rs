@@ -1,0 +1,35 @@
+//! Sluice: run sandboxed WebAssembly component plugins on a Kinesis stream.
+//!
+//! One invocation flows through the modules in this order:
+//!
+//! ```text
+//! Kinesis event JSON ──event::decode──▶ Batch
+//!   ──pipeline::Pipeline::run──▶ BatchOutcome (one outcome per record, routed outputs)
+//!   ──dispatch::dispatch──▶ sink::Destination (file, stdout, memory …)
+//! ```
+//!
+//! - [`event`] turns the Lambda Kinesis event into Sluice's own [`event::Batch`];
+//!   no AWS type leaks past it.
+//! - [`config`] parses the TOML pipeline config and validates it into a [`config::Plan`].
+//! - [`plugin`] compiles components once and runs them in a sandbox with no
+//!   ambient authority (the one `bindgen!` site lives in `plugin::bindings`).
+//! - [`pipeline`] runs the plan's steps over a batch: one guest call per step per batch.
+//! - [`sink`] holds the destinations; [`dispatch`] hands each its outputs.
+//! - [`fixture`] runs golden-file test cases for plugin authors.
+//! - [`app`] puts them together for the CLI (and the Lambda entry point).
+
+pub mod app;
+pub mod config;
+pub mod dispatch;
+pub mod event;
+pub mod fixture;
+pub mod logging;
+pub mod pipeline;
+pub mod plugin;
+pub mod sink;
+pub mod summary;
+
+/// Paths of the example plugins, built from `plugins/` by `build.rs`.
+pub mod test_plugins {
+    include!(concat!(env!("OUT_DIR"), "/test_plugins.rs"));
+}

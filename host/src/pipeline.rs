@@ -1,0 +1,516 @@
+//! Runs a plan's steps over a batch and says what became of every record.
+//!
+//! [`Pipeline::run`] makes one guest call per step per batch: the events that
+//! reached the step go in as one list, one result per event comes back. The
+//! result is a [`BatchOutcome`]: every input record is accounted for exactly
+//! once, as routed outputs, filtered, or a [`RecordFailure`] naming the step,
+//! plugin, sequence number and reason. A bad record never fails the batch.
+//!
+//! Lineage: a record keeps its shard id and sequence number through every
+//! step; outputs of a `transform` inherit them. A record is all-or-nothing:
+//! if any event descended from it fails, the record fails and none of its
+//! outputs are delivered (so a retry redelivers it whole).
+//!
+//! Traps: a trap (or a broken contract, such as the wrong number of results)
+//! fails every event of that call; the instance is dropped and a fresh one is
+//! made, with `init` run again, for the next batch.
+
+use crate::config::{DestinationId, Plan, StepKind};
+use crate::event::{Batch, Record};
+use crate::plugin::{Event, Failure, Instance, Output, Plugin, PluginError, Runtime};
+
+/// Why a record failed, independent of the plugin's language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailureClass {
+    /// The input record itself could not be decoded.
+    Decode,
+    /// A plugin said the record is bad (`failure::invalid`).
+    Invalid,
+    /// A plugin said the record should be retried (`failure::retry`).
+    Retry,
+    /// The plugin trapped (panicked, ran out of memory …) on the call.
+    Trap,
+    /// The plugin broke the contract (wrong result count, unknown destination).
+    Contract,
+    /// A destination did not accept the record's outputs.
+    Delivery,
+}
+
+impl FailureClass {
+    /// The class's name as logs and summaries show it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureClass::Decode => "decode",
+            FailureClass::Invalid => "invalid",
+            FailureClass::Retry => "retry",
+            FailureClass::Trap => "trap",
+            FailureClass::Contract => "contract",
+            FailureClass::Delivery => "delivery",
+        }
+    }
+}
+
+/// One input record that failed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RecordFailure {
+    /// Its position in the event's `Records`.
+    pub index: usize,
+    /// Its shard, if known.
+    pub shard_id: Option<String>,
+    /// Its sequence number, if known (always known past decoding).
+    pub sequence_number: Option<String>,
+    /// Where it failed: `decode`, a step name, or `destination <name>`.
+    pub stage: String,
+    /// The plugin's name, when a plugin failed it.
+    pub plugin: Option<String>,
+    /// The failure class.
+    pub class: FailureClass,
+    /// The reason, in the plugin's or host's words.
+    pub reason: String,
+}
+
+/// One output ready for its destinations.
+#[derive(Debug, Clone)]
+pub struct Routed {
+    /// The output, with the lineage of its input record.
+    pub record: Record,
+    /// The input record's position in the event's `Records`.
+    pub origin: usize,
+    /// Which output of that input record this is (0, 1, …): with shard and
+    /// sequence number, a deterministic identity for deduplication.
+    pub output_index: u32,
+    /// The destinations it goes to.
+    pub destinations: Vec<DestinationId>,
+}
+
+/// Counts for one step of one batch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StepStats {
+    /// Events that reached the step.
+    pub input: usize,
+    /// Events that came out (kept by a filter, outputs of a transform, routed).
+    pub output: usize,
+    /// Events the step dropped (filtered out, or transformed into nothing).
+    pub dropped: usize,
+    /// Events the step failed.
+    pub failed: usize,
+}
+
+/// What became of a batch.
+#[derive(Debug, Default)]
+pub struct BatchOutcome {
+    /// Records in the event (decoded or not).
+    pub records_in: usize,
+    /// Outputs, in input order, each with its destinations.
+    pub routed: Vec<Routed>,
+    /// Failed input records, in input order; at most one per record.
+    pub failures: Vec<RecordFailure>,
+    /// Input records that produced no output and did not fail.
+    pub filtered: usize,
+    /// Per-step counts, in step order.
+    pub steps: Vec<StepStats>,
+}
+
+struct Step {
+    kind: StepKind,
+    plugin: Plugin,
+    instance: Option<Instance>,
+}
+
+/// A loaded pipeline: the plan and one compiled plugin per step.
+pub struct Pipeline {
+    plan: Plan,
+    steps: Vec<Step>,
+}
+
+/// Where one live event came from.
+struct Meta {
+    origin: usize,
+    routes: Option<Vec<DestinationId>>,
+}
+
+impl Pipeline {
+    /// Compiles every step's plugin and starts one instance of each, so that
+    /// a bad plugin or bad settings fail here, at start-up.
+    pub fn load(runtime: &Runtime, plan: Plan) -> Result<Pipeline, PluginError> {
+        let mut steps = Vec::with_capacity(plan.steps.len());
+        for step in &plan.steps {
+            let plugin = runtime.load(step)?;
+            let instance = plugin.instantiate()?;
+            steps.push(Step {
+                kind: step.kind,
+                plugin,
+                instance: Some(instance),
+            });
+        }
+        Ok(Pipeline { plan, steps })
+    }
+
+    /// The plan it runs.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// Throws away every plugin instance: the next batch starts each plugin
+    /// fresh (its `init` runs again). Fixture cases use this for isolation.
+    pub fn reset(&mut self) {
+        for step in &mut self.steps {
+            step.instance = None;
+        }
+    }
+
+    /// Runs the batch through every step.
+    pub fn run(&mut self, batch: Batch) -> BatchOutcome {
+        let records_in = batch.len();
+        let mut failed: Vec<Option<RecordFailure>> = vec![None; records_in];
+        for r in batch.rejected {
+            failed[r.index] = Some(RecordFailure {
+                index: r.index,
+                shard_id: r.shard_id,
+                sequence_number: r.sequence_number,
+                stage: "decode".into(),
+                plugin: None,
+                class: FailureClass::Decode,
+                reason: r.reason,
+            });
+        }
+        let mut events: Vec<Event> = batch.records.into_iter().map(to_event).collect();
+        let mut meta: Vec<Meta> = batch
+            .slot
+            .into_iter()
+            .map(|origin| Meta {
+                origin,
+                routes: None,
+            })
+            .collect();
+
+        let mut stats = Vec::with_capacity(self.steps.len());
+        for step in &mut self.steps {
+            let _span = tracing::debug_span!(
+                "sluice.pipeline.step",
+                step = step.plugin.step(),
+                plugin = step.plugin.name(),
+                events = events.len()
+            )
+            .entered();
+            let mut st = StepStats {
+                input: events.len(),
+                ..StepStats::default()
+            };
+            if !events.is_empty() {
+                (events, meta) = step.run(&self.plan, events, meta, &mut failed, &mut st);
+            }
+            stats.push(st);
+        }
+
+        let mut outcome = BatchOutcome {
+            records_in,
+            steps: stats,
+            ..BatchOutcome::default()
+        };
+        outcome.routed.reserve(events.len());
+        let mut produced = vec![false; records_in];
+        let mut last_origin = usize::MAX;
+        let mut output_index = 0u32;
+        for (event, m) in events.into_iter().zip(meta) {
+            if failed[m.origin].is_some() {
+                continue;
+            }
+            let destinations = match m.routes {
+                Some(routes) => routes,
+                None => match self.plan.default_destination {
+                    Some(d) => vec![d],
+                    None => {
+                        failed[m.origin] = Some(failure_of(
+                            &event,
+                            m.origin,
+                            "routing",
+                            None,
+                            FailureClass::Contract,
+                            "no `route` step chose a destination and the config has no `routing.default`".into(),
+                        ));
+                        continue;
+                    }
+                },
+            };
+            if m.origin != last_origin {
+                last_origin = m.origin;
+                output_index = 0;
+            }
+            produced[m.origin] = true;
+            outcome.routed.push(Routed {
+                record: to_record(event),
+                origin: m.origin,
+                output_index,
+                destinations,
+            });
+            output_index += 1;
+        }
+        // A record that failed late may already have routed siblings: drop them.
+        outcome.routed.retain(|r| failed[r.origin].is_none());
+        outcome.filtered = (0..records_in)
+            .filter(|&i| failed[i].is_none() && !produced[i])
+            .count();
+        outcome.failures = failed.into_iter().flatten().collect();
+        outcome
+    }
+}
+
+impl Step {
+    fn run(
+        &mut self,
+        plan: &Plan,
+        events: Vec<Event>,
+        meta: Vec<Meta>,
+        failed: &mut [Option<RecordFailure>],
+        st: &mut StepStats,
+    ) -> (Vec<Event>, Vec<Meta>) {
+        let step_name = self.plugin.step().to_owned();
+        let plugin_name = self.plugin.name().to_owned();
+        let fail = |failed: &mut [Option<RecordFailure>],
+                    event: &Event,
+                    origin: usize,
+                    class,
+                    reason: String| {
+            if failed[origin].is_none() {
+                failed[origin] = Some(failure_of(
+                    event,
+                    origin,
+                    &step_name,
+                    Some(&plugin_name),
+                    class,
+                    reason,
+                ));
+            }
+        };
+
+        let instance = match self.instance.take() {
+            Some(i) => Ok(i),
+            None => self.plugin.instantiate(),
+        };
+        let mut instance = match instance {
+            Ok(i) => i,
+            Err(e) => {
+                tracing::error!(step = %step_name, plugin = %plugin_name, error = %e, "plugin could not be restarted");
+                for (event, m) in events.iter().zip(&meta) {
+                    fail(failed, event, m.origin, FailureClass::Trap, e.to_string());
+                }
+                st.failed = events.len();
+                return (Vec::new(), Vec::new());
+            }
+        };
+
+        // One guest call for the whole batch.
+        let result = match self.kind {
+            StepKind::Filter => instance.filter(&events).map(Results::Filter),
+            StepKind::Transform => instance.transform(&events).map(Results::Transform),
+            StepKind::Route => instance.route(&events).map(Results::Route),
+        };
+        let result = result.and_then(|r| {
+            let n = r.len();
+            if n == events.len() {
+                Ok(r)
+            } else {
+                Err(wasmtime::format_err!(
+                    "plugin broke the contract: returned {n} results for {} events",
+                    events.len()
+                ))
+            }
+        });
+        let results = match result {
+            Ok(r) => {
+                self.instance = Some(instance);
+                r
+            }
+            Err(e) => {
+                // The instance may be poisoned: drop it; the next batch gets a fresh one.
+                let class = if e.downcast_ref::<wasmtime::Trap>().is_some() {
+                    FailureClass::Trap
+                } else {
+                    FailureClass::Contract
+                };
+                let reason = format!("{e:#}");
+                tracing::error!(step = %step_name, plugin = %plugin_name, events = events.len(), error = %reason, "plugin call failed; every event of the call fails");
+                for (event, m) in events.iter().zip(&meta) {
+                    fail(failed, event, m.origin, class, reason.clone());
+                }
+                st.failed = events.len();
+                return (Vec::new(), Vec::new());
+            }
+        };
+
+        let mut next_events = Vec::with_capacity(events.len());
+        let mut next_meta = Vec::with_capacity(events.len());
+        match results {
+            Results::Filter(results) => {
+                for ((event, m), r) in events.into_iter().zip(meta).zip(results) {
+                    match r {
+                        Ok(true) => {
+                            next_events.push(event);
+                            next_meta.push(m);
+                        }
+                        Ok(false) => st.dropped += 1,
+                        Err(f) => {
+                            let (class, reason) = classify(f);
+                            fail(failed, &event, m.origin, class, reason);
+                            st.failed += 1;
+                        }
+                    }
+                }
+            }
+            Results::Transform(results) => {
+                for ((event, m), r) in events.into_iter().zip(meta).zip(results) {
+                    match r {
+                        Ok(outputs) if outputs.is_empty() => st.dropped += 1,
+                        Ok(outputs) => {
+                            for out in outputs {
+                                next_events.push(derive(&event, out));
+                                next_meta.push(Meta {
+                                    origin: m.origin,
+                                    routes: m.routes.clone(),
+                                });
+                            }
+                        }
+                        Err(f) => {
+                            let (class, reason) = classify(f);
+                            fail(failed, &event, m.origin, class, reason);
+                            st.failed += 1;
+                        }
+                    }
+                }
+            }
+            Results::Route(results) => {
+                for ((event, mut m), r) in events.into_iter().zip(meta).zip(results) {
+                    let routes = match r {
+                        Ok(names) if names.is_empty() => match plan.default_destination {
+                            Some(d) => Ok(vec![d]),
+                            None => Err((FailureClass::Contract, "route returned no destination and the config has no `routing.default`".to_owned())),
+                        },
+                        Ok(names) => resolve(plan, &names),
+                        Err(f) => Err(classify(f)),
+                    };
+                    match routes {
+                        Ok(routes) => {
+                            m.routes = Some(routes);
+                            next_events.push(event);
+                            next_meta.push(m);
+                        }
+                        Err((class, reason)) => {
+                            fail(failed, &event, m.origin, class, reason);
+                            st.failed += 1;
+                        }
+                    }
+                }
+            }
+        }
+        // Siblings of a record that failed here go no further.
+        if st.failed > 0 {
+            let mut keep = next_meta.iter().map(|m| failed[m.origin].is_none());
+            next_events.retain(|_| keep.next().unwrap_or(false));
+            next_meta.retain(|m| failed[m.origin].is_none());
+        }
+        st.output = next_events.len();
+        (next_events, next_meta)
+    }
+}
+
+enum Results {
+    Filter(Vec<Result<bool, Failure>>),
+    Transform(Vec<Result<Vec<Output>, Failure>>),
+    Route(Vec<Result<Vec<String>, Failure>>),
+}
+
+impl Results {
+    fn len(&self) -> usize {
+        match self {
+            Results::Filter(r) => r.len(),
+            Results::Transform(r) => r.len(),
+            Results::Route(r) => r.len(),
+        }
+    }
+}
+
+fn classify(f: Failure) -> (FailureClass, String) {
+    match f {
+        Failure::Invalid(reason) => (FailureClass::Invalid, reason),
+        Failure::Retry(reason) => (FailureClass::Retry, reason),
+    }
+}
+
+fn resolve(plan: &Plan, names: &[String]) -> Result<Vec<DestinationId>, (FailureClass, String)> {
+    let mut ids = Vec::with_capacity(names.len());
+    for name in names {
+        let id = plan.destination(name).ok_or_else(|| {
+            (
+                FailureClass::Contract,
+                format!(
+                    "route named destination `{name}`, which is not defined (defined: {})",
+                    plan.destination_names()
+                ),
+            )
+        })?;
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    Ok(ids)
+}
+
+fn failure_of(
+    event: &Event,
+    index: usize,
+    stage: &str,
+    plugin: Option<&str>,
+    class: FailureClass,
+    reason: String,
+) -> RecordFailure {
+    RecordFailure {
+        index,
+        shard_id: Some(event.shard_id.clone()),
+        sequence_number: Some(event.sequence_number.clone()),
+        stage: stage.to_owned(),
+        plugin: plugin.map(str::to_owned),
+        class,
+        reason,
+    }
+}
+
+/// A transform output as an event, with the lineage of the event it came from.
+fn derive(parent: &Event, out: Output) -> Event {
+    Event {
+        partition_key: out
+            .partition_key
+            .unwrap_or_else(|| parent.partition_key.clone()),
+        sequence_number: parent.sequence_number.clone(),
+        sub_sequence_number: parent.sub_sequence_number,
+        shard_id: parent.shard_id.clone(),
+        arrival_ms: parent.arrival_ms,
+        data: out.data,
+        attributes: out.attributes,
+    }
+}
+
+fn to_event(r: Record) -> Event {
+    Event {
+        partition_key: r.partition_key,
+        sequence_number: r.sequence_number,
+        sub_sequence_number: r.sub_sequence_number,
+        shard_id: r.shard_id,
+        arrival_ms: r.arrival_ms,
+        data: r.data,
+        attributes: r.attributes,
+    }
+}
+
+fn to_record(e: Event) -> Record {
+    Record {
+        shard_id: e.shard_id,
+        sequence_number: e.sequence_number,
+        sub_sequence_number: e.sub_sequence_number,
+        partition_key: e.partition_key,
+        arrival_ms: e.arrival_ms,
+        data: e.data,
+        attributes: e.attributes,
+    }
+}

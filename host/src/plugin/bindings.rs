@@ -1,0 +1,42 @@
+//! The one `bindgen!` site: host-side bindings of the `sluice:plugin` worlds.
+//!
+//! The `filter` world's bindings own the shared `types` and `log` interfaces;
+//! `transform` and `route` reuse them through `with`, so an [`Event`] is one
+//! Rust type whatever the step.
+
+#![allow(missing_docs, reason = "generated code")]
+
+/// The `filter` world (and the shared interfaces).
+pub mod filter {
+    wasmtime::component::bindgen!({
+        world: "filter",
+        path: "../wit",
+    });
+}
+
+/// The `transform` world.
+pub mod transform {
+    wasmtime::component::bindgen!({
+        world: "transform",
+        path: "../wit",
+        with: {
+            "sluice:plugin/types": super::filter::sluice::plugin::types,
+            "sluice:plugin/log": super::filter::sluice::plugin::log,
+        },
+    });
+}
+
+/// The `route` world.
+pub mod route {
+    wasmtime::component::bindgen!({
+        world: "route",
+        path: "../wit",
+        with: {
+            "sluice:plugin/types": super::filter::sluice::plugin::types,
+            "sluice:plugin/log": super::filter::sluice::plugin::log,
+        },
+    });
+}
+
+pub use filter::sluice::plugin::log;
+pub use filter::sluice::plugin::types::{Event, Failure, Output};

@@ -1,0 +1,68 @@
+//! The short, human-readable summary of one batch that `sluice run` prints
+//! and fixture cases keep as `expected/summary.txt`.
+//!
+//! It holds no timings or paths, so it is the same on every machine.
+
+use std::fmt::Write as _;
+
+use crate::config::Plan;
+use crate::dispatch::DispatchReport;
+use crate::pipeline::BatchOutcome;
+
+/// Renders the summary of `outcome` and `report` under `plan`.
+pub fn render(plan: &Plan, outcome: &BatchOutcome, report: &DispatchReport) -> String {
+    let mut s = String::new();
+    let w = &mut s;
+    let step_width = plan.steps.iter().map(|st| st.name.len()).max().unwrap_or(0);
+    let dest_width = plan
+        .destinations
+        .iter()
+        .map(|d| d.name.len())
+        .max()
+        .unwrap_or(0);
+    let _ = writeln!(w, "records in: {}", outcome.records_in);
+    for (i, (step, st)) in plan.steps.iter().zip(&outcome.steps).enumerate() {
+        let _ = writeln!(
+            w,
+            "  step {}  {:<step_width$}  {:<9}  in {:>5}  out {:>5}  dropped {:>5}  failed {:>5}",
+            i + 1,
+            step.name,
+            step.kind.as_str(),
+            st.input,
+            st.output,
+            st.dropped,
+            st.failed,
+        );
+    }
+    let delivered: usize = report.delivered.iter().sum();
+    let _ = writeln!(
+        w,
+        "outputs delivered: {delivered} (records routed: {}, filtered: {}, failed: {})",
+        outcome.records_in - outcome.filtered - outcome.failures.len(),
+        outcome.filtered,
+        outcome.failures.len()
+    );
+    for (d, n) in plan.destinations.iter().zip(&report.delivered) {
+        let _ = writeln!(w, "  {:<dest_width$}  {n:>5}", d.name);
+    }
+    if !outcome.failures.is_empty() {
+        let _ = writeln!(w, "failed records: {}", outcome.failures.len());
+        for f in &outcome.failures {
+            let _ = writeln!(
+                w,
+                "  #{} {}:{} at {}{}: {}: {}",
+                f.index,
+                f.shard_id.as_deref().unwrap_or("?"),
+                f.sequence_number.as_deref().unwrap_or("?"),
+                f.stage,
+                f.plugin
+                    .as_deref()
+                    .map(|p| format!(" ({p})"))
+                    .unwrap_or_default(),
+                f.class.as_str(),
+                f.reason
+            );
+        }
+    }
+    s
+}

@@ -1,0 +1,73 @@
+//! Example `filter` plugin: keeps events whose JSON field matches a configured value.
+//!
+//! Build with `cargo build -p filter-field --target wasm32-wasip2 --release`.
+//!
+//! Settings (the step's `config` table):
+//!
+//! | key | meaning |
+//! |---|---|
+//! | `field` | path of the field: `type`, `user.country` or a JSON Pointer `/user/country` |
+//! | `equals` | keep events whose field equals this value |
+//! | `one_of` | keep events whose field equals one of these values (instead of `equals`) |
+//! | `negate` | `true` inverts the match: keep events whose field does *not* match (default `false`) |
+//! | `keep_if_missing` | what to do when the field is absent (default `false`: drop) |
+//!
+//! A payload that is not JSON fails with `invalid`.
+
+use serde::Deserialize;
+use serde_json::Value;
+use sluice_plugin::{Event, Failure, Filter, json};
+
+/// The step's settings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    field: String,
+    equals: Option<Value>,
+    one_of: Option<Vec<Value>>,
+    #[serde(default)]
+    negate: bool,
+    #[serde(default)]
+    keep_if_missing: bool,
+}
+
+/// Keeps events whose field matches.
+pub struct FieldFilter {
+    field: String,
+    values: Vec<Value>,
+    negate: bool,
+    keep_if_missing: bool,
+}
+
+impl Filter for FieldFilter {
+    type Settings = Settings;
+
+    fn init(s: Settings) -> Result<Self, String> {
+        let values = match (s.equals, s.one_of) {
+            (Some(v), None) => vec![v],
+            (None, Some(vs)) if !vs.is_empty() => vs,
+            (None, Some(_)) => return Err("`one_of` must list at least one value".into()),
+            (Some(_), Some(_)) => return Err("set `equals` or `one_of`, not both".into()),
+            (None, None) => return Err("missing `equals` (or `one_of`)".into()),
+        };
+        if s.field.is_empty() {
+            return Err("`field` must not be empty".into());
+        }
+        Ok(FieldFilter {
+            field: s.field,
+            values,
+            negate: s.negate,
+            keep_if_missing: s.keep_if_missing,
+        })
+    }
+
+    fn filter(&self, event: &Event) -> Result<bool, Failure> {
+        let payload: Value = event.json()?;
+        Ok(match json::lookup(&payload, &self.field) {
+            None => self.keep_if_missing,
+            Some(v) => self.values.contains(v) != self.negate,
+        })
+    }
+}
+
+sluice_plugin::export_filter!(FieldFilter);

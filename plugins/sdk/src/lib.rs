@@ -1,0 +1,385 @@
+//! The Rust SDK for Sluice plugins.
+//!
+//! A Sluice plugin is a WebAssembly component that targets one world of the
+//! `sluice:plugin` WIT package (`filter`, `transform` or `route`). The host
+//! hands a plugin whole batches; this crate hides the batch loop so that a
+//! plugin is a function of one [`Event`]:
+//!
+//! ```ignore
+//! use sluice_plugin::{Event, Failure};
+//!
+//! fn keep(event: &Event) -> Result<bool, Failure> {
+//!     Ok(!event.data.starts_with(br#"{"type":"heartbeat""#))
+//! }
+//!
+//! sluice_plugin::export_filter!(fn keep);
+//! ```
+//!
+//! A plugin with settings implements [`Filter`], [`Transform`] or [`Route`]:
+//! `init` receives the step's `config` table, already deserialized into the
+//! plugin's own `Settings` type, and builds the plugin's state once per
+//! instance (compile regexes and lookup tables there).
+//!
+//! Build with `cargo build --target wasm32-wasip2 --release`: the result is a
+//! component, ready for a pipeline config.
+//!
+//! State kept between batches: an instance lives for many batches (until the
+//! host recycles it after a trap), so anything `init` builds is reused; do not
+//! rely on it surviving forever either.
+
+use std::cell::RefCell;
+use std::thread::LocalKey;
+
+use serde::de::DeserializeOwned;
+
+/// The bindings generated from `wit/`, one module per world.
+///
+/// Plugin authors rarely need these directly; they are public for the export
+/// macros.
+pub mod bindings {
+    /// Bindings of the `filter` world (and the shared types and imports).
+    #[allow(missing_docs, reason = "generated code")]
+    pub mod filter {
+        wit_bindgen::generate!({
+            world: "filter",
+            path: "../../wit",
+            pub_export_macro: true,
+            export_macro_name: "__export_filter_world",
+            default_bindings_module: "sluice_plugin::bindings::filter",
+        });
+    }
+
+    /// Bindings of the `transform` world.
+    #[allow(missing_docs, reason = "generated code")]
+    pub mod transform {
+        wit_bindgen::generate!({
+            world: "transform",
+            path: "../../wit",
+            pub_export_macro: true,
+            export_macro_name: "__export_transform_world",
+            default_bindings_module: "sluice_plugin::bindings::transform",
+            with: {
+                "sluice:plugin/types@0.1.0": crate::bindings::filter::sluice::plugin::types,
+                "sluice:plugin/log@0.1.0": crate::bindings::filter::sluice::plugin::log,
+            },
+        });
+    }
+
+    /// Bindings of the `route` world.
+    #[allow(missing_docs, reason = "generated code")]
+    pub mod route {
+        wit_bindgen::generate!({
+            world: "route",
+            path: "../../wit",
+            pub_export_macro: true,
+            export_macro_name: "__export_route_world",
+            default_bindings_module: "sluice_plugin::bindings::route",
+            with: {
+                "sluice:plugin/types@0.1.0": crate::bindings::filter::sluice::plugin::types,
+                "sluice:plugin/log@0.1.0": crate::bindings::filter::sluice::plugin::log,
+            },
+        });
+    }
+}
+
+pub use bindings::filter::sluice::plugin::types::{Event, Failure, Output};
+
+pub mod json;
+pub mod log;
+
+/// Settings for a plugin that takes none: accepts only an empty `config`.
+#[derive(Debug, Default, Clone, Copy, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoSettings {}
+
+/// A plugin that keeps or drops events (world `filter`).
+pub trait Filter: Sized + 'static {
+    /// The plugin's settings: the step's `config` table, deserialized.
+    type Settings: DeserializeOwned;
+    /// Builds the plugin once per instance; an `Err` fails the pipeline start
+    /// with the message.
+    fn init(settings: Self::Settings) -> Result<Self, String>;
+    /// `Ok(true)` keeps the event, `Ok(false)` drops it.
+    fn filter(&self, event: &Event) -> Result<bool, Failure>;
+}
+
+/// A plugin that turns each event into zero or more outputs (world `transform`).
+pub trait Transform: Sized + 'static {
+    /// The plugin's settings: the step's `config` table, deserialized.
+    type Settings: DeserializeOwned;
+    /// Builds the plugin once per instance.
+    fn init(settings: Self::Settings) -> Result<Self, String>;
+    /// Returns the event's outputs: none drops it, several split it.
+    fn transform(&self, event: Event) -> Result<Vec<Output>, Failure>;
+}
+
+/// A plugin that chooses each event's destinations (world `route`).
+pub trait Route: Sized + 'static {
+    /// The plugin's settings: the step's `config` table, deserialized.
+    type Settings: DeserializeOwned;
+    /// Builds the plugin once per instance.
+    fn init(settings: Self::Settings) -> Result<Self, String>;
+    /// Names the destinations; an empty list means the pipeline's default.
+    fn route(&self, event: &Event) -> Result<Vec<String>, Failure>;
+}
+
+impl Event {
+    /// Parses the payload as JSON into `T`; a parse error becomes
+    /// [`Failure::Invalid`] naming what was expected.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, Failure> {
+        serde_json::from_slice(&self.data)
+            .map_err(|e| Failure::Invalid(format!("payload is not the expected JSON: {e}")))
+    }
+
+    /// The payload as UTF-8 text; invalid UTF-8 becomes [`Failure::Invalid`].
+    pub fn text(&self) -> Result<&str, Failure> {
+        std::str::from_utf8(&self.data)
+            .map_err(|e| Failure::Invalid(format!("payload is not UTF-8: {e}")))
+    }
+
+    /// The value of attribute `key`, if an earlier step set it.
+    pub fn attribute(&self, key: &str) -> Option<&str> {
+        self.attributes
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// An output with this event's partition key and attributes and a new payload.
+    pub fn output(&self, data: Vec<u8>) -> Output {
+        Output {
+            data,
+            partition_key: None,
+            attributes: self.attributes.clone(),
+        }
+    }
+
+    /// Turns the event into an output that carries it on unchanged.
+    pub fn into_output(self) -> Output {
+        Output {
+            data: self.data,
+            partition_key: None,
+            attributes: self.attributes,
+        }
+    }
+}
+
+impl Output {
+    /// An output whose payload is `value` serialized as JSON.
+    pub fn json<T: serde::Serialize>(value: &T) -> Result<Output, Failure> {
+        let data = serde_json::to_vec(value)
+            .map_err(|e| Failure::Invalid(format!("cannot serialize output: {e}")))?;
+        Ok(Output {
+            data,
+            partition_key: None,
+            attributes: Vec::new(),
+        })
+    }
+
+    /// Sets (or replaces) attribute `key`.
+    pub fn with_attribute(mut self, key: impl Into<String>, value: impl Into<String>) -> Output {
+        let key = key.into();
+        let value = value.into();
+        match self.attributes.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = value,
+            None => self.attributes.push((key, value)),
+        }
+        self
+    }
+}
+
+/// Machinery behind the export macros; not a stable API.
+#[doc(hidden)]
+pub mod __rt {
+    use super::*;
+
+    /// Where a plugin instance keeps the state `init` built.
+    pub type State<T> = LocalKey<RefCell<Option<T>>>;
+
+    fn parse_settings<S: DeserializeOwned>(settings: &str) -> Result<S, String> {
+        serde_json::from_str(settings).map_err(|e| format!("invalid settings: {e}"))
+    }
+
+    fn not_initialised<R>(batch_len: usize) -> Vec<Result<R, Failure>> {
+        (0..batch_len)
+            .map(|_| Err(Failure::Retry("plugin was called before `init`".into())))
+            .collect()
+    }
+
+    /// `init` of the `filter` world.
+    pub fn filter_init<T: Filter>(
+        state: &'static State<T>,
+        settings: String,
+    ) -> Result<(), String> {
+        let plugin = T::init(parse_settings(&settings)?)?;
+        state.with(|s| *s.borrow_mut() = Some(plugin));
+        Ok(())
+    }
+
+    /// `filter` of the `filter` world: the batch loop.
+    pub fn filter<T: Filter>(
+        state: &'static State<T>,
+        batch: Vec<Event>,
+    ) -> Vec<Result<bool, Failure>> {
+        state.with(|s| match s.borrow().as_ref() {
+            Some(p) => batch.iter().map(|e| p.filter(e)).collect(),
+            None => not_initialised(batch.len()),
+        })
+    }
+
+    /// `init` of the `transform` world.
+    pub fn transform_init<T: Transform>(
+        state: &'static State<T>,
+        settings: String,
+    ) -> Result<(), String> {
+        let plugin = T::init(parse_settings(&settings)?)?;
+        state.with(|s| *s.borrow_mut() = Some(plugin));
+        Ok(())
+    }
+
+    /// `transform` of the `transform` world: the batch loop.
+    pub fn transform<T: Transform>(
+        state: &'static State<T>,
+        batch: Vec<Event>,
+    ) -> Vec<Result<Vec<Output>, Failure>> {
+        state.with(|s| match s.borrow().as_ref() {
+            Some(p) => batch.into_iter().map(|e| p.transform(e)).collect(),
+            None => not_initialised(batch.len()),
+        })
+    }
+
+    /// `init` of the `route` world.
+    pub fn route_init<T: Route>(state: &'static State<T>, settings: String) -> Result<(), String> {
+        let plugin = T::init(parse_settings(&settings)?)?;
+        state.with(|s| *s.borrow_mut() = Some(plugin));
+        Ok(())
+    }
+
+    /// `route` of the `route` world: the batch loop.
+    pub fn route<T: Route>(
+        state: &'static State<T>,
+        batch: Vec<Event>,
+    ) -> Vec<Result<Vec<String>, Failure>> {
+        state.with(|s| match s.borrow().as_ref() {
+            Some(p) => batch.iter().map(|e| p.route(e)).collect(),
+            None => not_initialised(batch.len()),
+        })
+    }
+}
+
+/// Exports a [`Filter`] type, or a plain function `fn(&Event) -> Result<bool, Failure>`
+/// written as `export_filter!(fn keep)`, as the plugin's `filter` world.
+#[macro_export]
+macro_rules! export_filter {
+    (fn $f:path) => {
+        struct __SluiceFnFilter;
+        impl $crate::Filter for __SluiceFnFilter {
+            type Settings = $crate::NoSettings;
+            fn init(_: $crate::NoSettings) -> ::core::result::Result<Self, ::std::string::String> {
+                Ok(__SluiceFnFilter)
+            }
+            fn filter(&self, event: &$crate::Event) -> ::core::result::Result<bool, $crate::Failure> {
+                $f(event)
+            }
+        }
+        $crate::export_filter!(__SluiceFnFilter);
+    };
+    ($ty:ty) => {
+        ::std::thread_local! {
+            static __SLUICE_STATE: ::core::cell::RefCell<::core::option::Option<$ty>> =
+                const { ::core::cell::RefCell::new(None) };
+        }
+        struct __SluiceGuest;
+        impl $crate::bindings::filter::Guest for __SluiceGuest {
+            fn init(settings: ::std::string::String) -> ::core::result::Result<(), ::std::string::String> {
+                $crate::__rt::filter_init::<$ty>(&__SLUICE_STATE, settings)
+            }
+            fn filter(
+                batch: ::std::vec::Vec<$crate::Event>,
+            ) -> ::std::vec::Vec<::core::result::Result<bool, $crate::Failure>> {
+                $crate::__rt::filter::<$ty>(&__SLUICE_STATE, batch)
+            }
+        }
+        $crate::bindings::filter::__export_filter_world!(__SluiceGuest with_types_in $crate::bindings::filter);
+    };
+}
+
+/// Exports a [`Transform`] type, or a plain function
+/// `fn(Event) -> Result<Vec<Output>, Failure>` written as `export_transform!(fn f)`.
+#[macro_export]
+macro_rules! export_transform {
+    (fn $f:path) => {
+        struct __SluiceFnTransform;
+        impl $crate::Transform for __SluiceFnTransform {
+            type Settings = $crate::NoSettings;
+            fn init(_: $crate::NoSettings) -> ::core::result::Result<Self, ::std::string::String> {
+                Ok(__SluiceFnTransform)
+            }
+            fn transform(
+                &self,
+                event: $crate::Event,
+            ) -> ::core::result::Result<::std::vec::Vec<$crate::Output>, $crate::Failure> {
+                $f(event)
+            }
+        }
+        $crate::export_transform!(__SluiceFnTransform);
+    };
+    ($ty:ty) => {
+        ::std::thread_local! {
+            static __SLUICE_STATE: ::core::cell::RefCell<::core::option::Option<$ty>> =
+                const { ::core::cell::RefCell::new(None) };
+        }
+        struct __SluiceGuest;
+        impl $crate::bindings::transform::Guest for __SluiceGuest {
+            fn init(settings: ::std::string::String) -> ::core::result::Result<(), ::std::string::String> {
+                $crate::__rt::transform_init::<$ty>(&__SLUICE_STATE, settings)
+            }
+            fn transform(
+                batch: ::std::vec::Vec<$crate::Event>,
+            ) -> ::std::vec::Vec<::core::result::Result<::std::vec::Vec<$crate::Output>, $crate::Failure>> {
+                $crate::__rt::transform::<$ty>(&__SLUICE_STATE, batch)
+            }
+        }
+        $crate::bindings::transform::__export_transform_world!(__SluiceGuest with_types_in $crate::bindings::transform);
+    };
+}
+
+/// Exports a [`Route`] type, or a plain function
+/// `fn(&Event) -> Result<Vec<String>, Failure>` written as `export_route!(fn f)`.
+#[macro_export]
+macro_rules! export_route {
+    (fn $f:path) => {
+        struct __SluiceFnRoute;
+        impl $crate::Route for __SluiceFnRoute {
+            type Settings = $crate::NoSettings;
+            fn init(_: $crate::NoSettings) -> ::core::result::Result<Self, ::std::string::String> {
+                Ok(__SluiceFnRoute)
+            }
+            fn route(
+                &self,
+                event: &$crate::Event,
+            ) -> ::core::result::Result<::std::vec::Vec<::std::string::String>, $crate::Failure> {
+                $f(event)
+            }
+        }
+        $crate::export_route!(__SluiceFnRoute);
+    };
+    ($ty:ty) => {
+        ::std::thread_local! {
+            static __SLUICE_STATE: ::core::cell::RefCell<::core::option::Option<$ty>> =
+                const { ::core::cell::RefCell::new(None) };
+        }
+        struct __SluiceGuest;
+        impl $crate::bindings::route::Guest for __SluiceGuest {
+            fn init(settings: ::std::string::String) -> ::core::result::Result<(), ::std::string::String> {
+                $crate::__rt::route_init::<$ty>(&__SLUICE_STATE, settings)
+            }
+            fn route(
+                batch: ::std::vec::Vec<$crate::Event>,
+            ) -> ::std::vec::Vec<::core::result::Result<::std::vec::Vec<::std::string::String>, $crate::Failure>> {
+                $crate::__rt::route::<$ty>(&__SLUICE_STATE, batch)
+            }
+        }
+        $crate::bindings::route::__export_route_world!(__SluiceGuest with_types_in $crate::bindings::route);
+    };
+}
