@@ -60,7 +60,8 @@ pub struct RecordFailure {
     pub shard_id: Option<String>,
     /// Its sequence number, if known (always known past decoding).
     pub sequence_number: Option<String>,
-    /// Where it failed: `decode`, a step name, or `destination <name>`.
+    /// Where it failed: `event` (decoding), a step name, `routing`, or
+    /// `destination <name>`.
     pub stage: String,
     /// The plugin's name, when a plugin failed it.
     pub plugin: Option<String>,
@@ -169,7 +170,7 @@ impl Pipeline {
                 index: r.index,
                 shard_id: r.shard_id,
                 sequence_number: r.sequence_number,
-                stage: "decode".into(),
+                stage: "event".into(),
                 plugin: None,
                 class: FailureClass::Decode,
                 reason: r.reason,

@@ -50,16 +50,16 @@ pub fn render(plan: &Plan, outcome: &BatchOutcome, report: &DispatchReport) -> S
         for f in &outcome.failures {
             let _ = writeln!(
                 w,
-                "  #{} {}:{} at {}{}: {}: {}",
+                "  #{} {}:{} [{}] {}{}: {}",
                 f.index,
                 f.shard_id.as_deref().unwrap_or("?"),
                 f.sequence_number.as_deref().unwrap_or("?"),
+                f.class.as_str(),
                 f.stage,
                 f.plugin
                     .as_deref()
                     .map(|p| format!(" ({p})"))
                     .unwrap_or_default(),
-                f.class.as_str(),
                 f.reason
             );
         }

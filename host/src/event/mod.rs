@@ -1,7 +1,8 @@
 //! Kinesis events in, Sluice batches out.
 //!
 //! [`decode`] reads the JSON that Lambda's Kinesis event source mapping sends
-//! (`{"Records": [...]}`, the `aws_lambda_events` shape) and yields a [`Batch`]
+//! (`{"Records": [...]}`, the shape of `aws_lambda_events`' `KinesisEvent`)
+//! and yields a [`Batch`]
 //! of Sluice's own [`Record`]s: payload already base64-decoded, lineage (shard
 //! id, sequence number, arrival time) kept on every record.
 //!
@@ -10,7 +11,9 @@
 //! dropped: it becomes a [`Rejected`] entry naming its position, sequence
 //! number if known, and the reason, so the pipeline can report it.
 
-use aws_lambda_events::event::kinesis::KinesisEventRecord;
+use std::borrow::Cow;
+
+use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -89,6 +92,33 @@ struct Envelope<'a> {
     records: Vec<&'a RawValue>,
 }
 
+/// The fields of a Lambda Kinesis record that Sluice uses, borrowed from the
+/// input where possible; other fields are ignored.
+///
+/// Not `aws_lambda_events::KinesisEventRecord`: its `SecondTimestamp` reads
+/// the fraction of `approximateArrivalTimestamp` as a count of milliseconds
+/// (`1700000000.5` becomes `…000.005`), and its catch-all `flatten` field
+/// buffers every record. A test checks both agree on real Lambda events.
+#[derive(Deserialize)]
+struct RecordIn<'a> {
+    #[serde(rename = "eventID", borrow, default)]
+    event_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    kinesis: KinesisIn<'a>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct KinesisIn<'a> {
+    #[serde(borrow)]
+    partition_key: Cow<'a, str>,
+    #[serde(borrow)]
+    sequence_number: Cow<'a, str>,
+    #[serde(borrow)]
+    data: Cow<'a, str>,
+    approximate_arrival_timestamp: f64,
+}
+
 /// Just enough of a record to name it when it does not decode.
 #[derive(Deserialize, Default)]
 #[serde(default)]
@@ -142,27 +172,48 @@ pub fn decode(json: &[u8], source_name: &str) -> Result<Batch, EventError> {
 }
 
 fn decode_record(raw: &RawValue) -> Result<Record, String> {
-    let record: KinesisEventRecord = serde_json::from_str(raw.get()).map_err(|e| e.to_string())?;
+    let record: RecordIn<'_> = match serde_json::from_str(raw.get()) {
+        Ok(r) => r,
+        // Slow path, errors only: decode again to learn which field is wrong.
+        Err(e) => return Err(explain(raw, e)),
+    };
     let k = record.kinesis;
     if k.sequence_number.is_empty() {
-        return Err("`kinesis.sequenceNumber` is missing".into());
+        return Err("field `kinesis.sequenceNumber` is empty".into());
     }
-    let sequence_number = k.sequence_number;
     let shard_id = shard_of(record.event_id.as_deref())
-        .ok_or("`eventID` is missing or not `<shardId>:<sequenceNumber>`")?
+        .ok_or("field `eventID` is missing or not `<shardId>:<sequenceNumber>`")?
         .to_owned();
-    let partition_key = k.partition_key;
-    let arrival_ms = u64::try_from(k.approximate_arrival_timestamp.0.timestamp_millis())
-        .map_err(|_| "`kinesis.approximateArrivalTimestamp` is before 1970")?;
+    let data = base64::engine::general_purpose::STANDARD
+        .decode(k.data.as_bytes())
+        .map_err(|e| format!("field `kinesis.data` is not valid base64: {e}"))?;
+    let secs = k.approximate_arrival_timestamp;
+    if !(secs.is_finite() && secs >= 0.0) {
+        return Err(format!(
+            "field `kinesis.approximateArrivalTimestamp` is not a time: {secs}"
+        ));
+    }
     Ok(Record {
         shard_id,
-        sequence_number,
+        sequence_number: k.sequence_number.into_owned(),
         sub_sequence_number: None,
-        partition_key,
-        arrival_ms,
-        data: k.data.0,
+        partition_key: k.partition_key.into_owned(),
+        // Seconds with a fraction -> whole milliseconds.
+        arrival_ms: (secs * 1000.0).round() as u64,
+        data,
         attributes: Vec::new(),
     })
+}
+
+/// Names the field that failed to decode, when serde can tell.
+fn explain(raw: &RawValue, error: serde_json::Error) -> String {
+    let mut de = serde_json::Deserializer::from_str(raw.get());
+    match serde_path_to_error::deserialize::<_, RecordIn<'_>>(&mut de) {
+        Err(e) if e.path().iter().next().is_some() => {
+            format!("field `{}`: {}", e.path(), e.inner())
+        }
+        _ => error.to_string(),
+    }
 }
 
 fn shard_of(event_id: Option<&str>) -> Option<&str> {
@@ -240,6 +291,50 @@ mod tests {
         assert_eq!(r.sequence_number.as_deref(), Some("2"));
         assert_eq!(r.shard_id.as_deref(), Some("shardId-000000000001"));
         assert!(!r.reason.is_empty());
+    }
+
+    #[test]
+    fn agrees_with_aws_lambda_events_on_a_lambda_event() {
+        // The sample event from the AWS Lambda documentation (3-digit fraction).
+        let json = r#"{"Records":[{"kinesis":{"kinesisSchemaVersion":"1.0","partitionKey":"1",
+            "sequenceNumber":"49590338271490256608559692538361571095921575989136588898",
+            "data":"SGVsbG8sIHRoaXMgaXMgYSB0ZXN0Lg==","approximateArrivalTimestamp":1545084650.987},
+            "eventSource":"aws:kinesis","eventVersion":"1.0",
+            "eventID":"shardId-000000000006:49590338271490256608559692538361571095921575989136588898",
+            "eventName":"aws:kinesis:record","invokeIdentityArn":"arn:aws:iam::123456789012:role/lambda-role",
+            "awsRegion":"us-east-2","eventSourceARN":"arn:aws:kinesis:us-east-2:123456789012:stream/lambda-stream"}]}"#;
+        let ours = decode(json.as_bytes(), "e.json").unwrap();
+        let theirs: aws_lambda_events::event::kinesis::KinesisEvent =
+            serde_json::from_str(json).unwrap();
+        let (r, t) = (&ours.records[0], &theirs.records[0].kinesis);
+        assert_eq!(r.data, t.data.0);
+        assert_eq!(r.data, b"Hello, this is a test.");
+        assert_eq!(r.sequence_number, t.sequence_number);
+        assert_eq!(r.partition_key, t.partition_key);
+        assert_eq!(
+            r.arrival_ms as i64,
+            t.approximate_arrival_timestamp.0.timestamp_millis()
+        );
+        assert_eq!(r.shard_id, "shardId-000000000006");
+    }
+
+    #[test]
+    fn fractional_arrival_times_keep_their_value() {
+        let json = record("e30=", "1").replace("1.0", "1700000000.25");
+        let batch = decode(format!(r#"{{"Records":[{json}]}}"#).as_bytes(), "e.json").unwrap();
+        assert_eq!(batch.records[0].arrival_ms, 1_700_000_000_250);
+    }
+
+    #[test]
+    fn a_missing_field_is_named_with_its_path() {
+        let json = r#"{"Records":[{"eventID":"s:1","kinesis":{"partitionKey":"pk","data":"e30=","approximateArrivalTimestamp":1.0}}]}"#;
+        let batch = decode(json.as_bytes(), "e.json").unwrap();
+        let reason = &batch.rejected[0].reason;
+        assert!(reason.contains("kinesis"), "{reason}");
+        assert!(
+            reason.contains("missing field `sequenceNumber`"),
+            "{reason}"
+        );
     }
 
     #[test]

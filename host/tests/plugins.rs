@@ -1,0 +1,162 @@
+//! Loading plugins: every way a component can be wrong is caught at start-up
+//! with a message that names the step and the plugin.
+
+use std::path::{Path, PathBuf};
+
+use host::config::{self, Plan};
+use host::pipeline::Pipeline;
+use host::plugin::Runtime;
+use host::test_plugins::{FILTER_FIELD, REDACT, ROUTE_FIELD};
+
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(name: &str) -> Dir {
+        let dir =
+            std::env::temp_dir().join(format!("sluice-plugins-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Dir(dir)
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn plan(dir: &Path, kind: &str, plugin: &str, extra: &str) -> Plan {
+    let text = format!(
+        "[[steps]]\nname = \"the-step\"\nkind = \"{kind}\"\nplugin = {plugin:?}\n{extra}\n\
+         [destinations.out]\ntype = \"stdout\"\n"
+    );
+    config::parse(&text, &dir.join("pipeline.toml")).unwrap()
+}
+
+fn load_error(plan: Plan) -> String {
+    let runtime = Runtime::new().unwrap();
+    match Pipeline::load(&runtime, plan) {
+        Ok(_) => panic!("the pipeline loaded"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn a_file_that_is_not_wasm_is_refused_with_its_name() {
+    let dir = Dir::new("not-wasm");
+    std::fs::write(dir.0.join("junk.wasm"), b"this is not webassembly").unwrap();
+    let e = load_error(plan(&dir.0, "filter", "junk.wasm", ""));
+    assert!(e.contains("step `the-step`"), "{e}");
+    assert!(e.contains("junk.wasm"), "{e}");
+    assert!(e.contains("is not a valid WebAssembly component"), "{e}");
+}
+
+#[test]
+fn a_core_module_is_not_a_component() {
+    let dir = Dir::new("core");
+    std::fs::write(dir.0.join("core.wasm"), wat::parse_str("(module)").unwrap()).unwrap();
+    let e = load_error(plan(&dir.0, "filter", "core.wasm", ""));
+    assert!(
+        e.contains("core.wasm` is not a valid WebAssembly component"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_plugin_for_another_world_lacks_the_export() {
+    let dir = Dir::new("world");
+    let e = load_error(plan(
+        &dir.0,
+        "transform",
+        FILTER_FIELD,
+        "config = { field = \"a\", equals = 1 }",
+    ));
+    assert!(
+        e.contains("step `the-step` is a `transform` step, but plugin"),
+        "{e}"
+    );
+    assert!(e.contains("filter_field.wasm"), "{e}");
+    assert!(e.contains("sluice:plugin/transform"), "{e}");
+}
+
+#[test]
+fn an_import_sluice_does_not_offer_is_named() {
+    let dir = Dir::new("import");
+    let component = wat::parse_str(
+        r#"(component
+             (import "acme:secrets/vault@1.0.0" (instance (export "read" (func (result string))))))"#,
+    )
+    .unwrap();
+    std::fs::write(dir.0.join("greedy.wasm"), component).unwrap();
+    let e = load_error(plan(&dir.0, "filter", "greedy.wasm", ""));
+    assert!(
+        e.contains("greedy.wasm` needs an import Sluice does not offer"),
+        "{e}"
+    );
+    assert!(e.contains("acme:secrets/vault@1.0.0"), "{e}");
+}
+
+#[test]
+fn a_sha256_pin_that_does_not_match_is_refused() {
+    let dir = Dir::new("pin");
+    let e = load_error(plan(
+        &dir.0,
+        "route",
+        ROUTE_FIELD,
+        &format!("sha256 = \"{}\"", "0".repeat(64)),
+    ));
+    assert!(e.contains("has SHA-256"), "{e}");
+    assert!(
+        e.contains(&format!("the config pins {}", "0".repeat(64))),
+        "{e}"
+    );
+}
+
+#[test]
+fn bad_settings_are_rejected_by_init_naming_the_step() {
+    let dir = Dir::new("settings");
+    let e = load_error(plan(
+        &dir.0,
+        "filter",
+        FILTER_FIELD,
+        "config = { field = \"type\" }",
+    ));
+    assert!(e.contains("step `the-step`: plugin"), "{e}");
+    assert!(
+        e.contains("rejected its config: missing `equals` (or `one_of`)"),
+        "{e}"
+    );
+
+    let e = load_error(plan(
+        &dir.0,
+        "transform",
+        REDACT,
+        "config = { feilds = [\"email\"] }",
+    ));
+    assert!(
+        e.contains("rejected its config: invalid settings: unknown field `feilds`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn the_example_plugins_load_for_their_own_kinds() {
+    let dir = Dir::new("ok");
+    let runtime = Runtime::new().unwrap();
+    for (kind, plugin, cfg) in [
+        (
+            "filter",
+            FILTER_FIELD,
+            "config = { field = \"a\", equals = 1 }",
+        ),
+        ("transform", REDACT, ""),
+        (
+            "route",
+            ROUTE_FIELD,
+            "config = { field = \"a\", routes = {} }",
+        ),
+    ] {
+        Pipeline::load(&runtime, plan(&dir.0, kind, plugin, cfg))
+            .unwrap_or_else(|e| panic!("{kind}: {e}"));
+    }
+}
