@@ -1,15 +1,21 @@
-//! A loaded pipeline with its destinations: what the CLI (and, later, the
-//! Lambda handler) runs batches through.
+//! A loaded pipeline with its destinations: what the CLI and the Lambda
+//! handler run batches through.
+//!
+//! [`App::load`] is the cold start: fetch the config (a path or `s3://`),
+//! fetch every plugin it names, verify pins, compile and start the plugins,
+//! open the destinations. Anything wrong fails here, once, with a message
+//! naming the config field, step, plugin or destination.
 
-use std::path::Path;
+use std::time::Instant;
 
 use anyhow::Context as _;
 
-use crate::config::{self, Plan};
+use crate::aws::Aws;
+use crate::config::{self, ConfigError, DestinationKind, Location, Plan};
 use crate::dispatch::{self, DispatchReport};
 use crate::event::Batch;
 use crate::pipeline::{BatchOutcome, Pipeline};
-use crate::plugin::Runtime;
+use crate::plugin::{PluginError, Runtime};
 use crate::sink::Sink;
 
 /// One batch's result: the outcome per record and what each destination took.
@@ -28,20 +34,90 @@ pub struct App {
 }
 
 impl App {
-    /// Loads the config at `path`, compiles and starts every plugin, and opens
-    /// every destination.
-    pub fn load(path: &Path) -> anyhow::Result<App> {
-        let plan = config::load(path)?;
+    /// Cold start from `config`: a path or an `s3://bucket/key` URI. AWS
+    /// clients are created only if the config, a plugin or a destination
+    /// lives in AWS.
+    pub async fn load(config: &str) -> anyhow::Result<App> {
+        let origin = Location::parse(config)
+            .map_err(|m| anyhow::anyhow!("pipeline config location: {m}"))?;
+        let mut aws = None;
+        let text =
+            match &origin {
+                Location::File(path) => {
+                    std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+                        source_name: origin.to_string(),
+                        error: e.to_string(),
+                    })?
+                }
+                Location::S3 { bucket, key } => {
+                    let client = aws.get_or_insert(Aws::from_env().await);
+                    let bytes = client.get_object(bucket, key).await.map_err(|error| {
+                        ConfigError::Read {
+                            source_name: origin.to_string(),
+                            error,
+                        }
+                    })?;
+                    String::from_utf8(bytes).map_err(|e| ConfigError::Read {
+                        source_name: origin.to_string(),
+                        error: format!("not UTF-8 text: {e}"),
+                    })?
+                }
+            };
+        let plan = config::parse(&text, &origin)?;
+        if aws.is_none() && needs_aws(&plan) {
+            aws = Some(Aws::from_env().await);
+        }
+        App::from_plan(plan, aws.as_ref()).await
+    }
+
+    /// Fetches the plan's plugins, compiles them and opens its destinations.
+    pub async fn from_plan(plan: Plan, aws: Option<&Aws>) -> anyhow::Result<App> {
+        let started = Instant::now();
+        let mut components = Vec::with_capacity(plan.steps.len());
+        for step in &plan.steps {
+            let read_error = |error: String| PluginError::Read {
+                step: step.name.clone(),
+                plugin: step.plugin.to_string(),
+                error,
+            };
+            let bytes = match (&step.plugin, aws) {
+                (Location::File(path), _) => {
+                    std::fs::read(path).map_err(|e| read_error(e.to_string()))?
+                }
+                (Location::S3 { bucket, key }, Some(aws)) => {
+                    aws.get_object(bucket, key).await.map_err(read_error)?
+                }
+                (Location::S3 { .. }, None) => {
+                    return Err(read_error("no AWS clients were set up".into()).into());
+                }
+            };
+            components.push(bytes);
+        }
+        let fetched = started.elapsed();
         let sinks = plan
             .destinations
             .iter()
-            .map(Sink::open)
+            .map(|d| Sink::open(d, aws))
             .collect::<Result<Vec<_>, _>>()?;
-        App::with_sinks(plan, sinks)
+        let runtime = Runtime::new()?;
+        let mut bytes = components.iter();
+        let pipeline = Pipeline::load_with(plan, |step| {
+            let component = bytes.next().expect("one component per step");
+            runtime.load_bytes(step, &step.plugin.to_string(), component)
+        })
+        .context("loading the pipeline's plugins")?;
+        tracing::info!(
+            target: "sluice.app.load",
+            steps = pipeline.plan().steps.len(),
+            fetch_ms = fetched.as_secs_f64() * 1e3,
+            total_ms = started.elapsed().as_secs_f64() * 1e3,
+            "pipeline ready"
+        );
+        Ok(App { pipeline, sinks })
     }
 
-    /// Builds the pipeline of `plan` with the given sinks (indexed like
-    /// `plan.destinations`).
+    /// Builds the pipeline of a local `plan` with the given sinks (indexed
+    /// like `plan.destinations`): fixtures and tests use in-memory sinks.
     pub fn with_sinks(plan: Plan, sinks: Vec<Sink>) -> anyhow::Result<App> {
         anyhow::ensure!(
             sinks.len() == plan.destinations.len(),
@@ -50,8 +126,7 @@ impl App {
             plan.destinations.len()
         );
         let runtime = Runtime::new()?;
-        let pipeline = Pipeline::load(&runtime, plan)
-            .with_context(|| "loading the pipeline's plugins".to_string())?;
+        let pipeline = Pipeline::load(&runtime, plan).context("loading the pipeline's plugins")?;
         Ok(App { pipeline, sinks })
     }
 
@@ -70,11 +145,31 @@ impl App {
         &mut self.pipeline
     }
 
-    /// Runs `batch` through the pipeline and delivers the outputs.
-    pub async fn process(&mut self, batch: Batch) -> Report {
+    /// Runs `batch` through the pipeline and delivers the outputs, holding
+    /// back what follows a failed record on its shard. Sending stops at
+    /// `deadline`; what was not sent is reported as failed.
+    pub async fn process(&mut self, batch: Batch, deadline: Option<Instant>) -> Report {
         let mut outcome = self.pipeline.run(batch);
-        let dispatch =
-            dispatch::dispatch(self.pipeline.plan(), &mut outcome, &mut self.sinks).await;
+        dispatch::defer_after_failures(&mut outcome);
+        let dispatch = dispatch::dispatch(
+            self.pipeline.plan(),
+            &mut outcome,
+            &mut self.sinks,
+            deadline,
+        )
+        .await;
         Report { outcome, dispatch }
     }
+}
+
+fn needs_aws(plan: &Plan) -> bool {
+    plan.steps
+        .iter()
+        .any(|s| matches!(s.plugin, Location::S3 { .. }))
+        || plan.destinations.iter().any(|d| {
+            matches!(
+                d.kind,
+                DestinationKind::Sqs { .. } | DestinationKind::S3 { .. }
+            )
+        })
 }

@@ -111,7 +111,7 @@ async fn run_case(
     let mut actual = BTreeMap::new();
     match event::decode(&json, &event_path.display().to_string()) {
         Ok(batch) => {
-            let report = app.process(batch).await;
+            let report = app.process(batch, None).await;
             actual.insert(
                 "summary.txt".to_owned(),
                 crate::summary::render(app.plan(), &report.outcome, &report.dispatch),

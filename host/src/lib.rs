@@ -16,13 +16,18 @@
 //! - [`pipeline`] runs the plan's steps over a batch: one guest call per step per batch.
 //! - [`sink`] holds the destinations; [`dispatch`] hands each its outputs.
 //! - [`fixture`] runs golden-file test cases for plugin authors.
-//! - [`app`] puts them together for the CLI (and the Lambda entry point).
+//! - [`app`] is the cold start (config, plugins and destinations, from disk
+//!   or S3); [`lambda`] serves Lambda invocations with it, and the `sluice`
+//!   binary is both the Lambda bootstrap and the local CLI.
+//! - [`aws`] builds the AWS clients once.
 
 pub mod app;
+pub mod aws;
 pub mod config;
 pub mod dispatch;
 pub mod event;
 pub mod fixture;
+pub mod lambda;
 pub mod logging;
 pub mod pipeline;
 pub mod plugin;

@@ -109,6 +109,9 @@ pub struct BatchOutcome {
     pub failures: Vec<RecordFailure>,
     /// Input records that produced no output and did not fail.
     pub filtered: usize,
+    /// Input records whose outputs were held back because an earlier record
+    /// of the same shard failed (Lambda redelivers them).
+    pub deferred: usize,
     /// Per-step counts, in step order.
     pub steps: Vec<StepStats>,
 }
@@ -135,9 +138,18 @@ impl Pipeline {
     /// Compiles every step's plugin and starts one instance of each, so that
     /// a bad plugin or bad settings fail here, at start-up.
     pub fn load(runtime: &Runtime, plan: Plan) -> Result<Pipeline, PluginError> {
+        Pipeline::load_with(plan, |step| runtime.load(step))
+    }
+
+    /// Like [`Pipeline::load`], with `load` making each step's [`Plugin`]
+    /// (the Lambda cold start fetches plugins from S3 first).
+    pub fn load_with(
+        plan: Plan,
+        mut load: impl FnMut(&crate::config::StepPlan) -> Result<Plugin, PluginError>,
+    ) -> Result<Pipeline, PluginError> {
         let mut steps = Vec::with_capacity(plan.steps.len());
         for step in &plan.steps {
-            let plugin = runtime.load(step)?;
+            let plugin = load(step)?;
             let instance = plugin.instantiate()?;
             steps.push(Step {
                 kind: step.kind,

@@ -37,10 +37,11 @@ pub fn render(plan: &Plan, outcome: &BatchOutcome, report: &DispatchReport) -> S
     let delivered: usize = report.delivered.iter().sum();
     let _ = writeln!(
         w,
-        "outputs delivered: {delivered} (records routed: {}, filtered: {}, failed: {})",
-        outcome.records_in - outcome.filtered - outcome.failures.len(),
+        "outputs delivered: {delivered} (records routed: {}, filtered: {}, failed: {}, held back: {})",
+        outcome.records_in - outcome.filtered - outcome.failures.len() - outcome.deferred,
         outcome.filtered,
-        outcome.failures.len()
+        outcome.failures.len(),
+        outcome.deferred,
     );
     for (d, n) in plan.destinations.iter().zip(&report.delivered) {
         let _ = writeln!(w, "  {:<dest_width$}  {n:>5}", d.name);

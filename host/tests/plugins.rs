@@ -30,7 +30,7 @@ fn plan(dir: &Path, kind: &str, plugin: &str, extra: &str) -> Plan {
         "[[steps]]\nname = \"the-step\"\nkind = \"{kind}\"\nplugin = {plugin:?}\n{extra}\n\
          [destinations.out]\ntype = \"stdout\"\n"
     );
-    config::parse(&text, &dir.join("pipeline.toml")).unwrap()
+    config::parse(&text, &config::Location::File(dir.join("pipeline.toml"))).unwrap()
 }
 
 fn load_error(plan: Plan) -> String {

@@ -1,4 +1,8 @@
-//! The `sluice` command: run a pipeline on a Kinesis event file, or check a config.
+//! The `sluice` command: the Lambda bootstrap and the local CLI.
+//!
+//! Started by the Lambda runtime (no arguments, `AWS_LAMBDA_RUNTIME_API` set)
+//! or as `sluice lambda`, it serves invocations; otherwise it runs a pipeline
+//! on a Kinesis event file, checks a config, or runs fixture cases.
 //!
 //! Run with `cargo run --release -- run --config examples/clickstream/pipeline.toml
 //! --event examples/clickstream/events/example-kinesis-event.json`.
@@ -10,7 +14,7 @@ use std::time::Instant;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use host::app::App;
-use host::{config, event, logging, pipeline, plugin, summary};
+use host::{event, logging, summary};
 
 /// Run WebAssembly plugins on Kinesis records.
 #[derive(Parser)]
@@ -22,20 +26,23 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Runs a pipeline on a Kinesis event file and writes its outputs.
+    /// Serves Lambda invocations (what the Lambda bootstrap does), with the
+    /// pipeline config named by `SLUICE_CONFIG`.
+    Lambda,
+    /// Runs a pipeline on a Kinesis event file and delivers its outputs.
     Run {
-        /// The pipeline config (TOML).
+        /// The pipeline config (TOML): a path or `s3://bucket/key`.
         #[arg(long, short)]
-        config: PathBuf,
+        config: String,
         /// A Kinesis event, as Lambda delivers it (JSON).
         #[arg(long, short)]
         event: PathBuf,
     },
     /// Validates a config and loads every plugin, without running anything.
     Check {
-        /// The pipeline config (TOML).
+        /// The pipeline config (TOML): a path or `s3://bucket/key`.
         #[arg(long, short)]
-        config: PathBuf,
+        config: String,
     },
     /// Runs the golden-file cases under a pipeline folder (or a folder of pipelines).
     Test {
@@ -48,9 +55,30 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let started_by_lambda =
+        std::env::args_os().len() == 1 && std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some();
+    let command = if started_by_lambda {
+        Command::Lambda
+    } else {
+        Cli::parse().command
+    };
+    if let Command::Lambda = command {
+        logging::init(logging::Mode::Lambda);
+        return match runtime().map(|rt| rt.block_on(host::lambda::run())) {
+            Ok(Ok(())) => ExitCode::SUCCESS,
+            Ok(Err(e)) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     logging::init(logging::Mode::Cli);
-    let result = match cli.command {
+    let result = match command {
+        Command::Lambda => unreachable!("handled above"),
         Command::Run { config, event } => run(config, event),
         Command::Check { config } => check(config),
         Command::Test { dir, bless } => test(dir, bless),
@@ -64,12 +92,19 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(config_path: PathBuf, event_path: PathBuf) -> anyhow::Result<ExitCode> {
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn run(config: String, event_path: PathBuf) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let json = std::fs::read(&event_path)
         .with_context(|| format!("cannot read event file `{}`", event_path.display()))?;
     let batch = event::decode(&json, &event_path.display().to_string())?;
-    let mut app = App::load(&config_path)?;
+    let rt = runtime()?;
+    let mut app = rt.block_on(App::load(&config))?;
     let loaded = started.elapsed();
     if batch.is_empty() {
         eprintln!(
@@ -77,11 +112,8 @@ fn run(config_path: PathBuf, event_path: PathBuf) -> anyhow::Result<ExitCode> {
             event_path.display()
         );
     }
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
     let batch_started = Instant::now();
-    let report = rt.block_on(app.process(batch));
+    let report = rt.block_on(app.process(batch, None));
     let ran = batch_started.elapsed();
     print!(
         "{}",
@@ -104,13 +136,10 @@ fn run(config_path: PathBuf, event_path: PathBuf) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn check(config_path: PathBuf) -> anyhow::Result<ExitCode> {
-    let plan = config::load(&config_path)?;
-    let runtime = plugin::Runtime::new()?;
-    let n = plan.steps.len();
-    let pipeline = pipeline::Pipeline::load(&runtime, plan)?;
-    let plan = pipeline.plan();
-    println!("{}: ok", config_path.display());
+fn check(config: String) -> anyhow::Result<ExitCode> {
+    let app = runtime()?.block_on(App::load(&config))?;
+    let plan = app.plan();
+    println!("{config}: ok");
     for (i, step) in plan.steps.iter().enumerate() {
         println!(
             "  step {}  {}  {}  {}",
@@ -120,10 +149,10 @@ fn check(config_path: PathBuf) -> anyhow::Result<ExitCode> {
             step.plugin
         );
     }
-    for d in &plan.destinations {
-        println!("  destination {}", d.name);
+    for sink in app.sinks() {
+        println!("  destination {}  {}", sink.name(), sink.describe());
     }
-    println!("{n} plugins loaded");
+    println!("{} plugins loaded", plan.steps.len());
     Ok(ExitCode::SUCCESS)
 }
 

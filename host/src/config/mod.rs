@@ -9,37 +9,41 @@
 //! Errors name the file, the field path and what was expected, e.g.
 //! ``pipeline.toml: steps[1] (`redact`): plugin `./redact.wasm` does not exist``.
 
+pub mod location;
 pub mod raw;
+pub mod template;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+pub use location::Location;
 pub use raw::{Format, StepKind};
+pub use template::Template;
 
 /// Something is wrong with a pipeline config.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("cannot read pipeline config `{}`: {error}", path.display())]
+    #[error("cannot read pipeline config `{source_name}`: {error}")]
     Read {
-        /// The config file.
-        path: PathBuf,
+        /// The config's location.
+        source_name: String,
         /// Why.
-        error: std::io::Error,
+        error: String,
     },
     /// The file is not valid TOML, or does not match the schema.
-    #[error("{}: {message}", path.display())]
+    #[error("{source_name}: {message}")]
     Parse {
-        /// The config file.
-        path: PathBuf,
+        /// The config's location.
+        source_name: String,
         /// The parser's message, with line, column and field.
         message: String,
     },
     /// The config parsed but a rule across fields is broken.
-    #[error("{}: {field}: {message}", path.display())]
+    #[error("{source_name}: {field}: {message}")]
     Invalid {
-        /// The config file.
-        path: PathBuf,
+        /// The config's location.
+        source_name: String,
         /// Where: a field path such as ``steps[1] (`redact`).plugin``.
         field: String,
         /// What is wrong and what was expected.
@@ -50,8 +54,8 @@ pub enum ConfigError {
 /// A validated pipeline: what the runtime is built from.
 #[derive(Debug, Clone)]
 pub struct Plan {
-    /// The config file it came from.
-    pub source: PathBuf,
+    /// Where the config came from.
+    pub source: Location,
     /// The steps, in order.
     pub steps: Vec<StepPlan>,
     /// The destinations, sorted by name; a [`DestinationId`] indexes this.
@@ -71,26 +75,11 @@ pub struct StepPlan {
     /// Which world its plugin implements.
     pub kind: StepKind,
     /// Where the plugin's component is.
-    pub plugin: PluginSource,
+    pub plugin: Location,
     /// The expected SHA-256 of the component, if pinned.
     pub sha256: Option<[u8; 32]>,
     /// The step's `config` table as JSON text, handed to the plugin's `init`.
     pub settings_json: String,
-}
-
-/// Where a plugin's component comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PluginSource {
-    /// A file on the local disk, resolved against the config's directory.
-    File(PathBuf),
-}
-
-impl std::fmt::Display for PluginSource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            PluginSource::File(p) => write!(f, "{}", p.display()),
-        }
-    }
 }
 
 /// One validated destination.
@@ -117,7 +106,47 @@ pub enum DestinationKind {
         /// How outputs are encoded.
         format: Format,
     },
+    /// An SQS queue.
+    Sqs {
+        /// The queue URL.
+        queue_url: String,
+        /// Whether it is a FIFO queue (its URL ends in `.fifo`).
+        fifo: bool,
+        /// FIFO only: the message group id template.
+        group_id: Option<Template>,
+        /// The largest message and the largest batch request, in bytes.
+        max_message_bytes: usize,
+        /// How the body is encoded.
+        format: Format,
+    },
+    /// An S3 bucket: one object per batch and shard.
+    S3 {
+        /// The bucket.
+        bucket: String,
+        /// The key template.
+        key: Template,
+        /// How outputs are encoded, one per line.
+        format: Format,
+        /// Whether the object is gzip-compressed.
+        gzip: bool,
+        /// The object's content type.
+        content_type: String,
+    },
 }
+
+/// Placeholders of an SQS FIFO group id template.
+pub const GROUP_ID_PLACEHOLDERS: &[&str] = &["partition_key", "shard"];
+/// Placeholders of an S3 key template.
+pub const S3_KEY_PLACEHOLDERS: &[&str] = &[
+    "shard",
+    "first_seq",
+    "last_seq",
+    "yyyy",
+    "mm",
+    "dd",
+    "hh",
+    "destination",
+];
 
 impl Plan {
     /// The destination called `name`.
@@ -141,27 +170,30 @@ impl Plan {
 /// Reads, parses and validates the pipeline config at `path`.
 pub fn load(path: &Path) -> Result<Plan, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
-        path: path.to_owned(),
-        error,
+        source_name: path.display().to_string(),
+        error: error.to_string(),
     })?;
-    parse(&text, path)
+    parse(&text, &Location::File(path.to_owned()))
 }
 
-/// Parses and validates config `text`; `path` names it in errors and is the
-/// base for relative paths.
-pub fn parse(text: &str, path: &Path) -> Result<Plan, ConfigError> {
+/// Parses and validates config `text`; `origin` names it in errors and is the
+/// base for relative references.
+pub fn parse(text: &str, origin: &Location) -> Result<Plan, ConfigError> {
     let raw: raw::Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
-        path: path.to_owned(),
+        source_name: origin.to_string(),
         message: e.to_string().trim_end().to_owned(),
     })?;
-    validate(raw, path)
+    validate(raw, origin)
 }
 
 /// Checks the rules that span fields and resolves every reference.
-pub fn validate(raw: raw::Config, path: &Path) -> Result<Plan, ConfigError> {
-    let base = path.parent().unwrap_or(Path::new("."));
+pub fn validate(raw: raw::Config, origin: &Location) -> Result<Plan, ConfigError> {
+    let base = match origin {
+        Location::File(path) => path.parent().unwrap_or(Path::new(".")).to_owned(),
+        Location::S3 { .. } => Default::default(),
+    };
     let invalid = |field: String, message: String| ConfigError::Invalid {
-        path: path.to_owned(),
+        source_name: origin.to_string(),
         field,
         message,
     };
@@ -187,6 +219,82 @@ pub fn validate(raw: raw::Config, path: &Path) -> Result<Plan, ConfigError> {
                 }
             }
             raw::Destination::Stdout { format } => DestinationKind::Stdout { format },
+            raw::Destination::Sqs {
+                queue_url,
+                message_group_id,
+                max_message_bytes,
+                format,
+            } => {
+                if !(queue_url.starts_with("https://") || queue_url.starts_with("http://")) {
+                    return Err(invalid(
+                        format!("{field}.queue_url"),
+                        format!(
+                            "`{queue_url}` is not a queue URL: expected `https://sqs.<region>.amazonaws.com/<account>/<queue>`"
+                        ),
+                    ));
+                }
+                let fifo = queue_url.ends_with(".fifo");
+                let group_id = match (fifo, message_group_id) {
+                    (true, t) => Some(
+                        Template::parse(
+                            t.as_deref().unwrap_or("{partition_key}"),
+                            GROUP_ID_PLACEHOLDERS,
+                        )
+                        .map_err(|m| invalid(format!("{field}.message_group_id"), m))?,
+                    ),
+                    (false, None) => None,
+                    (false, Some(_)) => {
+                        return Err(invalid(
+                            format!("{field}.message_group_id"),
+                            "is only for FIFO queues (a queue URL ending in `.fifo`)".into(),
+                        ));
+                    }
+                };
+                if !(1024..=(1 << 20)).contains(&max_message_bytes) {
+                    return Err(invalid(
+                        format!("{field}.max_message_bytes"),
+                        format!("{max_message_bytes} is out of range: expected 1024 to 1048576"),
+                    ));
+                }
+                DestinationKind::Sqs {
+                    queue_url,
+                    fifo,
+                    group_id,
+                    max_message_bytes,
+                    format,
+                }
+            }
+            raw::Destination::S3 {
+                bucket,
+                key,
+                format,
+                gzip,
+                content_type,
+            } => {
+                if bucket.is_empty() || bucket.contains('/') {
+                    return Err(invalid(
+                        format!("{field}.bucket"),
+                        format!("`{bucket}` is not a bucket name"),
+                    ));
+                }
+                let key = Template::parse(&key, S3_KEY_PLACEHOLDERS)
+                    .map_err(|m| invalid(format!("{field}.key"), m))?;
+                if !(key.uses("shard") && key.uses("first_seq")) {
+                    return Err(invalid(
+                        format!("{field}.key"),
+                        format!(
+                            "`{key}` must use `{{shard}}` and `{{first_seq}}`, so that every batch writes its own object and a retried batch writes the same one"
+                        ),
+                    ));
+                }
+                DestinationKind::S3 {
+                    bucket,
+                    key,
+                    format,
+                    gzip,
+                    content_type: content_type.unwrap_or_else(|| "application/x-ndjson".into()),
+                }
+            }
         };
         destinations.push(DestinationPlan { name, kind });
     }
@@ -209,27 +317,21 @@ pub fn validate(raw: raw::Config, path: &Path) -> Result<Plan, ConfigError> {
         if step.plugin.is_empty() {
             return Err(invalid(format!("{at}.plugin"), "must not be empty".into()));
         }
-        let plugin = if let Some(rest) = step.plugin.strip_prefix("s3://") {
+        let plugin = origin
+            .join(&step.plugin)
+            .map_err(|m| invalid(format!("{at}.plugin"), m))?;
+        if let Location::File(file) = &plugin
+            && !file.is_file()
+        {
             return Err(invalid(
                 format!("{at}.plugin"),
                 format!(
-                    "`s3://{rest}`: plugins from S3 are loaded by the Lambda function only; locally, name a file"
+                    "plugin `{}` does not exist (resolved to `{}`)",
+                    step.plugin,
+                    file.display()
                 ),
             ));
-        } else {
-            let file = base.join(&step.plugin);
-            if !file.is_file() {
-                return Err(invalid(
-                    format!("{at}.plugin"),
-                    format!(
-                        "plugin `{}` does not exist (resolved to `{}`)",
-                        step.plugin,
-                        file.display()
-                    ),
-                ));
-            }
-            PluginSource::File(file)
-        };
+        }
         let sha256 = step
             .sha256
             .as_deref()
@@ -252,7 +354,7 @@ pub fn validate(raw: raw::Config, path: &Path) -> Result<Plan, ConfigError> {
     }
 
     let mut plan = Plan {
-        source: path.to_owned(),
+        source: origin.clone(),
         steps,
         destinations,
         default_destination: None,
@@ -314,7 +416,7 @@ mod tests {
     use super::*;
 
     fn err(text: &str) -> String {
-        parse(text, Path::new("/nonexistent/pipeline.toml"))
+        parse(text, &Location::File("/nonexistent/pipeline.toml".into()))
             .unwrap_err()
             .to_string()
     }
@@ -368,7 +470,7 @@ mod tests {
     fn single_destination_is_the_default() {
         let plan = parse(
             "[destinations.out]\ntype = \"stdout\"\n",
-            Path::new("p.toml"),
+            &Location::File("p.toml".into()),
         )
         .unwrap();
         assert_eq!(plan.default_destination, Some(0));

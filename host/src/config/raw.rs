@@ -87,6 +87,47 @@ pub enum Destination {
         #[serde(default)]
         format: Format,
     },
+    /// `type = "sqs"`: sends each output as one SQS message (standard or FIFO).
+    Sqs {
+        /// `queue_url = "https://sqs.eu-west-1.amazonaws.com/123456789012/orders.fifo"`;
+        /// a URL ending in `.fifo` is a FIFO queue.
+        queue_url: String,
+        /// `message_group_id = "{partition_key}"`: FIFO only; the group id
+        /// template, with `{partition_key}` and `{shard}`. Default `{partition_key}`.
+        message_group_id: Option<String>,
+        /// `max_message_bytes = 1048576`: the largest message (body plus
+        /// attributes) and the largest `SendMessageBatch` request. Default 1 MiB.
+        #[serde(default = "default_max_message_bytes")]
+        max_message_bytes: usize,
+        /// `format = "raw" | "envelope"`: the message body; default `raw`.
+        #[serde(default)]
+        format: Format,
+    },
+    /// `type = "s3"`: writes one object per batch (per shard) with every output, one per line.
+    S3 {
+        /// `bucket = "acme-archive"`.
+        bucket: String,
+        /// `key = "clicks/{yyyy}/{mm}/{dd}/{hh}/{shard}-{first_seq}-{last_seq}.jsonl.gz"`:
+        /// the object key template. Placeholders: `{shard}`, `{first_seq}`,
+        /// `{last_seq}`, `{yyyy}`, `{mm}`, `{dd}`, `{hh}` (the first record's
+        /// arrival time, UTC) and `{destination}`. Must use `{shard}` and
+        /// `{first_seq}`, so that keys are unique and a retried batch writes
+        /// the same key.
+        key: String,
+        /// `format = "raw" | "envelope"`: see [`Format`]; default `raw`.
+        #[serde(default)]
+        format: Format,
+        /// `gzip = true`: compress the object (`Content-Encoding: gzip`). Default `false`.
+        #[serde(default)]
+        gzip: bool,
+        /// `content_type = "application/x-ndjson"`: the object's content type (that is the default).
+        content_type: Option<String>,
+    },
+}
+
+/// 1 MiB: SQS's message size limit.
+pub const fn default_max_message_bytes() -> usize {
+    1 << 20
 }
 
 /// How an output is written as one line.

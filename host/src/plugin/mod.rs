@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, Store};
 
-use crate::config::{PluginSource, StepKind, StepPlan};
+use crate::config::{Location, StepKind, StepPlan};
 use bindings::filter::{Filter, FilterPre};
 use bindings::route::{Route, RoutePre};
 use bindings::transform::{Transform, TransformPre};
@@ -33,7 +33,7 @@ pub const DEFAULT_MEMORY_BYTES: usize = 128 << 20;
 /// A plugin could not be loaded or started.
 #[derive(Debug, thiserror::Error)]
 pub enum PluginError {
-    /// The component file could not be read.
+    /// The component could not be read or fetched.
     #[error("step `{step}`: cannot read plugin `{plugin}`: {error}")]
     Read {
         /// The step.
@@ -41,7 +41,7 @@ pub enum PluginError {
         /// The plugin's location.
         plugin: String,
         /// Why.
-        error: std::io::Error,
+        error: String,
     },
     /// The component's digest differs from the step's `sha256` pin.
     #[error(
@@ -145,15 +145,21 @@ impl Runtime {
         &self.engine
     }
 
-    /// Reads, verifies, compiles and pre-instantiates the plugin of `step`.
+    /// Reads a local plugin file, then verifies, compiles and
+    /// pre-instantiates it. (Plugins in S3 are fetched by the caller, which
+    /// then calls [`Runtime::load_bytes`].)
     pub fn load(&self, step: &StepPlan) -> Result<Plugin, PluginError> {
         let location = step.plugin.to_string();
+        let read_error = |error: String| PluginError::Read {
+            step: step.name.clone(),
+            plugin: location.clone(),
+            error,
+        };
         let bytes = match &step.plugin {
-            PluginSource::File(path) => std::fs::read(path).map_err(|error| PluginError::Read {
-                step: step.name.clone(),
-                plugin: location.clone(),
-                error,
-            })?,
+            Location::File(path) => std::fs::read(path).map_err(|e| read_error(e.to_string()))?,
+            Location::S3 { .. } => {
+                return Err(read_error("S3 plugins must be fetched first".into()));
+            }
         };
         self.load_bytes(step, &location, &bytes)
     }

@@ -9,31 +9,41 @@ use crate::config::Format;
 use crate::pipeline::Routed;
 
 /// Appends outputs to a file, one line each.
+///
+/// The file (and its folder) is created, or truncated, at the first send of
+/// the process, so a run's outputs replace the previous run's and a mere
+/// `sluice check` writes nothing.
 #[derive(Debug)]
 pub struct FileSink {
     name: String,
     path: PathBuf,
     format: Format,
-    file: File,
+    file: Option<File>,
 }
 
 impl FileSink {
-    /// Creates (or truncates) the file and its parent directories.
-    pub fn create(name: &str, path: &Path, format: Format) -> Result<FileSink, SinkError> {
-        let error = |what: &str, e: std::io::Error| SinkError {
-            destination: name.to_owned(),
-            message: format!("cannot {what} `{}`: {e}", path.display()),
-        };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| error("create the directory of", e))?;
-        }
-        let file = File::create(path).map_err(|e| error("create", e))?;
-        Ok(FileSink {
+    /// A sink for `path`; nothing is written until the first send.
+    pub fn new(name: &str, path: &Path, format: Format) -> FileSink {
+        FileSink {
             name: name.to_owned(),
             path: path.to_owned(),
             format,
-            file,
-        })
+            file: None,
+        }
+    }
+
+    fn open(&mut self) -> Result<&mut File, SinkError> {
+        if self.file.is_none() {
+            let error = |what: &str, e: std::io::Error| SinkError {
+                destination: self.name.clone(),
+                message: format!("cannot {what} `{}`: {e}", self.path.display()),
+            };
+            if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| error("create the directory of", e))?;
+            }
+            self.file = Some(File::create(&self.path).map_err(|e| error("create", e))?);
+        }
+        Ok(self.file.as_mut().expect("just opened"))
     }
 
     /// The destination's name.
@@ -52,12 +62,13 @@ impl FileSink {
         for r in outputs {
             encode(self.format, r, &mut buf);
         }
-        let mut w = BufWriter::new(&mut self.file);
+        let (name, path) = (self.name.clone(), self.path.clone());
+        let mut w = BufWriter::new(self.open()?);
         w.write_all(&buf)
             .and_then(|()| w.flush())
             .map_err(|e| SinkError {
-                destination: self.name.clone(),
-                message: format!("cannot write `{}`: {e}", self.path.display()),
+                destination: name,
+                message: format!("cannot write `{}`: {e}", path.display()),
             })
     }
 }

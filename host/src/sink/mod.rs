@@ -1,20 +1,36 @@
 //! Destinations: where routed outputs are delivered.
 //!
 //! [`Sink`] is the one seam between the pipeline and the outside world; each
-//! kind of destination is a variant: a local [`file::FileSink`], standard
-//! output, or a [`memory::MemorySink`] for tests and dry runs. [`encode`]
-//! turns one output into one line in the destination's [`Format`].
+//! kind of destination is a variant: an [`sqs::SqsSink`] queue, an
+//! [`s3::S3Sink`] bucket, a local [`file::FileSink`], standard output, or a
+//! [`memory::MemorySink`] for tests and dry runs. [`encode`] turns one output
+//! into one line in the destination's [`Format`].
+//!
+//! A send reports, per output, what was not delivered ([`SendFailure`]);
+//! delivery is all-or-nothing only where the destination is (a file, an S3 object).
 
 pub mod file;
 pub mod memory;
+pub mod s3;
+pub mod sqs;
 
 use std::io::Write as _;
 
 use base64::Engine as _;
 use serde::ser::{SerializeMap, Serializer};
 
+use crate::aws::Aws;
 use crate::config::{DestinationKind, DestinationPlan, Format};
 use crate::pipeline::Routed;
+
+/// An output a destination did not take.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendFailure {
+    /// Its position in the slice given to [`Sink::send`].
+    pub output: usize,
+    /// Why, naming the resource (queue URL, object key, file).
+    pub reason: String,
+}
 
 /// A destination could not take a batch of outputs.
 #[derive(Debug, thiserror::Error)]
@@ -40,15 +56,52 @@ pub enum Sink {
     },
     /// An in-memory buffer (tests, `sluice test`, dry runs).
     Memory(memory::MemorySink),
+    /// An SQS queue.
+    Sqs(sqs::SqsSink),
+    /// An S3 bucket.
+    S3(s3::S3Sink),
 }
 
 impl Sink {
-    /// Opens the destination described by `plan`. A file destination is
-    /// truncated here, once, so a run's outputs replace the previous run's.
-    pub fn open(plan: &DestinationPlan) -> Result<Sink, SinkError> {
+    /// Opens the destination described by `plan` (nothing is sent or written yet).
+    /// SQS and S3 destinations need `aws`.
+    pub fn open(plan: &DestinationPlan, aws: Option<&Aws>) -> Result<Sink, SinkError> {
+        let need_aws = || SinkError {
+            destination: plan.name.clone(),
+            message: "an AWS destination, but no AWS clients were set up".into(),
+        };
         Ok(match &plan.kind {
+            DestinationKind::Sqs {
+                queue_url,
+                group_id,
+                max_message_bytes,
+                format,
+                ..
+            } => Sink::Sqs(sqs::SqsSink::new(
+                &plan.name,
+                aws.ok_or_else(need_aws)?.sqs.clone(),
+                queue_url,
+                group_id.clone(),
+                *max_message_bytes,
+                *format,
+            )),
+            DestinationKind::S3 {
+                bucket,
+                key,
+                format,
+                gzip,
+                content_type,
+            } => Sink::S3(s3::S3Sink::new(
+                &plan.name,
+                aws.ok_or_else(need_aws)?.s3.clone(),
+                bucket,
+                key.clone(),
+                *format,
+                *gzip,
+                content_type,
+            )),
             DestinationKind::File { path, format } => {
-                Sink::File(file::FileSink::create(&plan.name, path, *format)?)
+                Sink::File(file::FileSink::new(&plan.name, path, *format))
             }
             DestinationKind::Stdout { format } => Sink::Stdout {
                 name: plan.name.clone(),
@@ -63,6 +116,8 @@ impl Sink {
             Sink::File(f) => f.name(),
             Sink::Stdout { name, .. } => name,
             Sink::Memory(m) => m.name(),
+            Sink::Sqs(q) => q.name(),
+            Sink::S3(b) => b.name(),
         }
     }
 
@@ -72,29 +127,42 @@ impl Sink {
             Sink::File(f) => format!("file {}", f.path().display()),
             Sink::Stdout { .. } => "stdout".into(),
             Sink::Memory(_) => "memory".into(),
+            Sink::Sqs(q) => format!("sqs {}", q.queue_url()),
+            Sink::S3(b) => format!("s3://{}", b.bucket()),
         }
     }
 
-    /// Delivers `outputs` in order; all or nothing.
-    pub async fn send(&mut self, outputs: &[&Routed]) -> Result<(), SinkError> {
+    /// Delivers `outputs` in order; returns those that were not delivered.
+    pub async fn send(&mut self, outputs: &[&Routed]) -> Vec<SendFailure> {
+        let all_failed = |reason: String| {
+            (0..outputs.len())
+                .map(|output| SendFailure {
+                    output,
+                    reason: reason.clone(),
+                })
+                .collect()
+        };
         match self {
-            Sink::File(f) => f.send(outputs),
-            Sink::Stdout { name, format } => {
+            Sink::Sqs(q) => q.send(outputs).await,
+            Sink::S3(b) => b.send(outputs).await,
+            Sink::File(f) => match f.send(outputs) {
+                Ok(()) => Vec::new(),
+                Err(e) => all_failed(e.message),
+            },
+            Sink::Stdout { format, .. } => {
                 let mut buf = Vec::with_capacity(outputs.len() * 256);
                 for r in outputs {
                     encode(*format, r, &mut buf);
                 }
                 let mut out = std::io::stdout().lock();
-                out.write_all(&buf)
-                    .and_then(|()| out.flush())
-                    .map_err(|e| SinkError {
-                        destination: name.clone(),
-                        message: format!("cannot write to stdout: {e}"),
-                    })
+                match out.write_all(&buf).and_then(|()| out.flush()) {
+                    Ok(()) => Vec::new(),
+                    Err(e) => all_failed(format!("cannot write to stdout: {e}")),
+                }
             }
             Sink::Memory(m) => {
                 m.send(outputs);
-                Ok(())
+                Vec::new()
             }
         }
     }

@@ -1,0 +1,199 @@
+//! The AWS Lambda function: cold start once, then one Kinesis batch per invocation.
+//!
+//! Cold start reads `SLUICE_CONFIG` (an `s3://bucket/key` URI or a path) and
+//! builds the [`App`]; a bad config or plugin ends the process with the error
+//! logged, which Lambda reports as an init error. Each invocation returns a
+//! `KinesisEventResponse` whose `batchItemFailures` name, per shard, the
+//! sequence number of the first record that must be retried (Lambda
+//! checkpoints there and redelivers it and everything after it); the list is
+//! empty when everything was delivered.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use aws_lambda_events::event::streams::{KinesisBatchItemFailure, KinesisEventResponse};
+use lambda_runtime::{LambdaEvent, service_fn};
+use serde_json::value::RawValue;
+use tokio::sync::Mutex;
+
+use crate::app::App;
+use crate::event;
+use crate::pipeline::BatchOutcome;
+
+/// The environment variable naming the pipeline config.
+pub const CONFIG_VAR: &str = "SLUICE_CONFIG";
+
+/// Time kept in hand before the Lambda deadline: sending stops this early.
+pub const DEADLINE_MARGIN: Duration = Duration::from_millis(1500);
+
+/// Runs the Lambda function: cold start, then serve invocations until Lambda
+/// stops the process.
+pub async fn run() -> Result<(), lambda_runtime::Error> {
+    let started = Instant::now();
+    let config = std::env::var(CONFIG_VAR).map_err(|_| {
+        let msg = format!(
+            "{CONFIG_VAR} is not set: set it to the pipeline config, `s3://<bucket>/<key>` or a path"
+        );
+        tracing::error!(target: "sluice.lambda.init", "{msg}");
+        msg
+    })?;
+    let app = match App::load(&config).await {
+        Ok(app) => app,
+        Err(e) => {
+            let msg = format!("cold start failed: {e:#}");
+            tracing::error!(target: "sluice.lambda.init", config = %config, error = %format!("{e:#}"), "cold start failed");
+            return Err(msg.into());
+        }
+    };
+    tracing::info!(
+        target: "sluice.lambda.init",
+        config = %config,
+        init_ms = started.elapsed().as_secs_f64() * 1e3,
+        "ready"
+    );
+    let app = Mutex::new(app);
+    let app = &app;
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<Box<RawValue>>| async move {
+            let mut app = app.lock().await;
+            handle(&mut app, event).await
+        },
+    ))
+    .await
+}
+
+/// Handles one invocation.
+pub async fn handle(
+    app: &mut App,
+    event: LambdaEvent<Box<RawValue>>,
+) -> Result<KinesisEventResponse, lambda_runtime::Error> {
+    let started = Instant::now();
+    let deadline = deadline_of(event.context.deadline);
+    let batch = event::decode(event.payload.get().as_bytes(), "invocation")?;
+    let records = batch.len();
+    let report = app.process(batch, Some(deadline)).await;
+    let response = response(&report.outcome)?;
+    tracing::info!(
+        target: "sluice.lambda.invoke",
+        request_id = %event.context.request_id,
+        records,
+        delivered = report.dispatch.delivered.iter().sum::<usize>(),
+        filtered = report.outcome.filtered,
+        failed = report.outcome.failures.len(),
+        held_back = report.outcome.deferred,
+        checkpoints = response.batch_item_failures.len(),
+        elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+        "batch done"
+    );
+    for f in &report.outcome.failures {
+        tracing::warn!(
+            target: "sluice.lambda.record",
+            shard = f.shard_id.as_deref().unwrap_or(""),
+            sequence_number = f.sequence_number.as_deref().unwrap_or(""),
+            stage = %f.stage,
+            plugin = f.plugin.as_deref().unwrap_or(""),
+            class = f.class.as_str(),
+            reason = %f.reason,
+            "record failed"
+        );
+    }
+    Ok(response)
+}
+
+/// The partial-batch response for `outcome`: per shard, the first failed record.
+///
+/// A failed record whose sequence number is unknown cannot be a checkpoint,
+/// so the whole invocation fails instead (Lambda retries the batch).
+pub fn response(outcome: &BatchOutcome) -> Result<KinesisEventResponse, String> {
+    let mut failures: Vec<KinesisBatchItemFailure> = Vec::new();
+    let mut shards: Vec<&str> = Vec::new();
+    for f in &outcome.failures {
+        let Some(seq) = f.sequence_number.as_deref().filter(|s| !s.is_empty()) else {
+            return Err(format!(
+                "record #{} failed ({}: {}) and has no sequence number to retry from; failing the whole batch",
+                f.index, f.stage, f.reason
+            ));
+        };
+        let shard = f.shard_id.as_deref().unwrap_or("");
+        if shards.contains(&shard) {
+            continue;
+        }
+        shards.push(shard);
+        let mut item = KinesisBatchItemFailure::default();
+        item.item_identifier = Some(seq.to_owned());
+        failures.push(item);
+    }
+    let mut response = KinesisEventResponse::default();
+    response.batch_item_failures = failures;
+    Ok(response)
+}
+
+/// The instant to stop sending: the Lambda deadline (ms since the epoch)
+/// less [`DEADLINE_MARGIN`].
+fn deadline_of(deadline_ms: u64) -> Instant {
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let remaining = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
+    Instant::now() + remaining.saturating_sub(DEADLINE_MARGIN)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::{FailureClass, RecordFailure};
+
+    fn failure(index: usize, shard: &str, seq: Option<&str>) -> RecordFailure {
+        RecordFailure {
+            index,
+            shard_id: Some(shard.into()),
+            sequence_number: seq.map(str::to_owned),
+            stage: "s".into(),
+            plugin: None,
+            class: FailureClass::Retry,
+            reason: "r".into(),
+        }
+    }
+
+    #[test]
+    fn empty_when_nothing_failed() {
+        let r = response(&BatchOutcome::default()).unwrap();
+        assert!(r.batch_item_failures.is_empty());
+        assert_eq!(
+            serde_json::to_string(&r).unwrap(),
+            r#"{"batchItemFailures":[]}"#
+        );
+    }
+
+    #[test]
+    fn first_failure_per_shard() {
+        let outcome = BatchOutcome {
+            failures: vec![
+                failure(1, "a", Some("11")),
+                failure(2, "b", Some("22")),
+                failure(3, "a", Some("33")),
+            ],
+            ..BatchOutcome::default()
+        };
+        let r = response(&outcome).unwrap();
+        let ids: Vec<_> = r
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.clone().unwrap())
+            .collect();
+        assert_eq!(ids, ["11", "22"]);
+    }
+
+    #[test]
+    fn a_failure_without_sequence_number_fails_the_invocation() {
+        let outcome = BatchOutcome {
+            failures: vec![failure(0, "a", None)],
+            ..BatchOutcome::default()
+        };
+        assert!(
+            response(&outcome)
+                .unwrap_err()
+                .contains("no sequence number")
+        );
+    }
+}
