@@ -38,9 +38,14 @@ impl App {
     /// clients are created only if the config, a plugin or a destination
     /// lives in AWS.
     pub async fn load(config: &str) -> anyhow::Result<App> {
+        App::load_with(config, None).await
+    }
+
+    /// Like [`App::load`], with AWS clients made by the caller (tests point
+    /// them at a local endpoint).
+    pub async fn load_with(config: &str, mut aws: Option<Aws>) -> anyhow::Result<App> {
         let origin = Location::parse(config)
             .map_err(|m| anyhow::anyhow!("pipeline config location: {m}"))?;
-        let mut aws = None;
         let text =
             match &origin {
                 Location::File(path) => {

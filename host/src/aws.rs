@@ -34,7 +34,25 @@ pub struct Aws {
 impl Aws {
     /// Loads the shared configuration from the environment and builds the clients.
     pub async fn from_env() -> Aws {
-        let shared = aws_config::defaults(BehaviorVersion::latest())
+        Aws::build(aws_config::defaults(BehaviorVersion::latest())).await
+    }
+
+    /// Clients for an AWS-compatible endpoint (such as a local moto server)
+    /// with static credentials: for tests and local runs.
+    pub async fn for_endpoint(endpoint_url: &str, region: &str, access_key: &str) -> Aws {
+        let credentials =
+            aws_sdk_s3::config::Credentials::new(access_key, "secret", None, None, "sluice-static");
+        Aws::build(
+            aws_config::defaults(BehaviorVersion::latest())
+                .endpoint_url(endpoint_url)
+                .region(aws_config::Region::new(region.to_owned()))
+                .credentials_provider(credentials),
+        )
+        .await
+    }
+
+    async fn build(loader: aws_config::ConfigLoader) -> Aws {
+        let shared = loader
             .timeout_config(
                 TimeoutConfig::builder()
                     .connect_timeout(CONNECT_TIMEOUT)

@@ -7,7 +7,7 @@ import base64, json, os, sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 ARN = "arn:aws:kinesis:eu-west-1:123456789012:stream/clickstream"
 BASE_SEQ = 49590338271490256608559692538361571095921575989136588800
-T0 = 1795334400.0  # 2026-11-22T00:00:00Z
+T0 = 1795334400.0  # 2026-11-22T08:00:00Z
 
 
 def record(payload, shard=0, n=0, key=None, raw=None):

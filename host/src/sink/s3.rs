@@ -84,25 +84,28 @@ impl S3Sink {
         })
     }
 
-    /// Writes `outputs`, one object per shard; returns the outputs not delivered.
+    /// Writes `outputs`, one object per shard (in each, the shard's outputs in
+    /// order); returns the outputs not delivered.
     pub async fn send(&self, outputs: &[&Routed]) -> Vec<SendFailure> {
+        let mut shards: Vec<(&str, Vec<usize>)> = Vec::new();
+        for (i, r) in outputs.iter().enumerate() {
+            let shard = r.record.shard_id.as_str();
+            match shards.iter_mut().find(|(s, _)| *s == shard) {
+                Some((_, idx)) => idx.push(i),
+                None => shards.push((shard, vec![i])),
+            }
+        }
         let mut failures = Vec::new();
-        let mut start = 0;
-        while start < outputs.len() {
-            let shard = &outputs[start].record.shard_id;
-            let end = start
-                + outputs[start..]
-                    .iter()
-                    .take_while(|r| &r.record.shard_id == shard)
-                    .count();
-            if let Err(reason) = self.put(&outputs[start..end]).await {
-                failures.extend((start..end).map(|output| SendFailure {
+        for (_, idx) in shards {
+            let group: Vec<&Routed> = idx.iter().map(|&i| outputs[i]).collect();
+            if let Err(reason) = self.put(&group).await {
+                failures.extend(idx.into_iter().map(|output| SendFailure {
                     output,
                     reason: reason.clone(),
                 }));
             }
-            start = end;
         }
+        failures.sort_by_key(|f| f.output);
         failures
     }
 

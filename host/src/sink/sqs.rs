@@ -81,21 +81,41 @@ impl SqsSink {
     }
 
     /// Sends `outputs` in order; returns the ones that were not delivered.
+    ///
+    /// Once an output of a shard fails, the later outputs of that shard are
+    /// not sent (they fail too, and come again with the retried batch), so
+    /// the queue sees each shard in order.
     pub async fn send(&self, outputs: &[&Routed]) -> Vec<SendFailure> {
-        let mut failures = Vec::new();
+        let mut failures: Vec<SendFailure> = Vec::new();
+        let mut failed_shards: Vec<&str> = Vec::new();
         let mut batch: Vec<Entry> = Vec::with_capacity(MAX_BATCH_ENTRIES);
         let mut batch_bytes = 0;
         let mut body = Vec::new();
         for (i, r) in outputs.iter().enumerate() {
+            let shard = r.record.shard_id.as_str();
+            if failed_shards.contains(&shard) {
+                failures.push(SendFailure {
+                    output: i,
+                    reason: format!("not sent: an earlier output of `{shard}` was not delivered"),
+                });
+                continue;
+            }
             let entry = match self.entry(i, r, &mut body) {
                 Ok(e) => e,
                 Err(reason) => {
+                    failed_shards.push(shard);
                     failures.push(SendFailure { output: i, reason });
                     continue;
                 }
             };
             if batch.len() == MAX_BATCH_ENTRIES || batch_bytes + entry.bytes > self.max_bytes {
-                failures.extend(self.send_batch(std::mem::take(&mut batch)).await);
+                let failed = self.send_batch(std::mem::take(&mut batch)).await;
+                failed_shards.extend(
+                    failed
+                        .iter()
+                        .map(|f| outputs[f.output].record.shard_id.as_str()),
+                );
+                failures.extend(failed);
                 batch_bytes = 0;
             }
             batch_bytes += entry.bytes;

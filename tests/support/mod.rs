@@ -1,0 +1,257 @@
+//! Test utilities for the end-to-end tests: a moto server on a free loopback
+//! port (stopped when dropped), AWS SDK clients for it, and helpers to set up
+//! buckets, queues and the example pipeline in it.
+
+#![allow(dead_code, reason = "each test binary uses a different subset")]
+
+use std::io::{Read as _, Write as _};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use host::aws::Aws;
+
+/// The region every test uses.
+pub const REGION: &str = "eu-west-1";
+
+/// A moto server on 127.0.0.1, killed on drop.
+pub struct Moto {
+    child: Child,
+    /// `http://127.0.0.1:<port>`.
+    pub endpoint: String,
+    /// The port.
+    pub port: u16,
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("binding 127.0.0.1:0")
+}
+
+impl Moto {
+    /// Starts `moto_server` and waits until it answers. `env` is added to its
+    /// environment (e.g. `INITIAL_NO_AUTH_ACTION_COUNT` to enforce IAM).
+    pub fn start_with(env: &[(&str, &str)]) -> Moto {
+        let port = free_port();
+        let mut cmd = Command::new("moto_server");
+        cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().unwrap_or_else(|e| {
+            panic!("cannot start `moto_server` ({e}); `tests/run` installs it: pip install 'moto[server]'")
+        });
+        let moto = Moto {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            port,
+        };
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(60) {
+            if http_get(port, "/moto-api/")
+                .is_some_and(|r| r.starts_with("HTTP/1.0 200") || r.starts_with("HTTP/1.1 200"))
+            {
+                return moto;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("moto_server did not answer on port {port} within 60 s");
+    }
+
+    /// Starts a plain moto server.
+    pub fn start() -> Moto {
+        Moto::start_with(&[])
+    }
+
+    /// SDK clients for this server.
+    pub async fn aws(&self) -> Aws {
+        Aws::for_endpoint(&self.endpoint, REGION, "testing").await
+    }
+
+    /// Stops the server now.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn http_get(port: u16, path: &str) -> Option<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    Some(buf)
+}
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Creates a bucket.
+pub async fn create_bucket(aws: &Aws, bucket: &str) {
+    aws.s3
+        .create_bucket()
+        .bucket(bucket)
+        .create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(REGION))
+                .build(),
+        )
+        .send()
+        .await
+        .expect("creating a bucket");
+}
+
+/// Uploads `body` to `s3://bucket/key`.
+pub async fn put(aws: &Aws, bucket: &str, key: &str, body: Vec<u8>) {
+    aws.s3
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(body.into())
+        .send()
+        .await
+        .expect("uploading an object");
+}
+
+/// Creates a queue (FIFO if its name ends in `.fifo`) and returns its URL.
+pub async fn create_queue(aws: &Aws, name: &str) -> String {
+    let mut req = aws.sqs.create_queue().queue_name(name);
+    if name.ends_with(".fifo") {
+        req = req.attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true");
+    }
+    req.send()
+        .await
+        .expect("creating a queue")
+        .queue_url
+        .expect("a queue URL")
+}
+
+/// A received SQS message: body, group id, dedup id and message attributes.
+#[derive(Debug, Clone)]
+pub struct Message {
+    /// The body.
+    pub body: String,
+    /// FIFO group id.
+    pub group_id: Option<String>,
+    /// FIFO deduplication id.
+    pub dedup_id: Option<String>,
+    /// Message attributes (string values).
+    pub attributes: std::collections::BTreeMap<String, String>,
+}
+
+/// Receives (and deletes) every message in the queue.
+pub async fn drain(aws: &Aws, queue_url: &str) -> Vec<Message> {
+    let mut out = Vec::new();
+    loop {
+        let r = aws
+            .sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .message_attribute_names("All")
+            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+            .send()
+            .await
+            .expect("receiving messages");
+        let msgs = r.messages.unwrap_or_default();
+        if msgs.is_empty() {
+            return out;
+        }
+        for m in msgs {
+            let sys = m.attributes.clone().unwrap_or_default();
+            out.push(Message {
+                body: m.body.clone().unwrap_or_default(),
+                group_id: sys
+                    .get(&aws_sdk_sqs::types::MessageSystemAttributeName::MessageGroupId)
+                    .cloned(),
+                dedup_id: sys
+                    .get(&aws_sdk_sqs::types::MessageSystemAttributeName::MessageDeduplicationId)
+                    .cloned(),
+                attributes: m
+                    .message_attributes
+                    .clone()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(k, v)| (k, v.string_value.unwrap_or_default()))
+                    .collect(),
+            });
+            aws.sqs
+                .delete_message()
+                .queue_url(queue_url)
+                .receipt_handle(m.receipt_handle.unwrap_or_default())
+                .send()
+                .await
+                .expect("deleting a message");
+        }
+    }
+}
+
+/// Lists the keys under `bucket`.
+pub async fn keys(aws: &Aws, bucket: &str) -> Vec<String> {
+    let r = aws
+        .s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .send()
+        .await
+        .expect("listing objects");
+    let mut keys: Vec<String> = r.contents().iter().filter_map(|o| o.key.clone()).collect();
+    keys.sort();
+    keys
+}
+
+/// Uploads the three example plugins next to `config_key` (under `plugins/`)
+/// and the config itself; returns the config's `s3://` URI.
+pub async fn upload_pipeline(aws: &Aws, bucket: &str, config_key: &str, config: &str) -> String {
+    let dir = config_key
+        .rsplit_once('/')
+        .map(|(d, _)| format!("{d}/"))
+        .unwrap_or_default();
+    for (name, path) in [
+        ("filter_field.wasm", host::test_plugins::FILTER_FIELD),
+        ("redact.wasm", host::test_plugins::REDACT),
+        ("route_field.wasm", host::test_plugins::ROUTE_FIELD),
+    ] {
+        put(
+            aws,
+            bucket,
+            &format!("{dir}plugins/{name}"),
+            std::fs::read(path).unwrap(),
+        )
+        .await;
+    }
+    put(aws, bucket, config_key, config.as_bytes().to_vec()).await;
+    format!("s3://{bucket}/{config_key}")
+}
+
+/// The clickstream example's steps, with plugins named relative to the
+/// config (`plugins/…`), followed by `destinations`.
+pub fn clickstream_config(destinations: &str) -> String {
+    let text = std::fs::read_to_string(root().join("examples/clickstream/pipeline.toml")).unwrap();
+    let steps = &text[..text.find("[destinations.").unwrap()];
+    format!(
+        "{}\n{destinations}",
+        steps.replace("../../target/plugins/", "plugins/")
+    )
+}
+
+/// A fixture case's event.
+pub fn event(case: &str) -> Vec<u8> {
+    std::fs::read(root().join("examples/clickstream").join(case)).unwrap()
+}
