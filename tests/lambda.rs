@@ -1,7 +1,202 @@
-//! The real `sluice` binary as a Lambda function under cargo-lambda's Runtime
-//! API emulator, with its config, plugins and destinations in moto.
+//! The real `sluice` binary as a Lambda function, served by cargo-lambda's
+//! Runtime API emulator (`cargo lambda watch --only-lambda-apis`) and invoked
+//! with `cargo lambda invoke --data-file <kinesis event>`, with its config,
+//! plugins and destinations in a moto server.
 //!
 //! Run with `cargo test -p host --test lambda` (needs `moto_server` and
 //! `cargo-lambda`: `tests/run` installs both).
 
-fn main() {}
+mod support;
+
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::*;
+
+/// A child process killed on drop.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the Runtime API emulator on a free port; returns it and the port.
+fn runtime_api() -> (Proc, u16) {
+    let port = free_port();
+    let child = Command::new("cargo")
+        .args([
+            "lambda",
+            "watch",
+            "--only-lambda-apis",
+            "-A",
+            "127.0.0.1",
+            "-P",
+            &port.to_string(),
+        ])
+        .current_dir(root())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect(
+            "cannot start `cargo lambda watch`; `tests/run` installs it: pip install cargo-lambda",
+        );
+    let proc = Proc(child);
+    let started = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "cargo lambda watch did not listen on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (proc, port)
+}
+
+/// Starts the `sluice` binary as the function, as the Lambda service would.
+fn function(port: u16, moto: &Moto, config: &str, log: &Path) -> Proc {
+    let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .env(
+            "AWS_LAMBDA_RUNTIME_API",
+            format!("http://127.0.0.1:{port}/.rt"),
+        )
+        .env("AWS_LAMBDA_FUNCTION_NAME", "_")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
+        .env("SLUICE_CONFIG", config)
+        .env("AWS_ENDPOINT_URL", &moto.endpoint)
+        .env("AWS_REGION", REGION)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "secret")
+        .env_remove("AWS_PROFILE")
+        .env_remove("SLUICE_LOG_FORMAT")
+        .env("SLUICE_LOG", "info,sluice.lambda.invoke=debug")
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(log).unwrap())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("starting sluice");
+    Proc(child)
+}
+
+/// `cargo lambda invoke --data-file <event>`; returns the response body.
+fn invoke(port: u16, event: &Path) -> serde_json::Value {
+    let out = Command::new("cargo")
+        .args([
+            "lambda",
+            "invoke",
+            "-A",
+            "127.0.0.1",
+            "-P",
+            &port.to_string(),
+            "--data-file",
+        ])
+        .arg(event)
+        .current_dir(root())
+        .output()
+        .expect("running cargo lambda invoke");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "cargo lambda invoke failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("response is not JSON ({e}): {stdout}"))
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_sluice_binary_serves_kinesis_invocations_under_the_runtime_api() {
+    let moto = Moto::start();
+    let aws = moto.aws().await;
+    create_bucket(&aws, "config").await;
+    create_bucket(&aws, "archive").await;
+    let orders = create_queue(&aws, "orders.fifo").await;
+    let analytics = create_queue(&aws, "analytics").await;
+    let config = clickstream_config(&format!(
+        "[destinations.orders]\ntype = \"sqs\"\nqueue_url = \"{orders}\"\n\
+         [destinations.analytics]\ntype = \"sqs\"\nqueue_url = \"{analytics}\"\n\
+         [destinations.archive]\ntype = \"s3\"\nbucket = \"archive\"\n\
+         key = \"clicks/{{yyyy}}/{{mm}}/{{dd}}/{{shard}}-{{first_seq}}-{{last_seq}}.jsonl.gz\"\nformat = \"envelope\"\ngzip = true\n"
+    ));
+    let uri = upload_pipeline(&aws, "config", "clickstream/pipeline.toml", &config).await;
+
+    let (_api, port) = runtime_api();
+    let log = std::env::temp_dir().join(format!("sluice-lambda-{}.log", std::process::id()));
+    let _function = function(port, &moto, &uri, &log);
+
+    // Everything delivered: an empty failure list.
+    let examples = root().join("examples/clickstream");
+    let response = invoke(port, &examples.join("events/example-kinesis-event.json"));
+    assert_eq!(response, serde_json::json!({"batchItemFailures": []}));
+    assert_eq!(drain(&aws, &orders).await.len(), 3);
+    assert_eq!(drain(&aws, &analytics).await.len(), 3);
+    assert_eq!(keys(&aws, "archive").await.len(), 2, "one object per shard");
+
+    // A record the filter rejects: Lambda is told to retry from it, and the
+    // record after it on the same shard is held back.
+    let response = invoke(port, &examples.join("tests/not-json-payload/event.json"));
+    assert_eq!(
+        response,
+        serde_json::json!({"batchItemFailures": [
+            {"itemIdentifier": "49590338271490256608559692538361571095921575989136588801"}
+        ]})
+    );
+    assert_eq!(
+        drain(&aws, &analytics).await.len(),
+        1,
+        "only the record before the failure"
+    );
+
+    let logs = std::fs::read_to_string(&log).unwrap();
+    let ready = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|l| l["fields"]["message"] == "ready")
+        .unwrap_or_else(|| panic!("no JSON `ready` log line on stdout:\n{logs}"));
+    eprintln!(
+        "cold start (config and plugins from moto): {} ms",
+        ready["fields"]["init_ms"]
+    );
+    assert!(logs.contains("\"message\":\"record failed\""), "{logs}");
+    let _ = std::fs::remove_file(&log);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_bad_config_fails_the_cold_start_with_a_clear_message() {
+    let moto = Moto::start();
+    let aws = moto.aws().await;
+    create_bucket(&aws, "config").await;
+    put(
+        &aws,
+        "config",
+        "pipeline.toml",
+        b"[[steps]]\nname = \"x\"\nkind = \"map\"\n".to_vec(),
+    )
+    .await;
+    let (_api, port) = runtime_api();
+    let log = std::env::temp_dir().join(format!("sluice-lambda-bad-{}.log", std::process::id()));
+    let mut function = function(port, &moto, "s3://config/pipeline.toml", &log);
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = function.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "a bad config must end the cold start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(!status.success());
+    let logs = std::fs::read_to_string(&log).unwrap();
+    assert!(logs.contains("cold start failed"), "{logs}");
+    assert!(logs.contains("s3://config/pipeline.toml"), "{logs}");
+    assert!(logs.contains("unknown variant `map`"), "{logs}");
+    let _ = std::fs::remove_file(&log);
+}

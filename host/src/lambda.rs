@@ -68,6 +68,12 @@ pub async fn handle(
 ) -> Result<KinesisEventResponse, lambda_runtime::Error> {
     let started = Instant::now();
     let deadline = deadline_of(event.context.deadline);
+    tracing::debug!(
+        target: "sluice.lambda.invoke",
+        deadline_ms = event.context.deadline,
+        budget_ms = deadline.saturating_duration_since(started).as_millis() as u64,
+        "invocation"
+    );
     let batch = event::decode(event.payload.get().as_bytes(), "invocation")?;
     let records = batch.len();
     let report = app.process(batch, Some(deadline)).await;
@@ -127,14 +133,24 @@ pub fn response(outcome: &BatchOutcome) -> Result<KinesisEventResponse, String> 
     Ok(response)
 }
 
+/// Deadlines below this (the year 2001, in ms since the epoch) are durations.
+const EPOCH_MS_FLOOR: u64 = 978_307_200_000;
+
 /// The instant to stop sending: the Lambda deadline (ms since the epoch)
 /// less [`DEADLINE_MARGIN`].
+///
+/// Lambda sends an absolute time; cargo-lambda's emulator sends the timeout
+/// itself (e.g. `600000`), which is taken as a duration from now.
 fn deadline_of(deadline_ms: u64) -> Instant {
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
-    let remaining = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
+    let remaining = if deadline_ms < EPOCH_MS_FLOOR {
+        Duration::from_millis(deadline_ms)
+    } else {
+        Duration::from_millis(deadline_ms.saturating_sub(now_ms))
+    };
     Instant::now() + remaining.saturating_sub(DEADLINE_MARGIN)
 }
 
@@ -153,6 +169,26 @@ mod tests {
             class: FailureClass::Retry,
             reason: "r".into(),
         }
+    }
+
+    #[test]
+    fn deadlines_are_absolute_or_relative() {
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let budget = |d| deadline_of(d).saturating_duration_since(Instant::now());
+        let abs = budget(now_ms + 10_000);
+        assert!(
+            abs > Duration::from_secs(8) && abs <= Duration::from_millis(8_500),
+            "{abs:?}"
+        );
+        let rel = budget(600_000);
+        assert!(
+            rel > Duration::from_secs(598) && rel < Duration::from_secs(599),
+            "{rel:?}"
+        );
+        assert_eq!(budget(now_ms - 1), Duration::ZERO);
     }
 
     #[test]
