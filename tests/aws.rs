@@ -455,3 +455,88 @@ async fn nothing_is_sent_past_the_deadline_and_everything_unsent_is_reported() {
     assert!(report.outcome.failures[0].reason.contains("deadline"));
     let _ = drain(&aws, &queue).await;
 }
+
+/// Loads the example pipeline (every destination the queue at `queue`)
+/// with clients that go through `proxy`.
+async fn app_via(moto: &Moto, proxy: &FaultProxy, queue: &str) -> App {
+    let aws = moto.aws().await;
+    create_bucket(&aws, "config").await;
+    let destinations: String = ["orders", "analytics", "archive"]
+        .iter()
+        .map(|d| format!("[destinations.{d}]\ntype = \"sqs\"\nqueue_url = \"{queue}\"\n"))
+        .collect();
+    let uri = upload_pipeline(
+        &aws,
+        "config",
+        "pipeline.toml",
+        &clickstream_config(&destinations),
+    )
+    .await;
+    let via = host::aws::Aws::for_endpoint(&proxy.endpoint, REGION, "testing").await;
+    App::load_with(&uri, Some(via)).await.unwrap()
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn entries_sqs_fails_without_sender_fault_are_resent() {
+    let moto = Moto::start();
+    let aws = moto.aws().await;
+    let queue = create_queue(&aws, "flaky").await;
+    let proxy = FaultProxy::start(moto.port, "/about", false, 1).await;
+    let mut app = app_via(&moto, &proxy, &queue).await;
+    let batch = event::decode(&event("tests/page-views/event.json"), "e").unwrap();
+    let report = app.process(batch, None).await;
+    assert!(
+        report.outcome.failures.is_empty(),
+        "{:?}",
+        report.outcome.failures
+    );
+    assert_eq!(proxy.injected(), 1, "the proxy must have failed one entry");
+    let bodies: Vec<_> = drain(&aws, &queue)
+        .await
+        .into_iter()
+        .map(|m| m.body)
+        .collect();
+    assert_eq!(
+        bodies.len(),
+        6,
+        "3 records to analytics and archive: {bodies:?}"
+    );
+    assert_eq!(
+        bodies.iter().filter(|b| b.contains("/about")).count(),
+        2,
+        "resent once per destination, not duplicated"
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_entry_sqs_fails_with_sender_fault_fails_its_record_only() {
+    let moto = Moto::start();
+    let aws = moto.aws().await;
+    let queue = create_queue(&aws, "picky").await;
+    let proxy = FaultProxy::start(moto.port, "/about", true, usize::MAX).await;
+    let mut app = app_via(&moto, &proxy, &queue).await;
+    let batch = event::decode(&event("tests/page-views/event.json"), "e").unwrap();
+    let report = app.process(batch, None).await;
+    let failures = &report.outcome.failures;
+    assert_eq!(failures[0].index, 1, "{failures:?}");
+    assert!(
+        failures[0].reason.contains("InjectedFault"),
+        "{}",
+        failures[0].reason
+    );
+    assert!(
+        failures.iter().all(|f| f.index >= 1),
+        "record 0 was delivered: {failures:?}"
+    );
+    let bodies: Vec<_> = drain(&aws, &queue)
+        .await
+        .into_iter()
+        .map(|m| m.body)
+        .collect();
+    assert!(!bodies.iter().any(|b| b.contains("/about")), "{bodies:?}");
+    let response = host::lambda::response(&report.outcome).unwrap();
+    assert_eq!(
+        response.batch_item_failures[0].item_identifier.as_deref(),
+        Some("49590338271490256608559692538361571095921575989136588801")
+    );
+}

@@ -255,3 +255,188 @@ pub fn clickstream_config(destinations: &str) -> String {
 pub fn event(case: &str) -> Vec<u8> {
     std::fs::read(root().join("examples/clickstream").join(case)).unwrap()
 }
+
+/// An HTTP proxy in front of moto that turns SQS `SendMessageBatch` into a
+/// partial failure: entries whose body contains `marker` are kept from moto
+/// and reported back as `Failed` with the given `SenderFault`, for the first
+/// `times` requests that hold one. Everything else passes through.
+pub struct FaultProxy {
+    /// `http://127.0.0.1:<port>`: point the SDK here.
+    pub endpoint: String,
+    task: tokio::task::JoinHandle<()>,
+    left: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    times: usize,
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl FaultProxy {
+    /// Starts the proxy on a free loopback port.
+    pub async fn start(
+        upstream: u16,
+        marker: &'static str,
+        sender_fault: bool,
+        times: usize,
+    ) -> FaultProxy {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let left = Arc::new(AtomicUsize::new(times));
+        let shared = left.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((client, _)) = listener.accept().await else {
+                    return;
+                };
+                let left = shared.clone();
+                tokio::spawn(async move {
+                    let _ = proxy_connection(client, upstream, marker, sender_fault, &left, |l| {
+                        l.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                            .is_ok()
+                    })
+                    .await;
+                });
+            }
+        });
+        FaultProxy {
+            endpoint,
+            task,
+            left,
+            times,
+        }
+    }
+
+    /// How many requests had a fault injected so far.
+    pub fn injected(&self) -> usize {
+        self.times - self.left.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+async fn read_message(
+    stream: &mut tokio::net::TcpStream,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<Option<(String, Vec<u8>)>> {
+    use tokio::io::AsyncReadExt as _;
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let mut chunk = [0u8; 8192];
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let len = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse::<usize>().ok())?
+        })
+        .unwrap_or(0);
+    while buf.len() < head_end + len {
+        let mut chunk = [0u8; 8192];
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let body = buf[head_end..(head_end + len).min(buf.len())].to_vec();
+    buf.drain(..(head_end + len).min(buf.len()));
+    Ok(Some((head, body)))
+}
+
+fn with_length(head: &str, len: usize, close: bool) -> String {
+    let mut out = String::new();
+    for line in head.trim_end().lines() {
+        let name = line.split(':').next().unwrap_or("").trim();
+        if name.eq_ignore_ascii_case("content-length") || name.eq_ignore_ascii_case("connection") {
+            continue;
+        }
+        out.push_str(line);
+        out.push_str("\r\n");
+    }
+    out.push_str(&format!("content-length: {len}\r\n"));
+    if close {
+        out.push_str("connection: close\r\n");
+    }
+    out.push_str("\r\n");
+    out
+}
+
+async fn proxy_connection(
+    mut client: tokio::net::TcpStream,
+    upstream: u16,
+    marker: &str,
+    sender_fault: bool,
+    left: &std::sync::atomic::AtomicUsize,
+    take: impl Fn(&std::sync::atomic::AtomicUsize) -> bool,
+) -> std::io::Result<()> {
+    use tokio::io::AsyncWriteExt as _;
+    let mut buf = Vec::new();
+    while let Some((head, mut body)) = read_message(&mut client, &mut buf).await? {
+        let mut failed_ids = Vec::new();
+        if head
+            .to_ascii_lowercase()
+            .contains("amazonsqs.sendmessagebatch")
+            && let Ok(mut json) = serde_json::from_slice::<serde_json::Value>(&body)
+            && let Some(entries) = json["Entries"].as_array_mut()
+            && entries.iter().any(|e| {
+                e["MessageBody"]
+                    .as_str()
+                    .is_some_and(|b| b.contains(marker))
+            })
+            && entries.len() > 1
+            && take(left)
+        {
+            entries.retain(|e| {
+                let hit = e["MessageBody"]
+                    .as_str()
+                    .is_some_and(|b| b.contains(marker));
+                if hit {
+                    failed_ids.push(e["Id"].as_str().unwrap_or("").to_owned());
+                }
+                !hit
+            });
+            body = serde_json::to_vec(&json).unwrap();
+        }
+        let mut up = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await?;
+        up.write_all(with_length(&head, body.len(), true).as_bytes())
+            .await?;
+        up.write_all(&body).await?;
+        let mut rbuf = Vec::new();
+        let Some((rhead, mut rbody)) = read_message(&mut up, &mut rbuf).await? else {
+            return Ok(());
+        };
+        if !failed_ids.is_empty()
+            && let Ok(mut json) = serde_json::from_slice::<serde_json::Value>(&rbody)
+        {
+            let failed = json
+                .as_object_mut()
+                .unwrap()
+                .entry("Failed")
+                .or_insert_with(|| serde_json::json!([]));
+            for id in failed_ids {
+                failed.as_array_mut().unwrap().push(serde_json::json!({
+                    "Id": id, "SenderFault": sender_fault,
+                    "Code": "InjectedFault", "Message": "injected by the test proxy"
+                }));
+            }
+            rbody = serde_json::to_vec(&json).unwrap();
+        }
+        client
+            .write_all(with_length(&rhead, rbody.len(), false).as_bytes())
+            .await?;
+        client.write_all(&rbody).await?;
+    }
+    Ok(())
+}
