@@ -456,14 +456,14 @@ async fn nothing_is_sent_past_the_deadline_and_everything_unsent_is_reported() {
     let _ = drain(&aws, &queue).await;
 }
 
-/// Loads the example pipeline (every destination the queue at `queue`)
-/// with clients that go through `proxy`.
-async fn app_via(moto: &Moto, proxy: &FaultProxy, queue: &str) -> App {
+/// Loads the example pipeline (every destination the queue at `queue`,
+/// with `extra` settings) with clients that go through `proxy`.
+async fn app_via(moto: &Moto, proxy: &FaultProxy, queue: &str, extra: &str) -> App {
     let aws = moto.aws().await;
     create_bucket(&aws, "config").await;
     let destinations: String = ["orders", "analytics", "archive"]
         .iter()
-        .map(|d| format!("[destinations.{d}]\ntype = \"sqs\"\nqueue_url = \"{queue}\"\n"))
+        .map(|d| format!("[destinations.{d}]\ntype = \"sqs\"\nqueue_url = \"{queue}\"\n{extra}\n"))
         .collect();
     let uri = upload_pipeline(
         &aws,
@@ -482,7 +482,7 @@ async fn entries_sqs_fails_without_sender_fault_are_resent() {
     let aws = moto.aws().await;
     let queue = create_queue(&aws, "flaky").await;
     let proxy = FaultProxy::start(moto.port, "/about", false, 1).await;
-    let mut app = app_via(&moto, &proxy, &queue).await;
+    let mut app = app_via(&moto, &proxy, &queue, "").await;
     let batch = event::decode(&event("tests/page-views/event.json"), "e").unwrap();
     let report = app.process(batch, None).await;
     assert!(
@@ -514,7 +514,7 @@ async fn an_entry_sqs_fails_with_sender_fault_fails_its_record_only() {
     let aws = moto.aws().await;
     let queue = create_queue(&aws, "picky").await;
     let proxy = FaultProxy::start(moto.port, "/about", true, usize::MAX).await;
-    let mut app = app_via(&moto, &proxy, &queue).await;
+    let mut app = app_via(&moto, &proxy, &queue, "").await;
     let batch = event::decode(&event("tests/page-views/event.json"), "e").unwrap();
     let report = app.process(batch, None).await;
     let failures = &report.outcome.failures;
@@ -539,4 +539,58 @@ async fn an_entry_sqs_fails_with_sender_fault_fails_its_record_only() {
         response.batch_item_failures[0].item_identifier.as_deref(),
         Some("49590338271490256608559692538361571095921575989136588801")
     );
+}
+
+/// `SendMessageBatch` requests hold at most 10 entries and at most
+/// `max_message_bytes` bytes.
+#[tokio::test(flavor = "current_thread")]
+async fn sqs_batches_respect_ten_entries_and_the_byte_limit() {
+    let moto = Moto::start();
+    let aws = moto.aws().await;
+    let queue = create_queue(&aws, "packed").await;
+    let proxy = FaultProxy::start(moto.port, "never-matches", false, 0).await;
+    // 25 page views, each routed to analytics and archive.
+    let records: Vec<String> = (0..25)
+        .map(|i| {
+            let data = base64::Engine::encode(
+                &base64::engine::general_purpose::STANDARD,
+                format!(r#"{{"type":"page_view","user_id":"u-{i}","url":"/{i}","pad":"{}"}}"#, "p".repeat(300)),
+            );
+            format!(
+                r#"{{"eventID":"shardId-000000000000:{i}","kinesis":{{"partitionKey":"u","data":"{data}","sequenceNumber":"{i}","approximateArrivalTimestamp":1.5}}}}"#
+            )
+        })
+        .collect();
+    let json = format!(r#"{{"Records":[{}]}}"#, records.join(","));
+
+    let mut app = app_via(&moto, &proxy, &queue, "").await;
+    let report = app
+        .process(event::decode(json.as_bytes(), "e").unwrap(), None)
+        .await;
+    assert!(
+        report.outcome.failures.is_empty(),
+        "{:?}",
+        report.outcome.failures
+    );
+    assert_eq!(proxy.batches(), [10, 10, 5, 10, 10, 5]);
+
+    let proxy = FaultProxy::start(moto.port, "never-matches", false, 0).await;
+    let mut app = app_via(&moto, &proxy, &queue, "max_message_bytes = 2048").await;
+    let report = app
+        .process(event::decode(json.as_bytes(), "e").unwrap(), None)
+        .await;
+    assert!(
+        report.outcome.failures.is_empty(),
+        "{:?}",
+        report.outcome.failures
+    );
+    let batches = proxy.batches();
+    assert_eq!(batches.iter().sum::<usize>(), 50);
+    // Each message is ~480 bytes with its attributes: 4 fit in 2 KiB.
+    assert!(
+        batches.iter().all(|&n| n <= 4),
+        "2 KiB requests: {batches:?}"
+    );
+    assert!(batches.iter().any(|&n| n == 4), "{batches:?}");
+    assert_eq!(drain(&aws, &queue).await.len(), 100);
 }

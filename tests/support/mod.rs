@@ -102,9 +102,10 @@ pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// Creates a bucket.
+/// Creates a bucket (if it is not there yet).
 pub async fn create_bucket(aws: &Aws, bucket: &str) {
-    aws.s3
+    let result = aws
+        .s3
         .create_bucket()
         .bucket(bucket)
         .create_bucket_configuration(
@@ -113,8 +114,14 @@ pub async fn create_bucket(aws: &Aws, bucket: &str) {
                 .build(),
         )
         .send()
-        .await
-        .expect("creating a bucket");
+        .await;
+    if let Err(e) = result {
+        let e = aws_sdk_s3::error::DisplayErrorContext(e).to_string();
+        assert!(
+            e.contains("BucketAlreadyOwnedByYou"),
+            "creating bucket `{bucket}`: {e}"
+        );
+    }
 }
 
 /// Uploads `body` to `s3://bucket/key`.
@@ -266,6 +273,7 @@ pub struct FaultProxy {
     task: tokio::task::JoinHandle<()>,
     left: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     times: usize,
+    batches: std::sync::Arc<std::sync::Mutex<Vec<usize>>>,
 }
 
 impl Drop for FaultProxy {
@@ -288,17 +296,29 @@ impl FaultProxy {
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
         let left = Arc::new(AtomicUsize::new(times));
         let shared = left.clone();
+        let batches = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = batches.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((client, _)) = listener.accept().await else {
                     return;
                 };
                 let left = shared.clone();
+                let seen = seen.clone();
                 tokio::spawn(async move {
-                    let _ = proxy_connection(client, upstream, marker, sender_fault, &left, |l| {
+                    let take = |l: &AtomicUsize| {
                         l.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
                             .is_ok()
-                    })
+                    };
+                    let _ = proxy_connection(
+                        client,
+                        upstream,
+                        marker,
+                        sender_fault,
+                        &left,
+                        &seen,
+                        take,
+                    )
                     .await;
                 });
             }
@@ -308,7 +328,13 @@ impl FaultProxy {
             task,
             left,
             times,
+            batches,
         }
+    }
+
+    /// The number of entries of each `SendMessageBatch` request seen, in order.
+    pub fn batches(&self) -> Vec<usize> {
+        self.batches.lock().unwrap().clone()
     }
 
     /// How many requests had a fault injected so far.
@@ -379,12 +405,21 @@ async fn proxy_connection(
     marker: &str,
     sender_fault: bool,
     left: &std::sync::atomic::AtomicUsize,
+    batches: &std::sync::Mutex<Vec<usize>>,
     take: impl Fn(&std::sync::atomic::AtomicUsize) -> bool,
 ) -> std::io::Result<()> {
     use tokio::io::AsyncWriteExt as _;
     let mut buf = Vec::new();
     while let Some((head, mut body)) = read_message(&mut client, &mut buf).await? {
         let mut failed_ids = Vec::new();
+        if head
+            .to_ascii_lowercase()
+            .contains("amazonsqs.sendmessagebatch")
+            && let Ok(json) = serde_json::from_slice::<serde_json::Value>(&body)
+        {
+            let n = json["Entries"].as_array().map_or(0, Vec::len);
+            batches.lock().unwrap().push(n);
+        }
         if head
             .to_ascii_lowercase()
             .contains("amazonsqs.sendmessagebatch")
