@@ -1,5 +1,6 @@
-//! Builds the example plugins in `plugins/` for `wasm32-wasip2` so that tests,
-//! fixtures and the example pipeline run real components built from source.
+//! Builds the example plugins in `plugins/` and the test plugins in
+//! `tests/plugins/` for `wasm32-wasip2`, so that tests, fixtures and the
+//! example pipeline run real components built from source.
 //!
 //! The components land in `target/plugins/<name>.wasm` (a fixed place the
 //! example configs name) and their paths are exposed to the crate as consts
@@ -16,11 +17,12 @@ fn main() {
         .expect("host/ lives in the workspace")
         .to_owned();
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("set by cargo"));
-    for watched in ["plugins", "wit", "Cargo.lock"] {
+    for watched in ["plugins", "tests/plugins", "wit", "Cargo.lock"] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
 
-    let plugins = plugin_crates(&root.join("plugins"));
+    let mut plugins = plugin_crates(&root.join("plugins"));
+    plugins.extend(plugin_crates(&root.join("tests/plugins")));
     let target_dir = root.join("target").join("plugins");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
@@ -70,7 +72,7 @@ fn main() {
             .unwrap_or_else(|e| panic!("copying {} to {}: {e}", built.display(), dest.display()));
         let name = lib.to_uppercase();
         consts.push_str(&format!(
-            "/// The `{package}` example plugin, built from `plugins/{package}`.\n\
+            "/// The `{package}` plugin, built from source by `host/build.rs`.\n\
              pub const {name}: &str = {:?};\n",
             dest.display().to_string()
         ));

@@ -6,6 +6,7 @@
 //! open the destinations. Anything wrong fails here, once, with a message
 //! naming the config field, step, plugin or destination.
 
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::Context as _;
@@ -29,7 +30,11 @@ pub struct Report {
 
 /// A pipeline ready to process batches.
 pub struct App {
-    pipeline: Pipeline,
+    /// Plugin calls run on a blocking thread: wasmtime-wasi's synchronous
+    /// WASI (a guest's panic message goes to its stderr) must not run on an
+    /// async task.
+    pipeline: Arc<Mutex<Pipeline>>,
+    plan: Plan,
     sinks: Vec<Sink>,
 }
 
@@ -118,7 +123,15 @@ impl App {
             total_ms = started.elapsed().as_secs_f64() * 1e3,
             "pipeline ready"
         );
-        Ok(App { pipeline, sinks })
+        Ok(App::new(pipeline, sinks))
+    }
+
+    fn new(pipeline: Pipeline, sinks: Vec<Sink>) -> App {
+        App {
+            plan: pipeline.plan().clone(),
+            pipeline: Arc::new(Mutex::new(pipeline)),
+            sinks,
+        }
     }
 
     /// Builds the pipeline of a local `plan` with the given sinks (indexed
@@ -132,12 +145,12 @@ impl App {
         );
         let runtime = Runtime::new()?;
         let pipeline = Pipeline::load(&runtime, plan).context("loading the pipeline's plugins")?;
-        Ok(App { pipeline, sinks })
+        Ok(App::new(pipeline, sinks))
     }
 
     /// The validated config.
     pub fn plan(&self) -> &Plan {
-        self.pipeline.plan()
+        &self.plan
     }
 
     /// The destinations, indexed like `plan().destinations`.
@@ -145,24 +158,25 @@ impl App {
         &self.sinks
     }
 
-    /// The pipeline (to reset plugin instances between fixture cases).
-    pub fn pipeline_mut(&mut self) -> &mut Pipeline {
-        &mut self.pipeline
+    /// Throws away every plugin instance (fixture cases start fresh).
+    pub fn reset(&mut self) {
+        lock(&self.pipeline).reset();
     }
 
     /// Runs `batch` through the pipeline and delivers the outputs, holding
     /// back what follows a failed record on its shard. Sending stops at
     /// `deadline`; what was not sent is reported as failed.
     pub async fn process(&mut self, batch: Batch, deadline: Option<Instant>) -> Report {
-        let mut outcome = self.pipeline.run(batch);
+        let pipeline = self.pipeline.clone();
+        let run = tokio::task::spawn_blocking(move || lock(&pipeline).run(batch));
+        let mut outcome = match run.await {
+            Ok(outcome) => outcome,
+            // The pipeline never panics on input; if it did, say so loudly.
+            Err(e) => panic!("the pipeline thread failed: {e}"),
+        };
         dispatch::defer_after_failures(&mut outcome);
-        let dispatch = dispatch::dispatch(
-            self.pipeline.plan(),
-            &mut outcome,
-            &mut self.sinks,
-            deadline,
-        )
-        .await;
+        let dispatch =
+            dispatch::dispatch(&self.plan, &mut outcome, &mut self.sinks, deadline).await;
         Report { outcome, dispatch }
     }
 }
@@ -177,4 +191,8 @@ fn needs_aws(plan: &Plan) -> bool {
                 DestinationKind::Sqs { .. } | DestinationKind::S3 { .. }
             )
         })
+}
+
+fn lock(pipeline: &Mutex<Pipeline>) -> std::sync::MutexGuard<'_, Pipeline> {
+    pipeline.lock().unwrap_or_else(|p| p.into_inner())
 }

@@ -77,7 +77,7 @@ pub fn run_suite(dir: &Path, bless: bool) -> anyhow::Result<Vec<CaseResult>> {
                 shared = Some(load(&dir.join("pipeline.toml"))?);
             }
             let (app, sinks) = shared.as_mut().expect("just loaded");
-            app.pipeline_mut().reset();
+            app.reset();
             sinks.iter().for_each(MemorySink::clear);
             rt.block_on(run_case(&case, app, sinks, bless))?
         };

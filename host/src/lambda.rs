@@ -85,14 +85,19 @@ pub async fn handle(
         delivered = report.dispatch.delivered.iter().sum::<usize>(),
         filtered = report.outcome.filtered,
         failed = report.outcome.failures.len(),
+        dead_lettered = report.dispatch.dead_lettered,
+        dropped = report.outcome.dropped.len(),
         held_back = report.outcome.deferred,
         checkpoints = response.batch_item_failures.len(),
         elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
         "batch done"
     );
-    for f in &report.outcome.failures {
+    let failed = report.outcome.failures.iter();
+    let dead = report.outcome.dead_letters.iter().map(|d| &d.failure);
+    for f in failed.chain(dead).chain(&report.outcome.dropped) {
         tracing::warn!(
             target: "sluice.lambda.record",
+            action = f.action.as_str(),
             shard = f.shard_id.as_deref().unwrap_or(""),
             sequence_number = f.sequence_number.as_deref().unwrap_or(""),
             stage = %f.stage,
@@ -168,6 +173,7 @@ mod tests {
             plugin: None,
             class: FailureClass::Retry,
             reason: "r".into(),
+            action: crate::config::OnError::Retry,
         }
     }
 

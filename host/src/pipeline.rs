@@ -14,8 +14,13 @@
 //! Traps: a trap (or a broken contract, such as the wrong number of results)
 //! fails every event of that call; the instance is dropped and a fresh one is
 //! made, with `init` run again, for the next batch.
+//!
+//! Error policy: each failure carries the [`OnError`] of the step that failed
+//! it (a plugin's own `retry` is always retried). [`BatchOutcome`] sorts them:
+//! `failures` are retried through Lambda, `dead_letters` keep the original
+//! record for the dead-letter destination, `dropped` are only counted.
 
-use crate::config::{DestinationId, Plan, StepKind};
+use crate::config::{DestinationId, OnError, Plan, StepKind};
 use crate::event::{Batch, Record};
 use crate::plugin::{Event, Failure, Instance, Output, Plugin, PluginError, Runtime};
 
@@ -69,6 +74,26 @@ pub struct RecordFailure {
     pub class: FailureClass,
     /// The reason, in the plugin's or host's words.
     pub reason: String,
+    /// What is done about it.
+    pub action: OnError,
+}
+
+/// A failed record on its way to the dead-letter destination.
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    /// Why it failed.
+    pub failure: RecordFailure,
+    /// The record as it came in.
+    pub original: Original,
+}
+
+/// The input record a dead letter carries.
+#[derive(Debug, Clone)]
+pub enum Original {
+    /// A decoded record, as it was before any step ran.
+    Record(Record),
+    /// A record that did not decode: its JSON as Lambda sent it.
+    Raw(String),
 }
 
 /// One output ready for its destinations.
@@ -105,8 +130,13 @@ pub struct BatchOutcome {
     pub records_in: usize,
     /// Outputs, in input order, each with its destinations.
     pub routed: Vec<Routed>,
-    /// Failed input records, in input order; at most one per record.
+    /// Failed input records to retry (reported to Lambda), in input order;
+    /// at most one per record.
     pub failures: Vec<RecordFailure>,
+    /// Failed input records for the dead-letter destination, in input order.
+    pub dead_letters: Vec<DeadLetter>,
+    /// Failed input records dropped by an `on_error = "drop"` policy.
+    pub dropped: Vec<RecordFailure>,
     /// Input records that produced no output and did not fail.
     pub filtered: usize,
     /// Input records whose outputs were held back because an earlier record
@@ -118,6 +148,7 @@ pub struct BatchOutcome {
 
 struct Step {
     kind: StepKind,
+    on_error: OnError,
     plugin: Plugin,
     instance: Option<Instance>,
 }
@@ -153,6 +184,7 @@ impl Pipeline {
             let instance = plugin.instantiate()?;
             steps.push(Step {
                 kind: step.kind,
+                on_error: step.on_error,
                 plugin,
                 instance: Some(instance),
             });
@@ -176,9 +208,20 @@ impl Pipeline {
     /// Runs the batch through every step.
     pub fn run(&mut self, batch: Batch) -> BatchOutcome {
         let records_in = batch.len();
-        let mut failed: Vec<Option<RecordFailure>> = vec![None; records_in];
+        let default_action = self.plan.default_on_error();
+        let mut failed = Failed {
+            slots: vec![None; records_in],
+            originals: Vec::new(),
+            transformed: false,
+        };
+        if self.plan.dead_letter.is_some() {
+            failed.originals.resize_with(records_in, || None);
+        }
         for r in batch.rejected {
-            failed[r.index] = Some(RecordFailure {
+            if let Some(original) = failed.originals.get_mut(r.index) {
+                *original = Some(Original::Raw(r.raw));
+            }
+            failed.slots[r.index] = Some(RecordFailure {
                 index: r.index,
                 shard_id: r.shard_id,
                 sequence_number: r.sequence_number,
@@ -186,6 +229,7 @@ impl Pipeline {
                 plugin: None,
                 class: FailureClass::Decode,
                 reason: r.reason,
+                action: default_action,
             });
         }
         let mut events: Vec<Event> = batch.records.into_iter().map(to_event).collect();
@@ -227,7 +271,7 @@ impl Pipeline {
         let mut last_origin = usize::MAX;
         let mut output_index = 0u32;
         for (event, m) in events.into_iter().zip(meta) {
-            if failed[m.origin].is_some() {
+            if failed.slots[m.origin].is_some() {
                 continue;
             }
             let destinations = match m.routes {
@@ -235,14 +279,13 @@ impl Pipeline {
                 None => match self.plan.default_destination {
                     Some(d) => vec![d],
                     None => {
-                        failed[m.origin] = Some(failure_of(
+                        failed.fail(
                             &event,
                             m.origin,
-                            "routing",
-                            None,
+                            ("routing", None, default_action),
                             FailureClass::Contract,
                             "no `route` step chose a destination and the config has no `routing.default`".into(),
-                        ));
+                        );
                         continue;
                     }
                 },
@@ -261,12 +304,91 @@ impl Pipeline {
             output_index += 1;
         }
         // A record that failed late may already have routed siblings: drop them.
-        outcome.routed.retain(|r| failed[r.origin].is_none());
+        outcome.routed.retain(|r| failed.slots[r.origin].is_none());
         outcome.filtered = (0..records_in)
-            .filter(|&i| failed[i].is_none() && !produced[i])
+            .filter(|&i| failed.slots[i].is_none() && !produced[i])
             .count();
-        outcome.failures = failed.into_iter().flatten().collect();
+        let Failed {
+            slots,
+            mut originals,
+            ..
+        } = failed;
+        for f in slots.into_iter().flatten() {
+            match f.action {
+                OnError::Retry => outcome.failures.push(f),
+                OnError::Drop => outcome.dropped.push(f),
+                OnError::DeadLetter => {
+                    match originals.get_mut(f.index).and_then(Option::take) {
+                        Some(original) => outcome.dead_letters.push(DeadLetter {
+                            failure: f,
+                            original,
+                        }),
+                        // Unreachable: originals are kept whenever a dead
+                        // letter is possible. Retrying never loses a record.
+                        None => outcome.failures.push(RecordFailure {
+                            action: OnError::Retry,
+                            ..f
+                        }),
+                    }
+                }
+            }
+        }
         outcome
+    }
+}
+
+/// The failures of a batch so far, and the original records that a dead
+/// letter would carry.
+struct Failed {
+    /// Per input record: its failure, if it failed.
+    slots: Vec<Option<RecordFailure>>,
+    /// Per input record (only when a dead-letter destination is set): the
+    /// record as it came in. Filled when a record fails, or, without a copy,
+    /// when the first `transform` consumes it.
+    originals: Vec<Option<Original>>,
+    /// Whether a `transform` has run: events are no longer the originals.
+    transformed: bool,
+}
+
+impl Failed {
+    /// Records the first failure of input record `origin`, met on `event`.
+    fn fail(
+        &mut self,
+        event: &Event,
+        origin: usize,
+        (stage, plugin, action): (&str, Option<&str>, OnError),
+        class: FailureClass,
+        reason: String,
+    ) {
+        if self.slots[origin].is_some() {
+            return;
+        }
+        // A plugin that asks for a retry gets one, whatever the policy.
+        let action = if class == FailureClass::Retry {
+            OnError::Retry
+        } else {
+            action
+        };
+        if action == OnError::DeadLetter
+            && !self.transformed
+            && let Some(slot @ None) = self.originals.get_mut(origin)
+        {
+            *slot = Some(Original::Record(to_record(event.clone())));
+        }
+        self.slots[origin] = Some(RecordFailure {
+            index: origin,
+            shard_id: Some(event.shard_id.clone()),
+            sequence_number: Some(event.sequence_number.clone()),
+            stage: stage.to_owned(),
+            plugin: plugin.map(str::to_owned),
+            class,
+            reason,
+            action,
+        });
+    }
+
+    fn is_failed(&self, origin: usize) -> bool {
+        self.slots[origin].is_some()
     }
 }
 
@@ -276,26 +398,19 @@ impl Step {
         plan: &Plan,
         events: Vec<Event>,
         meta: Vec<Meta>,
-        failed: &mut [Option<RecordFailure>],
+        failed: &mut Failed,
         st: &mut StepStats,
     ) -> (Vec<Event>, Vec<Meta>) {
         let step_name = self.plugin.step().to_owned();
         let plugin_name = self.plugin.name().to_owned();
-        let fail = |failed: &mut [Option<RecordFailure>],
-                    event: &Event,
-                    origin: usize,
-                    class,
-                    reason: String| {
-            if failed[origin].is_none() {
-                failed[origin] = Some(failure_of(
-                    event,
-                    origin,
-                    &step_name,
-                    Some(&plugin_name),
-                    class,
-                    reason,
-                ));
-            }
+        let limits = *self.plugin.limits();
+        let at = (
+            step_name.as_str(),
+            Some(plugin_name.as_str()),
+            self.on_error,
+        );
+        let fail = |failed: &mut Failed, event: &Event, origin: usize, class, reason: String| {
+            failed.fail(event, origin, at, class, reason);
         };
 
         let instance = match self.instance.take() {
@@ -320,31 +435,35 @@ impl Step {
             StepKind::Transform => instance.transform(&events).map(Results::Transform),
             StepKind::Route => instance.route(&events).map(Results::Route),
         };
-        let result = result.and_then(|r| {
-            let n = r.len();
-            if n == events.len() {
-                Ok(r)
-            } else {
-                Err(wasmtime::format_err!(
-                    "plugin broke the contract: returned {n} results for {} events",
+        let result = match result {
+            Ok(r) if r.len() == events.len() => Ok(r),
+            Ok(r) => Err((
+                FailureClass::Contract,
+                format!(
+                    "plugin broke the contract: returned {} results for {} events",
+                    r.len(),
                     events.len()
+                ),
+            )),
+            Err(e) if e.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt) => {
+                Err((
+                    FailureClass::Trap,
+                    format!(
+                        "plugin timed out: the call took more than {} ms (`limits.timeout_ms`)",
+                        limits.timeout_ms
+                    ),
                 ))
             }
-        });
+            Err(e) => Err((FailureClass::Trap, format!("plugin trapped: {e:#}"))),
+        };
         let results = match result {
             Ok(r) => {
                 self.instance = Some(instance);
                 r
             }
-            Err(e) => {
+            Err((class, reason)) => {
                 // The instance may be poisoned: drop it; the next batch gets a fresh one.
-                let class = if e.downcast_ref::<wasmtime::Trap>().is_some() {
-                    FailureClass::Trap
-                } else {
-                    FailureClass::Contract
-                };
-                let reason = format!("{e:#}");
-                tracing::error!(step = %step_name, plugin = %plugin_name, events = events.len(), error = %reason, "plugin call failed; every event of the call fails");
+                tracing::error!(step = %step_name, plugin = %plugin_name, events = events.len(), class = class.as_str(), error = %reason, "plugin call failed; every event of the call fails");
                 for (event, m) in events.iter().zip(&meta) {
                     fail(failed, event, m.origin, class, reason.clone());
                 }
@@ -373,9 +492,34 @@ impl Step {
                 }
             }
             Results::Transform(results) => {
+                // The first transform consumes the original events: keep them
+                // (moved, not copied) for dead letters.
+                let keep_originals = !failed.transformed && !failed.originals.is_empty();
                 for ((event, m), r) in events.into_iter().zip(meta).zip(results) {
                     match r {
                         Ok(outputs) if outputs.is_empty() => st.dropped += 1,
+                        Ok(outputs) if outputs.len() > limits.max_outputs_per_event => {
+                            let reason = format!(
+                                "transform made {} outputs of one event; the limit is {} (`limits.max_outputs_per_event`)",
+                                outputs.len(),
+                                limits.max_outputs_per_event
+                            );
+                            fail(failed, &event, m.origin, FailureClass::Contract, reason);
+                            st.failed += 1;
+                        }
+                        Ok(outputs)
+                            if outputs
+                                .iter()
+                                .any(|o| o.data.len() > limits.max_output_bytes) =>
+                        {
+                            let biggest = outputs.iter().map(|o| o.data.len()).max().unwrap_or(0);
+                            let reason = format!(
+                                "transform made an output of {biggest} bytes; the limit is {} (`limits.max_output_bytes`)",
+                                limits.max_output_bytes
+                            );
+                            fail(failed, &event, m.origin, FailureClass::Contract, reason);
+                            st.failed += 1;
+                        }
                         Ok(outputs) => {
                             for out in outputs {
                                 next_events.push(derive(&event, out));
@@ -391,7 +535,11 @@ impl Step {
                             st.failed += 1;
                         }
                     }
+                    if keep_originals && let slot @ None = &mut failed.originals[m.origin] {
+                        *slot = Some(Original::Record(to_record(event)));
+                    }
                 }
+                failed.transformed = true;
             }
             Results::Route(results) => {
                 for ((event, mut m), r) in events.into_iter().zip(meta).zip(results) {
@@ -419,9 +567,9 @@ impl Step {
         }
         // Siblings of a record that failed here go no further.
         if st.failed > 0 {
-            let mut keep = next_meta.iter().map(|m| failed[m.origin].is_none());
+            let mut keep = next_meta.iter().map(|m| !failed.is_failed(m.origin));
             next_events.retain(|_| keep.next().unwrap_or(false));
-            next_meta.retain(|m| failed[m.origin].is_none());
+            next_meta.retain(|m| !failed.is_failed(m.origin));
         }
         st.output = next_events.len();
         (next_events, next_meta)
@@ -468,25 +616,6 @@ fn resolve(plan: &Plan, names: &[String]) -> Result<Vec<DestinationId>, (Failure
         }
     }
     Ok(ids)
-}
-
-fn failure_of(
-    event: &Event,
-    index: usize,
-    stage: &str,
-    plugin: Option<&str>,
-    class: FailureClass,
-    reason: String,
-) -> RecordFailure {
-    RecordFailure {
-        index,
-        shard_id: Some(event.shard_id.clone()),
-        sequence_number: Some(event.sequence_number.clone()),
-        stage: stage.to_owned(),
-        plugin: plugin.map(str::to_owned),
-        class,
-        reason,
-    }
 }
 
 /// A transform output as an event, with the lineage of the event it came from.

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use crate::config::Plan;
 use crate::dispatch::DispatchReport;
-use crate::pipeline::BatchOutcome;
+use crate::pipeline::{BatchOutcome, RecordFailure};
 
 /// Renders the summary of `outcome` and `report` under `plan`.
 pub fn render(plan: &Plan, outcome: &BatchOutcome, report: &DispatchReport) -> String {
@@ -38,7 +38,12 @@ pub fn render(plan: &Plan, outcome: &BatchOutcome, report: &DispatchReport) -> S
     let _ = writeln!(
         w,
         "outputs delivered: {delivered} (records routed: {}, filtered: {}, failed: {}, held back: {})",
-        outcome.records_in - outcome.filtered - outcome.failures.len() - outcome.deferred,
+        outcome.records_in
+            - outcome.filtered
+            - outcome.failures.len()
+            - outcome.deferred
+            - outcome.dead_letters.len()
+            - outcome.dropped.len(),
         outcome.filtered,
         outcome.failures.len(),
         outcome.deferred,
@@ -46,24 +51,42 @@ pub fn render(plan: &Plan, outcome: &BatchOutcome, report: &DispatchReport) -> S
     for (d, n) in plan.destinations.iter().zip(&report.delivered) {
         let _ = writeln!(w, "  {:<dest_width$}  {n:>5}", d.name);
     }
-    if !outcome.failures.is_empty() {
-        let _ = writeln!(w, "failed records: {}", outcome.failures.len());
-        for f in &outcome.failures {
-            let _ = writeln!(
-                w,
-                "  #{} {}:{} [{}] {}{}: {}",
-                f.index,
-                f.shard_id.as_deref().unwrap_or("?"),
-                f.sequence_number.as_deref().unwrap_or("?"),
-                f.class.as_str(),
-                f.stage,
-                f.plugin
-                    .as_deref()
-                    .map(|p| format!(" ({p})"))
-                    .unwrap_or_default(),
-                f.reason
-            );
+    let lists = [
+        (
+            "failed records",
+            outcome.failures.iter().collect::<Vec<_>>(),
+        ),
+        (
+            "dead-lettered records",
+            outcome.dead_letters.iter().map(|d| &d.failure).collect(),
+        ),
+        ("dropped records", outcome.dropped.iter().collect()),
+    ];
+    for (title, failures) in lists {
+        if failures.is_empty() {
+            continue;
+        }
+        let _ = writeln!(w, "{title}: {}", failures.len());
+        for f in failures {
+            let _ = writeln!(w, "  {}", describe(f));
         }
     }
     s
+}
+
+/// One failure on one line: `#<index> <shard>:<sequence> [<class>] <stage> (<plugin>): <reason>`.
+pub fn describe(f: &RecordFailure) -> String {
+    format!(
+        "#{} {}:{} [{}] {}{}: {}",
+        f.index,
+        f.shard_id.as_deref().unwrap_or("?"),
+        f.sequence_number.as_deref().unwrap_or("?"),
+        f.class.as_str(),
+        f.stage,
+        f.plugin
+            .as_deref()
+            .map(|p| format!(" ({p})"))
+            .unwrap_or_default(),
+        f.reason
+    )
 }

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use location::Location;
-pub use raw::{Format, StepKind};
+pub use raw::{Format, Limits, OnError, StepKind};
 pub use template::Template;
 
 /// Something is wrong with a pipeline config.
@@ -62,6 +62,8 @@ pub struct Plan {
     pub destinations: Vec<DestinationPlan>,
     /// Where records go when no `route` step chose for them.
     pub default_destination: Option<DestinationId>,
+    /// Where failed records go under `on_error = "dead-letter"`.
+    pub dead_letter: Option<DestinationId>,
 }
 
 /// Index of a destination in [`Plan::destinations`].
@@ -80,6 +82,10 @@ pub struct StepPlan {
     pub sha256: Option<[u8; 32]>,
     /// The step's `config` table as JSON text, handed to the plugin's `init`.
     pub settings_json: String,
+    /// The plugin's sandbox limits.
+    pub limits: Limits,
+    /// What becomes of a record this step fails.
+    pub on_error: OnError,
 }
 
 /// One validated destination.
@@ -158,13 +164,26 @@ impl Plan {
 
     /// The names of all destinations, comma-separated, for error messages.
     pub fn destination_names(&self) -> String {
-        let names: Vec<_> = self
-            .destinations
-            .iter()
-            .map(|d| format!("`{}`", d.name))
-            .collect();
-        names.join(", ")
+        names_of(&self.destinations)
     }
+
+    /// The policy for records that fail outside any step (undecodable
+    /// records, routing): dead-letter when a dead-letter destination is set.
+    pub fn default_on_error(&self) -> OnError {
+        if self.dead_letter.is_some() {
+            OnError::DeadLetter
+        } else {
+            OnError::Retry
+        }
+    }
+}
+
+fn names_of(destinations: &[DestinationPlan]) -> String {
+    let names: Vec<_> = destinations
+        .iter()
+        .map(|d| format!("`{}`", d.name))
+        .collect();
+    names.join(", ")
 }
 
 /// Reads, parses and validates the pipeline config at `path`.
@@ -300,6 +319,28 @@ pub fn validate(raw: raw::Config, origin: &Location) -> Result<Plan, ConfigError
     }
     // BTreeMap iteration order: already sorted by name.
 
+    let dead_letter = match &raw.routing.dead_letter {
+        Some(name) => Some(
+            destinations
+                .binary_search_by(|d: &DestinationPlan| d.name.as_str().cmp(name))
+                .map_err(|_| {
+                    invalid(
+                        "routing.dead_letter".into(),
+                        format!(
+                            "names destination `{name}`, which is not defined (defined: {})",
+                            names_of(&destinations)
+                        ),
+                    )
+                })?,
+        ),
+        None => None,
+    };
+    let default_on_error = if dead_letter.is_some() {
+        OnError::DeadLetter
+    } else {
+        OnError::Retry
+    };
+
     let mut steps = Vec::with_capacity(raw.steps.len());
     let mut seen = BTreeMap::new();
     for (i, step) in raw.steps.into_iter().enumerate() {
@@ -344,12 +385,45 @@ pub fn validate(raw: raw::Config, origin: &Location) -> Result<Plan, ConfigError
                 format!("cannot be passed to the plugin as JSON: {e}"),
             )
         })?;
+        let l = step.limits;
+        let checks: [(&str, bool, &str); 4] = [
+            (
+                "timeout_ms",
+                (1..=900_000).contains(&l.timeout_ms),
+                "1 to 900000",
+            ),
+            (
+                "memory_bytes",
+                ((1 << 20)..=(4 << 30)).contains(&l.memory_bytes),
+                "1048576 (1 MiB) to 4294967296 (4 GiB)",
+            ),
+            (
+                "max_outputs_per_event",
+                l.max_outputs_per_event >= 1,
+                "at least 1",
+            ),
+            ("max_output_bytes", l.max_output_bytes >= 1, "at least 1"),
+        ];
+        if let Some((field, _, expected)) = checks.iter().find(|(_, ok, _)| !ok) {
+            return Err(invalid(
+                format!("{at}.limits.{field}"),
+                format!("is out of range: expected {expected}"),
+            ));
+        }
+        if step.on_error == Some(OnError::DeadLetter) && dead_letter.is_none() {
+            return Err(invalid(
+                format!("{at}.on_error"),
+                "is `dead-letter` but `routing.dead_letter` names no destination".into(),
+            ));
+        }
         steps.push(StepPlan {
             name: step.name,
             kind: step.kind,
             plugin,
             sha256,
             settings_json,
+            limits: step.limits,
+            on_error: step.on_error.unwrap_or(default_on_error),
         });
     }
 
@@ -358,6 +432,7 @@ pub fn validate(raw: raw::Config, origin: &Location) -> Result<Plan, ConfigError
         steps,
         destinations,
         default_destination: None,
+        dead_letter,
     };
     match raw.routing.default {
         Some(name) => {
@@ -401,7 +476,7 @@ fn check_name(name: &str) -> Result<(), String> {
 
 fn parse_sha256(hex: &str) -> Result<[u8; 32], String> {
     let bad = || format!("`{hex}` is not a SHA-256 digest: expected 64 hex digits");
-    if hex.len() != 64 {
+    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(bad());
     }
     let mut out = [0u8; 32];

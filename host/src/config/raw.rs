@@ -38,6 +38,98 @@ pub struct Step {
     /// `config = { ... }`: the plugin's settings, passed to its `init` as JSON.
     #[serde(default)]
     pub config: toml::Table,
+    /// `limits = { timeout_ms = 2000, memory_bytes = 134217728 }`: the
+    /// plugin's sandbox limits; see [`Limits`].
+    #[serde(default)]
+    pub limits: Limits,
+    /// `on_error = "retry" | "dead-letter" | "drop"`: what becomes of a
+    /// record this step fails; see [`OnError`]. Default: `dead-letter` when
+    /// `routing.dead_letter` is set, else `retry`.
+    pub on_error: Option<OnError>,
+}
+
+/// What becomes of a record that a step fails (the plugin said `invalid`,
+/// trapped, timed out, or broke the contract). A plugin's own
+/// `failure::retry` is always retried, whatever the policy.
+#[derive(Debug, Deserialize, serde::Serialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnError {
+    /// Report the record to Lambda in `batchItemFailures`: it and everything
+    /// after it on its shard are redelivered; nothing after it is sent now.
+    Retry,
+    /// Send the original record, with the step, plugin, failure class and
+    /// reason, to `routing.dead_letter`, and carry on with the shard.
+    DeadLetter,
+    /// Count and log the record (with its sequence number) and carry on.
+    Drop,
+}
+
+impl OnError {
+    /// The name used in config and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnError::Retry => "retry",
+            OnError::DeadLetter => "dead-letter",
+            OnError::Drop => "drop",
+        }
+    }
+}
+
+/// A step's sandbox limits. A plugin that exceeds `timeout_ms`,
+/// `memory_bytes` or its stack traps: every event of that call fails (class
+/// `trap`) and the plugin is restarted for the next batch. An event over
+/// `max_outputs_per_event` or `max_output_bytes` fails alone (class `contract`).
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// `timeout_ms = 2000`: wall time one call (one batch) may take.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    /// `memory_bytes = 134217728`: linear memory the plugin may grow to (128 MiB).
+    #[serde(default = "default_memory_bytes")]
+    pub memory_bytes: usize,
+    /// `max_outputs_per_event = 1000`: outputs a `transform` may make of one event.
+    #[serde(default = "default_max_outputs_per_event")]
+    pub max_outputs_per_event: usize,
+    /// `max_output_bytes = 1048576`: the largest output payload (1 MiB).
+    #[serde(default = "default_max_output_bytes")]
+    pub max_output_bytes: usize,
+    /// `max_log_lines = 1000`: log lines per call; the rest are counted, not written.
+    #[serde(default = "default_max_log_lines")]
+    pub max_log_lines: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            timeout_ms: default_timeout_ms(),
+            memory_bytes: default_memory_bytes(),
+            max_outputs_per_event: default_max_outputs_per_event(),
+            max_output_bytes: default_max_output_bytes(),
+            max_log_lines: default_max_log_lines(),
+        }
+    }
+}
+
+/// 2 s per call.
+pub const fn default_timeout_ms() -> u64 {
+    2000
+}
+/// 128 MiB.
+pub const fn default_memory_bytes() -> usize {
+    128 << 20
+}
+/// 1000 outputs per event.
+pub const fn default_max_outputs_per_event() -> usize {
+    1000
+}
+/// 1 MiB per output.
+pub const fn default_max_output_bytes() -> usize {
+    1 << 20
+}
+/// 1000 log lines per call.
+pub const fn default_max_log_lines() -> usize {
+    1000
 }
 
 /// The plugin kinds, one per WIT world.
@@ -150,4 +242,8 @@ pub struct Routing {
     /// `default = "archive"`: where events go when no `route` step chose;
     /// optional when there is only one destination.
     pub default: Option<String>,
+    /// `dead_letter = "dlq"`: the destination that takes records a step
+    /// fails under `on_error = "dead-letter"`, and records that do not
+    /// decode. Each becomes one JSON document (see the README).
+    pub dead_letter: Option<String>,
 }

@@ -36,6 +36,9 @@ pub struct Record {
     pub attributes: Vec<(String, String)>,
 }
 
+/// The largest payload Kinesis accepts (1 MiB); a bigger one is rejected.
+pub const MAX_RECORD_BYTES: usize = 1 << 20;
+
 /// A record of the event that could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejected {
@@ -47,6 +50,8 @@ pub struct Rejected {
     pub sequence_number: Option<String>,
     /// What was wrong with it.
     pub reason: String,
+    /// The record's JSON as it came, for the dead-letter destination.
+    pub raw: String,
 }
 
 /// One Lambda invocation's worth of records, in the order Kinesis delivered them.
@@ -184,6 +189,13 @@ fn decode_record(raw: &RawValue) -> Result<Record, String> {
     let shard_id = shard_of(record.event_id.as_deref())
         .ok_or("field `eventID` is missing or not `<shardId>:<sequenceNumber>`")?
         .to_owned();
+    // Base64 of more than the largest Kinesis record cannot be a Kinesis record.
+    if k.data.len() / 4 * 3 > MAX_RECORD_BYTES + 2 {
+        return Err(format!(
+            "field `kinesis.data` holds about {} bytes; a Kinesis record holds at most {MAX_RECORD_BYTES}",
+            k.data.len() / 4 * 3
+        ));
+    }
     let data = base64::engine::general_purpose::STANDARD
         .decode(k.data.as_bytes())
         .map_err(|e| format!("field `kinesis.data` is not valid base64: {e}"))?;
@@ -239,6 +251,7 @@ fn rejected(index: usize, raw: &RawValue, reason: String) -> Rejected {
         shard_id,
         sequence_number,
         reason,
+        raw: raw.get().to_owned(),
     }
 }
 

@@ -12,6 +12,9 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::log::{Host as LogHost, Level};
 
+/// The longest log message a plugin may write; longer ones are truncated.
+pub const MAX_LOG_BYTES: usize = 4096;
+
 /// The state of one plugin instance's store.
 pub struct HostState {
     wasi: WasiCtx,
@@ -21,6 +24,10 @@ pub struct HostState {
     pub step: String,
     /// The plugin's file name (for log fields).
     pub plugin: String,
+    /// Log lines the plugin may still write in the current call.
+    pub log_budget: usize,
+    /// Log lines dropped in the current call because the budget ran out.
+    pub logs_dropped: usize,
 }
 
 impl HostState {
@@ -42,6 +49,8 @@ impl HostState {
                 .build(),
             step: step.to_owned(),
             plugin: plugin.to_owned(),
+            log_budget: 0,
+            logs_dropped: 0,
         }
     }
 
@@ -62,6 +71,20 @@ impl WasiView for HostState {
 
 impl LogHost for HostState {
     fn log(&mut self, level: Level, message: String) {
+        if self.log_budget == 0 {
+            self.logs_dropped += 1;
+            return;
+        }
+        self.log_budget -= 1;
+        let mut message = message;
+        if message.len() > MAX_LOG_BYTES {
+            let mut end = MAX_LOG_BYTES;
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            message.truncate(end);
+            message.push_str("… (truncated)");
+        }
         let (step, plugin) = (self.step.as_str(), self.plugin.as_str());
         match level {
             Level::Trace => tracing::trace!(target: "sluice.plugin.log", step, plugin, "{message}"),

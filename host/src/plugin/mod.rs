@@ -20,15 +20,18 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, Store};
 
-use crate::config::{Location, StepKind, StepPlan};
+use crate::config::{Limits, Location, StepKind, StepPlan};
 use bindings::filter::{Filter, FilterPre};
 use bindings::route::{Route, RoutePre};
 use bindings::transform::{Transform, TransformPre};
 pub use bindings::{Event, Failure, Output};
 pub use host::HostState;
 
-/// Linear memory a plugin instance may use unless its step says otherwise.
-pub const DEFAULT_MEMORY_BYTES: usize = 128 << 20;
+/// How often the engine's epoch advances: the granularity of call timeouts.
+pub const EPOCH_TICK: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// Wasm stack a plugin may use; deeper recursion traps.
+pub const MAX_WASM_STACK: usize = 512 << 10;
 
 /// A plugin could not be loaded or started.
 #[derive(Debug, thiserror::Error)]
@@ -127,9 +130,24 @@ impl Runtime {
         config.wasm_component_model(true);
         // No component-model async: a synchronous call costs ~100 ns instead of ~350 ns.
         config.concurrency_support(false);
+        // Timeouts: a ticker advances the epoch; each call gets a deadline in ticks.
+        config.epoch_interruption(true);
+        config.max_wasm_stack(MAX_WASM_STACK);
         let engine = Engine::new(&config)
             .map_err(anyhow::Error::from)
             .context("creating the wasmtime engine")?;
+        let weak = engine.weak();
+        std::thread::Builder::new()
+            .name("sluice-epoch".into())
+            .spawn(move || {
+                // Ends when the engine is gone.
+                while let Some(engine) = weak.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(EPOCH_TICK);
+                }
+            })
+            .context("starting the epoch ticker")?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(anyhow::Error::from)
@@ -223,7 +241,7 @@ impl Runtime {
             plugin: plugin.to_owned(),
             location: location.to_owned(),
             settings_json: step.settings_json.clone(),
-            memory_bytes: DEFAULT_MEMORY_BYTES,
+            limits: step.limits,
             pre,
         })
     }
@@ -247,7 +265,7 @@ pub struct Plugin {
     plugin: String,
     location: String,
     settings_json: String,
-    memory_bytes: usize,
+    limits: Limits,
     pre: KindPre,
 }
 
@@ -262,6 +280,11 @@ impl Plugin {
         &self.step
     }
 
+    /// The step's sandbox limits.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
     /// Instantiates the plugin in a fresh sandbox and calls its `init`.
     pub fn instantiate(&self) -> Result<Instance, PluginError> {
         let engine = match &self.pre {
@@ -271,9 +294,11 @@ impl Plugin {
         };
         let mut store = Store::new(
             engine,
-            HostState::new(&self.step, &self.plugin, self.memory_bytes),
+            HostState::new(&self.step, &self.plugin, self.limits.memory_bytes),
         );
         store.limiter(|s| s.limiter());
+        store.epoch_deadline_trap();
+        prepare_call(&mut store, &self.limits);
         let failed = |error: wasmtime::Error| PluginError::Instantiate {
             step: self.step.clone(),
             plugin: self.location.clone(),
@@ -302,25 +327,61 @@ impl Plugin {
             plugin: self.location.clone(),
             message,
         })?;
-        Ok(Instance { store, kind })
+        Ok(Instance {
+            store,
+            kind,
+            limits: self.limits,
+        })
     }
+}
+
+/// Arms the deadline and the log budget for the next guest call.
+fn prepare_call(store: &mut Store<HostState>, limits: &Limits) {
+    let ticks = limits
+        .timeout_ms
+        .div_ceil(EPOCH_TICK.as_millis() as u64)
+        .max(1);
+    store.set_epoch_deadline(ticks);
+    let state = store.data_mut();
+    state.log_budget = limits.max_log_lines;
+    state.logs_dropped = 0;
 }
 
 /// A running plugin: a store and the bindings of its world.
 pub struct Instance {
     store: Store<HostState>,
     kind: KindInstance,
+    limits: Limits,
 }
 
 /// A guest call that did not return: a trap, or a contract violation.
 pub type CallError = wasmtime::Error;
+
+/// Reports what the call's log budget dropped.
+fn after_call(store: &Store<HostState>, limits: &Limits) {
+    let state = store.data();
+    if state.logs_dropped > 0 {
+        tracing::warn!(
+            step = %state.step,
+            plugin = %state.plugin,
+            dropped = state.logs_dropped,
+            limit = limits.max_log_lines,
+            "plugin logged more than its limit per call; the rest were dropped"
+        );
+    }
+}
 
 impl Instance {
     /// Calls `filter` on the batch. `Err` means the call trapped: every event
     /// of the call fails and the instance must not be used again.
     pub fn filter(&mut self, batch: &[Event]) -> Result<Vec<Result<bool, Failure>>, CallError> {
         match &self.kind {
-            KindInstance::Filter(b) => b.call_filter(&mut self.store, batch),
+            KindInstance::Filter(b) => {
+                prepare_call(&mut self.store, &self.limits);
+                let r = b.call_filter(&mut self.store, batch);
+                after_call(&self.store, &self.limits);
+                r
+            }
             _ => wasmtime::bail!("not a filter plugin"),
         }
     }
@@ -331,7 +392,12 @@ impl Instance {
         batch: &[Event],
     ) -> Result<Vec<Result<Vec<Output>, Failure>>, CallError> {
         match &self.kind {
-            KindInstance::Transform(b) => b.call_transform(&mut self.store, batch),
+            KindInstance::Transform(b) => {
+                prepare_call(&mut self.store, &self.limits);
+                let r = b.call_transform(&mut self.store, batch);
+                after_call(&self.store, &self.limits);
+                r
+            }
             _ => wasmtime::bail!("not a transform plugin"),
         }
     }
@@ -342,7 +408,12 @@ impl Instance {
         batch: &[Event],
     ) -> Result<Vec<Result<Vec<String>, Failure>>, CallError> {
         match &self.kind {
-            KindInstance::Route(b) => b.call_route(&mut self.store, batch),
+            KindInstance::Route(b) => {
+                prepare_call(&mut self.store, &self.limits);
+                let r = b.call_route(&mut self.store, batch);
+                after_call(&self.store, &self.limits);
+                r
+            }
             _ => wasmtime::bail!("not a route plugin"),
         }
     }

@@ -1,17 +1,38 @@
 //! The in-memory destination: keeps outputs for tests, fixtures and dry runs.
+//!
+//! It can also refuse outputs on purpose ([`MemorySink::set_fault`]), the way
+//! a real destination does: once an output of a shard is refused, the rest of
+//! that shard's outputs in the same send are refused too, as the SQS
+//! destination stops a shard at its first failure and an S3 object is
+//! all-or-nothing. Property tests inject thousands of faults this way; the
+//! real SQS and S3 paths are tested against moto.
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
-use super::encode;
+use super::{SendFailure, encode};
 use crate::config::Format;
 use crate::pipeline::Routed;
 
-/// Collects encoded outputs; clones share the same buffer.
-#[derive(Debug, Clone)]
+/// Says whether an output is refused, and why.
+pub type Fault = Arc<dyn Fn(&Routed) -> Option<String> + Send + Sync>;
+
+/// Collects encoded outputs; clones share the same buffer and fault.
+#[derive(Clone)]
 pub struct MemorySink {
     name: String,
     format: Format,
     lines: Arc<Mutex<Vec<u8>>>,
+    fault: Arc<Mutex<Option<Fault>>>,
+}
+
+impl std::fmt::Debug for MemorySink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemorySink")
+            .field("name", &self.name)
+            .field("format", &self.format)
+            .finish_non_exhaustive()
+    }
 }
 
 impl MemorySink {
@@ -21,6 +42,7 @@ impl MemorySink {
             name: name.to_owned(),
             format,
             lines: Arc::default(),
+            fault: Arc::default(),
         }
     }
 
@@ -29,12 +51,41 @@ impl MemorySink {
         &self.name
     }
 
-    /// Appends `outputs`.
-    pub fn send(&self, outputs: &[&Routed]) {
+    /// From now on, refuses the outputs `fault` picks (`None`: takes everything).
+    pub fn set_fault(&self, fault: Option<Fault>) {
+        *self.fault.lock().unwrap_or_else(|p| p.into_inner()) = fault;
+    }
+
+    /// Appends `outputs`, less those refused; returns the refused ones.
+    pub fn send(&self, outputs: &[&Routed]) -> Vec<SendFailure> {
+        let fault = self.fault.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let mut lines = self.lines.lock().unwrap_or_else(|p| p.into_inner());
-        for r in outputs {
-            encode(self.format, r, &mut lines);
+        let Some(fault) = fault else {
+            for r in outputs {
+                encode(self.format, r, &mut lines);
+            }
+            return Vec::new();
+        };
+        let mut failures = Vec::new();
+        let mut stopped: HashSet<&str> = HashSet::new();
+        for (i, r) in outputs.iter().enumerate() {
+            let shard = r.record.shard_id.as_str();
+            let reason = if stopped.contains(shard) {
+                Some(format!(
+                    "not sent: an earlier output of shard `{shard}` was refused"
+                ))
+            } else {
+                fault(r)
+            };
+            match reason {
+                Some(reason) => {
+                    stopped.insert(shard);
+                    failures.push(SendFailure { output: i, reason });
+                }
+                None => encode(self.format, r, &mut lines),
+            }
         }
+        failures
     }
 
     /// Everything received so far, one output per line.

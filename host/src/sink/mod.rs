@@ -160,10 +160,7 @@ impl Sink {
                     Err(e) => all_failed(format!("cannot write to stdout: {e}")),
                 }
             }
-            Sink::Memory(m) => {
-                m.send(outputs);
-                Vec::new()
-            }
+            Sink::Memory(m) => m.send(outputs),
         }
     }
 }

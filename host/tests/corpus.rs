@@ -1,0 +1,114 @@
+//! The bad-input corpus: every malformed event in `tests/corpus/events/` and
+//! every bad config in `tests/corpus/configs/` gets a clear error that names
+//! the input and where, compared with its committed golden file
+//! (`<name>.expected`). `BLESS=1` rewrites the golden files; read the diff.
+//!
+//! The inputs are written by `tests/corpus/make_corpus.py`.
+
+use std::path::{Path, PathBuf};
+
+use host::config;
+use host::event;
+
+fn corpus(kind: &str, ext: &str) -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/corpus")
+        .join(kind);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == ext))
+        .collect();
+    files.sort();
+    files
+}
+
+/// Compares `actual` with `<input>.expected`; returns a description of any difference.
+fn golden(input: &Path, actual: &str) -> Option<String> {
+    let path = input.with_extension(format!(
+        "{}.expected",
+        input.extension().unwrap().to_str().unwrap()
+    ));
+    if std::env::var_os("BLESS").is_some() {
+        std::fs::write(&path, actual).unwrap();
+        return None;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_default();
+    (expected != actual).then(|| {
+        format!(
+            "{}:\n--- expected\n{expected}--- actual\n{actual}",
+            input.display()
+        )
+    })
+}
+
+/// What decoding an event says, machine-independently.
+fn render_event(file: &Path) -> String {
+    let name = file.file_name().unwrap().to_str().unwrap();
+    let bytes = std::fs::read(file).unwrap();
+    match event::decode(&bytes, name) {
+        Err(e) => {
+            let msg = e.to_string();
+            assert!(
+                msg.starts_with(name),
+                "{name}: the error must name the input: {msg}"
+            );
+            format!("error: {msg}\n")
+        }
+        Ok(batch) => {
+            assert!(
+                !batch.rejected.is_empty(),
+                "{name}: a corpus event must be bad, but every record decoded"
+            );
+            let mut out = format!(
+                "decoded: {}, rejected: {}\n",
+                batch.records.len(),
+                batch.rejected.len()
+            );
+            for r in &batch.rejected {
+                assert!(!r.reason.is_empty());
+                out.push_str(&format!(
+                    "#{} {}:{}: {}\n",
+                    r.index,
+                    r.shard_id.as_deref().unwrap_or("?"),
+                    r.sequence_number.as_deref().unwrap_or("?"),
+                    r.reason
+                ));
+            }
+            out
+        }
+    }
+}
+
+#[test]
+fn every_malformed_event_is_named_and_explained() {
+    let files = corpus("events", "json");
+    assert!(files.len() >= 100, "only {} malformed events", files.len());
+    let diffs: Vec<String> = files
+        .iter()
+        .filter_map(|f| golden(f, &render_event(f)))
+        .collect();
+    assert!(diffs.is_empty(), "{}", diffs.join("\n"));
+}
+
+#[test]
+fn every_bad_config_is_named_and_explained() {
+    let files = corpus("configs", "toml");
+    assert!(files.len() >= 50, "only {} bad configs", files.len());
+    let dir = files[0].parent().unwrap().display().to_string();
+    let diffs: Vec<String> = files
+        .iter()
+        .filter_map(|f| {
+            let msg = match config::load(f) {
+                Ok(_) => panic!("{}: a corpus config must be refused", f.display()),
+                Err(e) => e.to_string(),
+            };
+            assert!(
+                msg.contains(&f.display().to_string()),
+                "the error must name the file: {msg}"
+            );
+            golden(f, &format!("{}\n", msg.replace(&dir, "<corpus>")))
+        })
+        .collect();
+    assert!(diffs.is_empty(), "{}", diffs.join("\n"));
+}

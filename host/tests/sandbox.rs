@@ -1,0 +1,435 @@
+//! The sandbox: a plugin that loops, hogs memory, recurses, traps, amplifies
+//! or floods fails the records of its call (or only its own record), never
+//! the host; the host restarts it and carries on.
+//!
+//! The hostile plugin is built from `tests/plugins/hostile` by `build.rs`.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use host::app::App;
+use host::config::{self, Format, Location};
+use host::event;
+use host::pipeline::FailureClass;
+use host::sink::Sink;
+use host::sink::memory::MemorySink;
+
+fn app(settings: &str, limits: &str) -> (App, MemorySink) {
+    let (app, mut sinks) = app_with(settings, limits, "");
+    (app, sinks.remove(0))
+}
+
+/// The hostile step with `settings` and `limits`, `extra` lines for the step,
+/// and destination `out` (plus `dlq`, the dead-letter destination, when
+/// `extra` mentions it). Sinks come back in name order.
+fn app_with(settings: &str, limits: &str, extra: &str) -> (App, Vec<MemorySink>) {
+    let dlq = extra.contains("dead-letter");
+    let text = format!(
+        "[[steps]]\nname = \"hostile-step\"\nkind = \"transform\"\nplugin = {:?}\nconfig = {settings}\nlimits = {limits}\n{extra}\n\
+         [destinations.out]\ntype = \"stdout\"\n{}",
+        host::test_plugins::HOSTILE,
+        if dlq {
+            "[destinations.dlq]\ntype = \"stdout\"\n[routing]\ndefault = \"out\"\ndead_letter = \"dlq\"\n"
+        } else {
+            ""
+        }
+    );
+    let plan = config::parse(&text, &Location::File("/tmp/sandbox.toml".into())).unwrap();
+    let sinks: Vec<MemorySink> = plan
+        .destinations
+        .iter()
+        .map(|d| MemorySink::new(&d.name, Format::Raw))
+        .collect();
+    let app = App::with_sinks(plan, sinks.iter().cloned().map(Sink::Memory).collect()).unwrap();
+    (app, sinks)
+}
+
+/// Four records on one shard; record 1 carries the marker when `marked`.
+fn batch(marked: bool) -> event::Batch {
+    let records: Vec<String> = (0..4)
+        .map(|i| {
+            let payload = if marked && i == 1 { "HOSTILE".to_owned() } else { format!("ok-{i}") };
+            let data = base64::engine::general_purpose::STANDARD.encode(payload);
+            format!(
+                r#"{{"eventID":"shardId-000000000000:{i}00","kinesis":{{"partitionKey":"k","data":"{data}","sequenceNumber":"{i}00","approximateArrivalTimestamp":1.0}}}}"#
+            )
+        })
+        .collect();
+    event::decode(
+        format!(r#"{{"Records":[{}]}}"#, records.join(",")).as_bytes(),
+        "e",
+    )
+    .unwrap()
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Runs a marked batch (expecting `class` for the whole call, or for record
+/// 1 only) then a clean one (expecting the restarted plugin to deliver all).
+fn contained(
+    settings: &str,
+    limits: &str,
+    class: FailureClass,
+    whole_call: bool,
+    reason: &str,
+) -> Duration {
+    let (mut app, sink) = app(settings, limits);
+    let rt = rt();
+    let started = Instant::now();
+    let report = rt.block_on(app.process(batch(true), None));
+    let took = started.elapsed();
+    let failures = &report.outcome.failures;
+    let expected: Vec<usize> = if whole_call {
+        vec![0, 1, 2, 3]
+    } else {
+        vec![1]
+    };
+    assert_eq!(
+        failures.iter().map(|f| f.index).collect::<Vec<_>>(),
+        expected,
+        "{failures:?}"
+    );
+    for f in failures {
+        assert_eq!(f.class, class, "{f:?}");
+        assert_eq!(f.stage, "hostile-step");
+        assert_eq!(f.plugin.as_deref(), Some("hostile.wasm"));
+        assert_eq!(
+            f.sequence_number.as_deref(),
+            Some(format!("{}00", f.index).as_str())
+        );
+        assert!(f.reason.contains(reason), "{}", f.reason);
+    }
+    sink.clear();
+    let report = rt.block_on(app.process(batch(false), None));
+    assert!(
+        report.outcome.failures.is_empty(),
+        "the plugin must be restarted: {:?}",
+        report.outcome.failures
+    );
+    assert_eq!(
+        String::from_utf8(sink.contents()).unwrap(),
+        "ok-0\nok-1\nok-2\nok-3\n"
+    );
+    took
+}
+
+#[test]
+fn an_infinite_loop_meets_its_deadline() {
+    let took = contained(
+        "{ mode = \"spin\" }",
+        "{ timeout_ms = 200 }",
+        FailureClass::Trap,
+        true,
+        "plugin timed out: the call took more than 200 ms (`limits.timeout_ms`)",
+    );
+    assert!(
+        took < Duration::from_millis(200 * 11 / 10 + 100),
+        "took {took:?}"
+    );
+}
+
+#[test]
+fn a_memory_bomb_meets_its_cap() {
+    contained(
+        "{ mode = \"hog\" }",
+        "{ memory_bytes = 16777216 }",
+        FailureClass::Trap,
+        true,
+        "plugin trapped",
+    );
+}
+
+#[test]
+fn deep_recursion_meets_the_stack_limit() {
+    contained(
+        "{ mode = \"recurse\" }",
+        "{}",
+        FailureClass::Trap,
+        true,
+        "plugin trapped",
+    );
+}
+
+#[test]
+fn a_trap_on_one_record_fails_its_call_only() {
+    contained(
+        "{ mode = \"trap\" }",
+        "{}",
+        FailureClass::Trap,
+        true,
+        "plugin trapped",
+    );
+}
+
+#[test]
+fn output_amplification_fails_only_its_record() {
+    contained(
+        "{ mode = \"amplify\", count = 5000 }",
+        "{ max_outputs_per_event = 100 }",
+        FailureClass::Contract,
+        false,
+        "transform made 5000 outputs of one event; the limit is 100",
+    );
+}
+
+#[test]
+fn an_oversized_output_fails_only_its_record() {
+    contained(
+        "{ mode = \"big\", count = 70000 }",
+        "{ max_output_bytes = 65536 }",
+        FailureClass::Contract,
+        false,
+        "transform made an output of 70000 bytes; the limit is 65536",
+    );
+}
+
+#[test]
+fn a_log_flood_is_capped_and_the_batch_completes() {
+    let (mut app, sink) = app(
+        "{ mode = \"flood\", count = 100000 }",
+        "{ max_log_lines = 10 }",
+    );
+    let started = Instant::now();
+    let report = rt().block_on(app.process(batch(true), None));
+    assert!(
+        report.outcome.failures.is_empty(),
+        "{:?}",
+        report.outcome.failures
+    );
+    assert_eq!(sink.contents().iter().filter(|&&b| b == b'\n').count(), 4);
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn a_slow_but_correct_plugin_within_its_limit_delivers() {
+    let (mut app, sink) = app("{ mode = \"slow\", ms = 100 }", "{ timeout_ms = 2000 }");
+    let report = rt().block_on(app.process(batch(true), None));
+    assert!(
+        report.outcome.failures.is_empty(),
+        "{:?}",
+        report.outcome.failures
+    );
+    assert_eq!(
+        String::from_utf8(sink.contents()).unwrap(),
+        "ok-0\nHOSTILE\nok-2\nok-3\n"
+    );
+}
+
+#[test]
+fn limits_out_of_range_are_config_errors() {
+    let text = format!(
+        "[[steps]]\nname = \"s\"\nkind = \"transform\"\nplugin = {:?}\nlimits = {{ timeout_ms = 0 }}\n\
+         [destinations.out]\ntype = \"stdout\"\n",
+        host::test_plugins::HOSTILE
+    );
+    let e = config::parse(&text, &Location::File("/tmp/p.toml".into()))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("steps[0] (`s`).limits.timeout_ms: is out of range: expected 1 to 900000"),
+        "{e}"
+    );
+}
+
+/// Runs one marked batch through the hostile plugin in `mode` and returns
+/// what it wrote for the marked record.
+fn escape_attempt(settings: &str) -> String {
+    let (mut app, sink) = app(settings, "{}");
+    let report = rt().block_on(app.process(batch(true), None));
+    assert!(
+        report.outcome.failures.is_empty(),
+        "{:?}",
+        report.outcome.failures
+    );
+    let out = String::from_utf8(sink.contents()).unwrap();
+    out.lines().nth(1).unwrap().to_owned()
+}
+
+#[test]
+fn a_plugin_sees_no_environment_and_no_arguments() {
+    // The test's own environment holds something to steal.
+    assert!(std::env::vars().count() > 0);
+    assert_eq!(escape_attempt("{ mode = \"env\" }"), "env: [] args: []");
+}
+
+#[test]
+fn a_plugin_sees_no_files() {
+    let seen = escape_attempt("{ mode = \"fs\" }");
+    assert!(seen.starts_with("fs: Err("), "{seen}");
+    assert!(!seen.contains("Ok("), "{seen}");
+    assert!(!Path::new("/tmp/sluice-escaped").exists());
+}
+
+#[test]
+fn a_plugin_cannot_open_a_socket() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = escape_attempt(&format!("{{ mode = \"net\", addr = \"{addr}\" }}"));
+    assert!(seen.starts_with("net: Err("), "{seen}");
+    assert_eq!(
+        listener.accept().map(|_| ()).unwrap_err().kind(),
+        std::io::ErrorKind::WouldBlock,
+        "the plugin reached the listener"
+    );
+}
+
+#[test]
+fn a_plugin_cannot_write_to_the_hosts_stdout_or_stderr() {
+    let dir = std::env::temp_dir().join(format!("sluice-print-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("pipeline.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[steps]]\nname = \"printer\"\nkind = \"transform\"\nplugin = {:?}\n\
+             config = {{ mode = \"print\", marker = \"ESCAPED\" }}\n\
+             [destinations.out]\ntype = \"file\"\npath = \"out.txt\"\n",
+            host::test_plugins::HOSTILE
+        ),
+    )
+    .unwrap();
+    let event = dir.join("event.json");
+    let data = base64::engine::general_purpose::STANDARD.encode("ESCAPED");
+    std::fs::write(
+        &event,
+        format!(
+            r#"{{"Records":[{{"eventID":"shardId-000000000000:1","kinesis":{{"partitionKey":"k","data":"{data}","sequenceNumber":"1","approximateArrivalTimestamp":1.0}}}}]}}"#
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .arg("--event")
+        .arg(&event)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("out.txt")).unwrap(),
+        "ESCAPED\n"
+    );
+    assert!(!stdout.contains("ESCAPED"), "{stdout}");
+    assert!(!stderr.contains("ESCAPED"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_string_that_is_not_utf8_fails_the_call_as_a_trap() {
+    contained(
+        "{ mode = \"bad-utf8\" }",
+        "{}",
+        FailureClass::Trap,
+        true,
+        "plugin trapped",
+    );
+}
+
+#[test]
+fn a_trap_under_dead_letter_sends_every_record_of_the_call_to_the_dead_letter_destination() {
+    let (mut app, sinks) = app_with("{ mode = \"trap\" }", "{}", "on_error = \"dead-letter\"");
+    let (dlq, out) = (&sinks[0], &sinks[1]);
+    let report = rt().block_on(app.process(batch(true), None));
+    assert!(report.outcome.failures.is_empty(), "nothing is retried");
+    assert_eq!(report.dispatch.dead_lettered, 4);
+    let letters = String::from_utf8(dlq.contents()).unwrap();
+    let docs: Vec<serde_json::Value> = letters
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(docs.len(), 4);
+    let b64 = base64::engine::general_purpose::STANDARD;
+    for (i, doc) in docs.iter().enumerate() {
+        assert_eq!(doc["failure"]["class"], "trap");
+        assert_eq!(doc["failure"]["stage"], "hostile-step");
+        assert_eq!(doc["failure"]["plugin"], "hostile.wasm");
+        assert!(
+            doc["failure"]["reason"]
+                .as_str()
+                .unwrap()
+                .contains("plugin trapped")
+        );
+        assert_eq!(doc["record"]["sequence_number"], format!("{i}00"));
+        assert_eq!(doc["record"]["shard_id"], "shardId-000000000000");
+        let payload = if i == 1 {
+            "HOSTILE".to_owned()
+        } else {
+            format!("ok-{i}")
+        };
+        assert_eq!(
+            doc["record"]["data_base64"],
+            b64.encode(payload),
+            "the original record"
+        );
+    }
+    assert!(out.contents().is_empty());
+    // The plugin is restarted and the shard moves on.
+    let report = rt().block_on(app.process(batch(false), None));
+    assert!(report.outcome.dead_letters.is_empty());
+    assert_eq!(
+        String::from_utf8(out.contents()).unwrap(),
+        "ok-0\nok-1\nok-2\nok-3\n"
+    );
+}
+
+#[test]
+fn a_record_failing_under_drop_is_counted_and_the_shard_moves_on() {
+    let (mut app, sinks) = app_with(
+        "{ mode = \"amplify\", count = 5000 }",
+        "{ max_outputs_per_event = 100 }",
+        "on_error = \"drop\"",
+    );
+    let report = rt().block_on(app.process(batch(true), None));
+    assert!(report.outcome.failures.is_empty());
+    let dropped: Vec<_> = report.outcome.dropped.iter().map(|f| f.index).collect();
+    assert_eq!(dropped, [1]);
+    assert_eq!(
+        report.outcome.dropped[0].sequence_number.as_deref(),
+        Some("100")
+    );
+    assert_eq!(
+        String::from_utf8(sinks[0].contents()).unwrap(),
+        "ok-0\nok-2\nok-3\n"
+    );
+}
+
+#[test]
+fn a_dead_letter_that_cannot_be_sent_is_retried_and_holds_back_its_shard() {
+    let (mut app, sinks) = app_with(
+        "{ mode = \"amplify\", count = 5000 }",
+        "{ max_outputs_per_event = 100 }",
+        "on_error = \"dead-letter\"",
+    );
+    let (dlq, out) = (&sinks[0], &sinks[1]);
+    dlq.set_fault(Some(std::sync::Arc::new(|_: &host::pipeline::Routed| {
+        Some("queue unavailable".into())
+    })));
+    let report = rt().block_on(app.process(batch(true), None));
+    let failed: Vec<_> = report.outcome.failures.iter().map(|f| f.index).collect();
+    assert_eq!(failed, [1], "{:?}", report.outcome.failures);
+    let f = &report.outcome.failures[0];
+    assert_eq!(f.stage, "dead-letter dlq");
+    assert!(
+        f.reason
+            .contains("could not dead-letter it (contract at hostile-step"),
+        "{}",
+        f.reason
+    );
+    assert!(f.reason.ends_with("queue unavailable"), "{}", f.reason);
+    assert_eq!(
+        report.outcome.deferred, 2,
+        "records 2 and 3 wait for record 1"
+    );
+    assert_eq!(String::from_utf8(out.contents()).unwrap(), "ok-0\n");
+}

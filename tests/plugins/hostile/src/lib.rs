@@ -1,0 +1,164 @@
+//! A `transform` plugin that misbehaves on purpose, for the sandbox tests.
+//!
+//! Build with `cargo build -p hostile --target wasm32-wasip2 --release`
+//! (host/build.rs does it for the tests).
+//!
+//! Events whose payload contains `marker` trigger `mode`; the others pass
+//! through unchanged. Modes: `spin` (loops forever), `hog` (allocates until
+//! memory runs out), `recurse` (recurses until the stack runs out), `trap`
+//! (panics), `amplify` (emits `count` outputs), `flood` (logs `count` lines),
+//! `slow` (busy-waits `ms` milliseconds, then passes), `big` (emits one
+//! output of `count` bytes).
+//!
+//! Escape attempts, whose outputs say what the plugin could see: `env` (the
+//! environment), `fs` (the root directory and `/etc/passwd`), `net` (a TCP
+//! connection to `addr`), `print` (writes `marker` to stdout and stderr), and
+//! `bad-utf8` (an attribute that is not UTF-8, where WIT wants a string).
+//!
+//! Mode `script` reads every event as `{"act": …, "n": …}` and does what it
+//! says: `ok` (passes it on), `split` (`n` copies), `none` (no output),
+//! `invalid` / `retry` (that failure), `trap` (panics). The property tests
+//! script random failures with it.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use sluice_plugin::{Event, Failure, Output, Transform};
+
+/// The step's settings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    mode: String,
+    #[serde(default = "default_marker")]
+    marker: String,
+    #[serde(default)]
+    count: usize,
+    #[serde(default)]
+    ms: u64,
+    #[serde(default)]
+    addr: String,
+}
+
+fn default_marker() -> String {
+    "HOSTILE".into()
+}
+
+/// The misbehaving transform.
+pub struct Hostile(Settings);
+
+impl Transform for Hostile {
+    type Settings = Settings;
+
+    fn init(s: Settings) -> Result<Self, String> {
+        Ok(Hostile(s))
+    }
+
+    fn transform(&self, event: Event) -> Result<Vec<Output>, Failure> {
+        if self.0.mode == "script" {
+            return script(event);
+        }
+        let hit = event
+            .data
+            .windows(self.0.marker.len().max(1))
+            .any(|w| w == self.0.marker.as_bytes());
+        if !hit {
+            return Ok(vec![event.into_output()]);
+        }
+        match self.0.mode.as_str() {
+            "spin" => loop {
+                black_box(&event);
+            },
+            "hog" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(black_box(vec![1u8; 1 << 20]));
+                }
+            }
+            "recurse" => Ok(vec![
+                event.output(recurse(black_box(1)).to_le_bytes().to_vec()),
+            ]),
+            "trap" => panic!("hostile plugin: trap on marker record"),
+            "amplify" => Ok((0..self.0.count)
+                .map(|_| event.output(b"x".to_vec()))
+                .collect()),
+            "flood" => {
+                for i in 0..self.0.count {
+                    sluice_plugin::info!("flood line {i}");
+                }
+                Ok(vec![event.into_output()])
+            }
+            "slow" => {
+                let until = Instant::now() + Duration::from_millis(self.0.ms);
+                while Instant::now() < until {
+                    black_box(&event);
+                }
+                Ok(vec![event.into_output()])
+            }
+            "big" => Ok(vec![event.output(vec![b'x'; self.0.count])]),
+            "env" => {
+                let vars: Vec<(String, String)> = std::env::vars().collect();
+                let args: Vec<String> = std::env::args().collect();
+                Ok(vec![event.output(
+                    format!("env: {vars:?} args: {args:?}").into_bytes(),
+                )])
+            }
+            "fs" => {
+                let root = std::fs::read_dir("/").map(|d| d.count());
+                let passwd = std::fs::read("/etc/passwd").map(|b| b.len());
+                let write = std::fs::write("/tmp/sluice-escaped", b"x");
+                Ok(vec![event.output(
+                    format!("fs: {root:?} {passwd:?} {write:?}").into_bytes(),
+                )])
+            }
+            "net" => {
+                let conn = std::net::TcpStream::connect(&self.0.addr).map(|_| "connected");
+                Ok(vec![event.output(format!("net: {conn:?}").into_bytes())])
+            }
+            "print" => {
+                println!("{}", self.0.marker);
+                eprintln!("{}", self.0.marker);
+                Ok(vec![event.into_output()])
+            }
+            "bad-utf8" => {
+                // Deliberately breaks the contract: WIT strings are UTF-8.
+                #[allow(unsafe_code)]
+                let value = unsafe { String::from_utf8_unchecked(vec![b'x', 0xff, 0xfe]) };
+                Ok(vec![event.output(b"x".to_vec()).with_attribute("k", value)])
+            }
+            other => Err(Failure::Invalid(format!("unknown mode `{other}`"))),
+        }
+    }
+}
+
+/// One scripted event: what to do with it.
+#[derive(Deserialize)]
+struct Script {
+    act: String,
+    #[serde(default)]
+    n: usize,
+}
+
+fn script(event: Event) -> Result<Vec<Output>, Failure> {
+    let s: Script = event.json()?;
+    match s.act.as_str() {
+        "ok" => Ok(vec![event.into_output()]),
+        "split" => Ok((0..s.n).map(|_| event.output(event.data.clone())).collect()),
+        "none" => Ok(Vec::new()),
+        "invalid" => Err(Failure::Invalid("scripted: invalid".into())),
+        "retry" => Err(Failure::Retry("scripted: retry".into())),
+        "trap" => panic!("scripted: trap"),
+        other => Err(Failure::Invalid(format!("unknown act `{other}`"))),
+    }
+}
+
+#[allow(
+    unconditional_recursion,
+    reason = "recursing until the stack runs out is the point"
+)]
+fn recurse(n: u64) -> u64 {
+    black_box(recurse(black_box(n + 1))) + 1
+}
+
+sluice_plugin::export_transform!(Hostile);
