@@ -433,3 +433,47 @@ fn a_dead_letter_that_cannot_be_sent_is_retried_and_holds_back_its_shard() {
     );
     assert_eq!(String::from_utf8(out.contents()).unwrap(), "ok-0\n");
 }
+
+#[test]
+fn a_route_to_an_unknown_destination_fails_only_its_record() {
+    let text = format!(
+        "[[steps]]\nname = \"route\"\nkind = \"route\"\nplugin = {:?}\n\
+         config = {{ field = \"to\", routes = {{ bad = [\"nowhere\"] }} }}\n\
+         [destinations.out]\ntype = \"stdout\"\n[routing]\ndefault = \"out\"\n",
+        host::test_plugins::ROUTE_FIELD,
+    );
+    let plan = config::parse(&text, &Location::File("/tmp/sandbox.toml".into())).unwrap();
+    let sink = MemorySink::new("out", Format::Raw);
+    let mut app = App::with_sinks(plan, vec![Sink::Memory(sink.clone())]).unwrap();
+    let records: Vec<String> = ["good", "bad", "good"]
+        .iter()
+        .enumerate()
+        .map(|(i, to)| {
+            let data = base64::engine::general_purpose::STANDARD.encode(format!(r#"{{"to":"{to}"}}"#));
+            format!(
+                r#"{{"eventID":"shardId-000000000000:{i}00","kinesis":{{"partitionKey":"k","data":"{data}","sequenceNumber":"{i}00","approximateArrivalTimestamp":1.0}}}}"#
+            )
+        })
+        .collect();
+    let batch = event::decode(
+        format!(r#"{{"Records":[{}]}}"#, records.join(",")).as_bytes(),
+        "e",
+    )
+    .unwrap();
+    let report = rt().block_on(app.process(batch, None));
+    let failures = &report.outcome.failures;
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    let f = &failures[0];
+    assert_eq!(f.index, 1);
+    assert_eq!(f.class, FailureClass::Contract);
+    assert_eq!(f.stage, "route");
+    assert_eq!(f.plugin.as_deref(), Some("route_field.wasm"));
+    assert_eq!(f.sequence_number.as_deref(), Some("100"));
+    assert!(f.reason.contains("nowhere"), "{}", f.reason);
+    // Record 2 follows the retried record 1 on the same shard: held back.
+    assert_eq!(report.outcome.deferred, 1);
+    assert_eq!(
+        String::from_utf8(sink.contents()).unwrap(),
+        "{\"to\":\"good\"}\n"
+    );
+}

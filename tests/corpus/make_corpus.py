@@ -115,8 +115,13 @@ def events():
         "object": {"a": 1},
         "empty-string": "",
     }
+    # Variations that are valid input: an integer timestamp, empty data
+    # (Kinesis allows it) and an empty partition key (Sluice does not need one).
+    VALID = {("arrival-timestamp", "number"), ("data", "empty-string"), ("partition-key", "empty-string")}
     for fname, field in fields.items():
         for vname, value in values.items():
+            if (fname, vname) in VALID:
+                continue
             out[f"record-{fname}-{vname}"] = event_with(record(1, **{field: value}))
     out["record-kinesis-missing"] = event_with(record(1, kinesis=DELETE))
     out["record-kinesis-null"] = event_with(record(1, kinesis=None))
@@ -158,6 +163,12 @@ def events():
     out["sequence-number-lone-surrogate"] = event_with(
         json.dumps(record(1)).replace(f'"sequenceNumber": "{seq(1)}"', '"sequenceNumber": "\\udc00"')
     )
+
+    out["sequence-number-not-digits"] = event_with(record(1, **{"kinesis.sequenceNumber": "49590338271490256608559692538361571095921575989136588801x"}))
+    out["sequence-number-negative"] = event_with(record(1, **{"kinesis.sequenceNumber": "-1"}))
+    out["data-base64-only-padding"] = event_with(record(1, **{"kinesis.data": "===="}))
+    out["records-nested-array"] = ('{"Records": [[' + json.dumps(record(0)) + "]]}\n").encode()
+    out["deeply-nested-records"] = ('{"Records": ' + "[" * 100_000 + "]" * 100_000 + "}").encode()
 
     # Several bad records in one batch, and every record bad.
     out["every-record-bad"] = (

@@ -154,11 +154,17 @@ struct KinesisId {
 /// assert_eq!(batch.records[0].arrival_ms, 1_700_000_000_500);
 /// ```
 pub fn decode(json: &[u8], source_name: &str) -> Result<Batch, EventError> {
-    let envelope: Envelope<'_> =
-        serde_json::from_slice(json).map_err(|error| EventError::Envelope {
-            source_name: source_name.to_owned(),
-            error,
-        })?;
+    let envelope_error = |error| EventError::Envelope {
+        source_name: source_name.to_owned(),
+        error,
+    };
+    // serde reads a struct from a JSON array too; an event is an object.
+    if let Some(kind) = not_an_object(json) {
+        return Err(envelope_error(serde::de::Error::custom(format_args!(
+            "{kind}, expected an object with a `Records` array"
+        ))));
+    }
+    let envelope: Envelope<'_> = serde_json::from_slice(json).map_err(envelope_error)?;
     let mut batch = Batch {
         records: Vec::with_capacity(envelope.records.len()),
         slot: Vec::with_capacity(envelope.records.len()),
@@ -176,7 +182,23 @@ pub fn decode(json: &[u8], source_name: &str) -> Result<Batch, EventError> {
     Ok(batch)
 }
 
+/// What a JSON value that should be an object is instead (`None` when it
+/// starts like an object, or is not JSON at all: serde explains that).
+fn not_an_object(json: &[u8]) -> Option<&'static str> {
+    match json.iter().find(|b| !b.is_ascii_whitespace())? {
+        b'[' => Some("an array"),
+        b'"' => Some("a string"),
+        b'-' | b'0'..=b'9' => Some("a number"),
+        b't' | b'f' => Some("a boolean"),
+        b'n' => Some("null"),
+        _ => None,
+    }
+}
+
 fn decode_record(raw: &RawValue) -> Result<Record, String> {
+    if let Some(kind) = not_an_object(raw.get().as_bytes()) {
+        return Err(format!("the record is {kind}, not an object"));
+    }
     let record: RecordIn<'_> = match serde_json::from_str(raw.get()) {
         Ok(r) => r,
         // Slow path, errors only: decode again to learn which field is wrong.
@@ -185,6 +207,12 @@ fn decode_record(raw: &RawValue) -> Result<Record, String> {
     let k = record.kinesis;
     if k.sequence_number.is_empty() {
         return Err("field `kinesis.sequenceNumber` is empty".into());
+    }
+    if !k.sequence_number.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "field `kinesis.sequenceNumber` is not a decimal number: {:?}",
+            k.sequence_number
+        ));
     }
     let shard_id = shard_of(record.event_id.as_deref())
         .ok_or("field `eventID` is missing or not `<shardId>:<sequenceNumber>`")?
@@ -220,11 +248,23 @@ fn decode_record(raw: &RawValue) -> Result<Record, String> {
 /// Names the field that failed to decode, when serde can tell.
 fn explain(raw: &RawValue, error: serde_json::Error) -> String {
     let mut de = serde_json::Deserializer::from_str(raw.get());
-    match serde_path_to_error::deserialize::<_, RecordIn<'_>>(&mut de) {
-        Err(e) if e.path().iter().next().is_some() => {
-            format!("field `{}`: {}", e.path(), e.inner())
-        }
-        _ => error.to_string(),
+    let (path, error) = match serde_path_to_error::deserialize::<_, RecordIn<'_>>(&mut de) {
+        Err(e) if e.path().iter().next().is_some() => (Some(e.path().to_string()), e.into_inner()),
+        _ => (None, error),
+    };
+    // The field path says where; a line and column inside one record would
+    // mislead. serde's names for our structs mean nothing to a user either.
+    let text = error.to_string();
+    let text = text
+        .rsplit_once(" at line ")
+        .map_or(text.as_str(), |(m, _)| m);
+    let text = text
+        .replace("struct KinesisIn with 4 elements", "a `kinesis` object")
+        .replace("struct KinesisIn", "a `kinesis` object")
+        .replace("struct RecordIn", "a record object");
+    match path {
+        Some(path) => format!("field `{path}`: {text}"),
+        None => text,
     }
 }
 
