@@ -164,11 +164,12 @@ impl App {
     }
 
     /// Runs `batch` through the pipeline and delivers the outputs, holding
-    /// back what follows a failed record on its shard. Sending stops at
-    /// `deadline`; what was not sent is reported as failed.
+    /// back what follows a failed record on its shard. No plugin call runs
+    /// and nothing is sent past `deadline`; what was not done is reported as
+    /// failed, to be retried.
     pub async fn process(&mut self, batch: Batch, deadline: Option<Instant>) -> Report {
         let pipeline = self.pipeline.clone();
-        let run = tokio::task::spawn_blocking(move || lock(&pipeline).run(batch));
+        let run = tokio::task::spawn_blocking(move || lock(&pipeline).run_until(batch, deadline));
         let mut outcome = match run.await {
             Ok(outcome) => outcome,
             // The pipeline never panics on input; if it did, say so loudly.

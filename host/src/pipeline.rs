@@ -20,6 +20,8 @@
 //! `failures` are retried through Lambda, `dead_letters` keep the original
 //! record for the dead-letter destination, `dropped` are only counted.
 
+use std::time::Instant;
+
 use crate::config::{DestinationId, OnError, Plan, StepKind};
 use crate::event::{Batch, Record};
 use crate::plugin::{Event, Failure, Instance, Output, Plugin, PluginError, Runtime};
@@ -40,6 +42,9 @@ pub enum FailureClass {
     Contract,
     /// A destination did not accept the record's outputs.
     Delivery,
+    /// The invocation ran out of time before the record was done (the
+    /// Lambda deadline, not the plugin's own limit). Always retried.
+    Deadline,
 }
 
 impl FailureClass {
@@ -52,6 +57,7 @@ impl FailureClass {
             FailureClass::Trap => "trap",
             FailureClass::Contract => "contract",
             FailureClass::Delivery => "delivery",
+            FailureClass::Deadline => "deadline",
         }
     }
 }
@@ -205,8 +211,16 @@ impl Pipeline {
         }
     }
 
-    /// Runs the batch through every step.
+    /// Runs the batch through every step, with no deadline but the steps' own
+    /// `limits.timeout_ms`.
     pub fn run(&mut self, batch: Batch) -> BatchOutcome {
+        self.run_until(batch, None)
+    }
+
+    /// Runs the batch through every step; no plugin call runs past
+    /// `deadline` (the records of a call cut off there fail with
+    /// [`FailureClass::Deadline`] and are retried).
+    pub fn run_until(&mut self, batch: Batch, deadline: Option<Instant>) -> BatchOutcome {
         let records_in = batch.len();
         let default_action = self.plan.default_on_error();
         let mut failed = Failed {
@@ -256,7 +270,7 @@ impl Pipeline {
                 ..StepStats::default()
             };
             if !events.is_empty() {
-                (events, meta) = step.run(&self.plan, events, meta, &mut failed, &mut st);
+                (events, meta) = step.run(&self.plan, events, meta, &mut failed, &mut st, deadline);
             }
             stats.push(st);
         }
@@ -363,8 +377,9 @@ impl Failed {
         if self.slots[origin].is_some() {
             return;
         }
-        // A plugin that asks for a retry gets one, whatever the policy.
-        let action = if class == FailureClass::Retry {
+        // A plugin that asks for a retry gets one, whatever the policy, and
+        // so does a record the invocation had no time left for.
+        let action = if matches!(class, FailureClass::Retry | FailureClass::Deadline) {
             OnError::Retry
         } else {
             action
@@ -400,6 +415,7 @@ impl Step {
         meta: Vec<Meta>,
         failed: &mut Failed,
         st: &mut StepStats,
+        deadline: Option<Instant>,
     ) -> (Vec<Event>, Vec<Meta>) {
         let step_name = self.plugin.step().to_owned();
         let plugin_name = self.plugin.name().to_owned();
@@ -412,6 +428,28 @@ impl Step {
         let fail = |failed: &mut Failed, event: &Event, origin: usize, class, reason: String| {
             failed.fail(event, origin, at, class, reason);
         };
+
+        // The call's time limit: the step's own, or less when the
+        // invocation's deadline comes first.
+        let left_ms = deadline.map(|d| {
+            let left = d.saturating_duration_since(Instant::now());
+            left.as_millis() as u64
+        });
+        let cut_by_deadline = left_ms.is_some_and(|ms| ms < limits.timeout_ms);
+        if left_ms == Some(0) {
+            let reason = format!("the invocation's deadline passed before step `{step_name}` ran");
+            let at = (
+                step_name.as_str(),
+                Some(plugin_name.as_str()),
+                OnError::Retry,
+            );
+            for (event, m) in events.iter().zip(&meta) {
+                failed.fail(event, m.origin, at, FailureClass::Deadline, reason.clone());
+            }
+            st.failed = events.len();
+            return (Vec::new(), Vec::new());
+        }
+        let timeout_ms = left_ms.map_or(limits.timeout_ms, |ms| ms.min(limits.timeout_ms));
 
         let instance = match self.instance.take() {
             Some(i) => Ok(i),
@@ -430,6 +468,7 @@ impl Step {
         };
 
         // One guest call for the whole batch.
+        instance.cap_next_call(timeout_ms);
         let result = match self.kind {
             StepKind::Filter => instance.filter(&events).map(Results::Filter),
             StepKind::Transform => instance.transform(&events).map(Results::Transform),
@@ -446,13 +485,22 @@ impl Step {
                 ),
             )),
             Err(e) if e.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt) => {
-                Err((
-                    FailureClass::Trap,
-                    format!(
-                        "plugin timed out: the call took more than {} ms (`limits.timeout_ms`)",
-                        limits.timeout_ms
-                    ),
-                ))
+                if cut_by_deadline {
+                    Err((
+                        FailureClass::Deadline,
+                        format!(
+                            "plugin call cut off at the invocation's deadline after {timeout_ms} ms"
+                        ),
+                    ))
+                } else {
+                    Err((
+                        FailureClass::Trap,
+                        format!(
+                            "plugin timed out: the call took more than {} ms (`limits.timeout_ms`)",
+                            limits.timeout_ms
+                        ),
+                    ))
+                }
             }
             Err(e) => Err((FailureClass::Trap, format!("plugin trapped: {e:#}"))),
         };

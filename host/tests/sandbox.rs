@@ -477,3 +477,47 @@ fn a_route_to_an_unknown_destination_fails_only_its_record() {
         "{\"to\":\"good\"}\n"
     );
 }
+
+#[test]
+fn the_invocation_deadline_cuts_a_call_short_and_its_records_are_retried() {
+    // The step allows 10 s, but the invocation has 300 ms left: the call is
+    // cut off at the deadline, and its records are retried even under
+    // `drop` (running out of time is not the record's fault).
+    let (mut app, _sinks) = app_with(
+        "{ mode = \"spin\" }",
+        "{ timeout_ms = 10000 }",
+        "on_error = \"drop\"",
+    );
+    let started = Instant::now();
+    let report =
+        rt().block_on(app.process(batch(true), Some(started + Duration::from_millis(300))));
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_millis(300 * 11 / 10 + 100),
+        "took {took:?}"
+    );
+    assert!(report.outcome.dropped.is_empty());
+    let failures = &report.outcome.failures;
+    assert_eq!(failures.len(), 4, "{failures:?}");
+    for f in failures {
+        assert_eq!(f.class, FailureClass::Deadline);
+        assert_eq!(f.action, config::OnError::Retry);
+        assert!(
+            f.reason
+                .starts_with("plugin call cut off at the invocation's deadline after"),
+            "{}",
+            f.reason
+        );
+    }
+}
+
+#[test]
+fn no_plugin_runs_once_the_deadline_has_passed() {
+    let (mut app, sink) = app("{ mode = \"spin\" }", "{}");
+    let report = rt().block_on(app.process(batch(false), Some(Instant::now())));
+    let failures = &report.outcome.failures;
+    assert_eq!(failures.len(), 4, "{failures:?}");
+    assert!(failures.iter().all(|f| f.class == FailureClass::Deadline
+        && f.reason == "the invocation's deadline passed before step `hostile-step` ran"));
+    assert!(sink.contents().is_empty());
+}

@@ -140,6 +140,18 @@ pub enum DestinationKind {
     },
 }
 
+impl DestinationKind {
+    /// How outputs are encoded for this destination.
+    pub fn format(&self) -> Format {
+        match self {
+            DestinationKind::File { format, .. }
+            | DestinationKind::Stdout { format }
+            | DestinationKind::Sqs { format, .. }
+            | DestinationKind::S3 { format, .. } => *format,
+        }
+    }
+}
+
 /// Placeholders of an SQS FIFO group id template.
 pub const GROUP_ID_PLACEHOLDERS: &[&str] = &["partition_key", "shard"];
 /// Placeholders of an S3 key template.

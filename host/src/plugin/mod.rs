@@ -116,6 +116,21 @@ pub enum PluginError {
     },
 }
 
+/// How the engine is built. [`Default`] is what Sluice runs with.
+#[derive(Debug, Clone, Copy)]
+pub struct RuntimeOptions {
+    /// Enforce `limits.timeout_ms` with epoch interruption (a ticker thread
+    /// and a check in every loop and function of the guest). Turning it off
+    /// exists to measure what it costs: without it a spinning plugin hangs.
+    pub time_limits: bool,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        RuntimeOptions { time_limits: true }
+    }
+}
+
 /// The wasmtime engine and linker shared by every plugin.
 pub struct Runtime {
     engine: Engine,
@@ -126,28 +141,35 @@ impl Runtime {
     /// An engine tuned for one call per batch, and a linker that offers only
     /// logging and deny-by-default WASI.
     pub fn new() -> anyhow::Result<Runtime> {
+        Runtime::with_options(RuntimeOptions::default())
+    }
+
+    /// [`Runtime::new`] with `options`.
+    pub fn with_options(options: RuntimeOptions) -> anyhow::Result<Runtime> {
         let mut config = Config::new();
         config.wasm_component_model(true);
         // No component-model async: a synchronous call costs ~100 ns instead of ~350 ns.
         config.concurrency_support(false);
         // Timeouts: a ticker advances the epoch; each call gets a deadline in ticks.
-        config.epoch_interruption(true);
+        config.epoch_interruption(options.time_limits);
         config.max_wasm_stack(MAX_WASM_STACK);
         let engine = Engine::new(&config)
             .map_err(anyhow::Error::from)
             .context("creating the wasmtime engine")?;
-        let weak = engine.weak();
-        std::thread::Builder::new()
-            .name("sluice-epoch".into())
-            .spawn(move || {
-                // Ends when the engine is gone.
-                while let Some(engine) = weak.upgrade() {
-                    engine.increment_epoch();
-                    drop(engine);
-                    std::thread::sleep(EPOCH_TICK);
-                }
-            })
-            .context("starting the epoch ticker")?;
+        if options.time_limits {
+            let weak = engine.weak();
+            std::thread::Builder::new()
+                .name("sluice-epoch".into())
+                .spawn(move || {
+                    // Ends when the engine is gone.
+                    while let Some(engine) = weak.upgrade() {
+                        engine.increment_epoch();
+                        drop(engine);
+                        std::thread::sleep(EPOCH_TICK);
+                    }
+                })
+                .context("starting the epoch ticker")?;
+        }
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(anyhow::Error::from)
@@ -298,7 +320,7 @@ impl Plugin {
         );
         store.limiter(|s| s.limiter());
         store.epoch_deadline_trap();
-        prepare_call(&mut store, &self.limits);
+        prepare_call(&mut store, &self.limits, self.limits.timeout_ms);
         let failed = |error: wasmtime::Error| PluginError::Instantiate {
             step: self.step.clone(),
             plugin: self.location.clone(),
@@ -331,16 +353,19 @@ impl Plugin {
             store,
             kind,
             limits: self.limits,
+            next_timeout_ms: None,
         })
     }
 }
 
-/// Arms the deadline and the log budget for the next guest call.
-fn prepare_call(store: &mut Store<HostState>, limits: &Limits) {
-    let ticks = limits
-        .timeout_ms
-        .div_ceil(EPOCH_TICK.as_millis() as u64)
-        .max(1);
+/// The next call's time limit: the step's, or `cap` when that is shorter.
+fn call_timeout(limits: &Limits, cap: Option<u64>) -> u64 {
+    cap.map_or(limits.timeout_ms, |t| t.min(limits.timeout_ms))
+}
+
+/// Arms the deadline (`timeout_ms`) and the log budget for the next guest call.
+fn prepare_call(store: &mut Store<HostState>, limits: &Limits, timeout_ms: u64) {
+    let ticks = timeout_ms.div_ceil(EPOCH_TICK.as_millis() as u64).max(1);
     store.set_epoch_deadline(ticks);
     let state = store.data_mut();
     state.log_budget = limits.max_log_lines;
@@ -352,6 +377,8 @@ pub struct Instance {
     store: Store<HostState>,
     kind: KindInstance,
     limits: Limits,
+    /// A shorter time limit for the next call than `limits.timeout_ms`.
+    next_timeout_ms: Option<u64>,
 }
 
 /// A guest call that did not return: a trap, or a contract violation.
@@ -372,12 +399,19 @@ fn after_call(store: &Store<HostState>, limits: &Limits) {
 }
 
 impl Instance {
+    /// Limits the next call to `timeout_ms` when that is shorter than the
+    /// step's `limits.timeout_ms` (the invocation's deadline comes first).
+    pub fn cap_next_call(&mut self, timeout_ms: u64) {
+        self.next_timeout_ms = Some(timeout_ms);
+    }
+
     /// Calls `filter` on the batch. `Err` means the call trapped: every event
     /// of the call fails and the instance must not be used again.
     pub fn filter(&mut self, batch: &[Event]) -> Result<Vec<Result<bool, Failure>>, CallError> {
         match &self.kind {
             KindInstance::Filter(b) => {
-                prepare_call(&mut self.store, &self.limits);
+                let timeout_ms = call_timeout(&self.limits, self.next_timeout_ms.take());
+                prepare_call(&mut self.store, &self.limits, timeout_ms);
                 let r = b.call_filter(&mut self.store, batch);
                 after_call(&self.store, &self.limits);
                 r
@@ -393,7 +427,8 @@ impl Instance {
     ) -> Result<Vec<Result<Vec<Output>, Failure>>, CallError> {
         match &self.kind {
             KindInstance::Transform(b) => {
-                prepare_call(&mut self.store, &self.limits);
+                let timeout_ms = call_timeout(&self.limits, self.next_timeout_ms.take());
+                prepare_call(&mut self.store, &self.limits, timeout_ms);
                 let r = b.call_transform(&mut self.store, batch);
                 after_call(&self.store, &self.limits);
                 r
@@ -409,7 +444,8 @@ impl Instance {
     ) -> Result<Vec<Result<Vec<String>, Failure>>, CallError> {
         match &self.kind {
             KindInstance::Route(b) => {
-                prepare_call(&mut self.store, &self.limits);
+                let timeout_ms = call_timeout(&self.limits, self.next_timeout_ms.take());
+                prepare_call(&mut self.store, &self.limits, timeout_ms);
                 let r = b.call_route(&mut self.store, batch);
                 after_call(&self.store, &self.limits);
                 r

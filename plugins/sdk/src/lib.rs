@@ -5,7 +5,7 @@
 //! hands a plugin whole batches; this crate hides the batch loop so that a
 //! plugin is a function of one [`Event`]:
 //!
-//! ```ignore
+//! ```
 //! use sluice_plugin::{Event, Failure};
 //!
 //! fn keep(event: &Event) -> Result<bool, Failure> {
