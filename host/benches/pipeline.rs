@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_main};
 use host::config;
 use host::event;
 use host::pipeline::Pipeline;
@@ -106,6 +106,42 @@ fn throughput(c: &mut Criterion) {
     group.finish();
 }
 
+/// The cost of the time limit, measured in pairs: the same batch through a
+/// pipeline with and one without epoch interruption, alternating, so that
+/// drift in the machine's speed hits both alike. Prints the median ratio.
+fn time_limit_overhead(c: &mut Criterion) {
+    let json = event_json(1000);
+    let mut on = pipeline(true);
+    let mut off = pipeline(false);
+    let mut bufs = vec![Vec::new(); on.plan().destinations.len()];
+    let mut time = |p: &mut Pipeline| {
+        let started = Instant::now();
+        std::hint::black_box(process(p, &json, &mut bufs));
+        started.elapsed().as_secs_f64()
+    };
+    for _ in 0..5 {
+        time(&mut on);
+        time(&mut off);
+    }
+    let mut ratios: Vec<f64> = (0..60)
+        .map(|_| {
+            let a = time(&mut on);
+            let b = time(&mut off);
+            a / b
+        })
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    let median = ratios[ratios.len() / 2];
+    let (q1, q3) = (ratios[ratios.len() / 4], ratios[ratios.len() * 3 / 4]);
+    println!(
+        "time-limit overhead (1000-record batch, 60 alternating pairs): median {:+.1}% (quartiles {:+.1}% .. {:+.1}%)",
+        (median - 1.0) * 100.0,
+        (q1 - 1.0) * 100.0,
+        (q3 - 1.0) * 100.0
+    );
+    let _ = c;
+}
+
 fn fixed_overhead(c: &mut Criterion) {
     let json = event_json(1);
     let mut p = pipeline(true);
@@ -128,5 +164,14 @@ fn fixed_overhead(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, throughput, fixed_overhead);
+#[allow(missing_docs, reason = "criterion_group! generates an undocumented fn")]
+mod group {
+    criterion::criterion_group!(
+        benches,
+        super::throughput,
+        super::time_limit_overhead,
+        super::fixed_overhead
+    );
+}
+use group::benches;
 criterion_main!(benches);
