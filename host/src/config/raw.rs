@@ -79,6 +79,11 @@ impl OnError {
 /// `memory_bytes` or its stack traps: every event of that call fails (class
 /// `trap`) and the plugin is restarted for the next batch. An event over
 /// `max_outputs_per_event` or `max_output_bytes` fails alone (class `contract`).
+///
+/// What one call can make the host allocate is bounded by `memory_bytes`:
+/// the results are lifted out of the plugin's linear memory, so they cannot
+/// be bigger than it. Tables are capped at 2^20 elements, the Wasm stack at
+/// 512 KiB.
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {

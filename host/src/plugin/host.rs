@@ -12,6 +12,10 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::log::{Host as LogHost, Level};
 
+/// Elements a plugin's table may grow to (function pointers: far more than
+/// any real plugin has; a table bomb traps here).
+pub const MAX_TABLE_ELEMENTS: usize = 1 << 20;
+
 /// The longest log message a plugin may write; longer ones are truncated.
 pub const MAX_LOG_BYTES: usize = 4096;
 
@@ -44,7 +48,10 @@ impl HostState {
             table: ResourceTable::new(),
             limits: StoreLimitsBuilder::new()
                 .memory_size(memory_bytes)
+                .table_elements(MAX_TABLE_ELEMENTS)
                 .instances(64)
+                .tables(64)
+                .memories(64)
                 .trap_on_grow_failure(true)
                 .build(),
             step: step.to_owned(),
