@@ -48,33 +48,26 @@ pub fn defer_after_failures(outcome: &mut BatchOutcome) {
     if first_failed.is_empty() {
         return;
     }
-    let after = |shard: Option<&str>, index: usize| {
-        shard
-            .and_then(|s| first_failed.get(s))
-            .is_some_and(|&first| index > first)
-    };
     let mut deferred = BTreeSet::new();
-    outcome.routed.retain(|r| {
-        let cut = after(Some(&r.record.shard_id), r.origin);
+    // Whether to keep what record `index` of `shard` brought; counts the rest.
+    let mut keep = |shard: Option<&str>, index: usize| {
+        let cut = shard
+            .and_then(|s| first_failed.get(s))
+            .is_some_and(|&first| index > first);
         if cut {
-            deferred.insert(r.origin);
+            deferred.insert(index);
         }
         !cut
-    });
-    outcome.dead_letters.retain(|d| {
-        let cut = after(d.failure.shard_id.as_deref(), d.failure.index);
-        if cut {
-            deferred.insert(d.failure.index);
-        }
-        !cut
-    });
-    outcome.dropped.retain(|f| {
-        let cut = after(f.shard_id.as_deref(), f.index);
-        if cut {
-            deferred.insert(f.index);
-        }
-        !cut
-    });
+    };
+    outcome
+        .routed
+        .retain(|r| keep(Some(&r.record.shard_id), r.origin));
+    outcome
+        .dead_letters
+        .retain(|d| keep(d.failure.shard_id.as_deref(), d.failure.index));
+    outcome
+        .dropped
+        .retain(|f| keep(f.shard_id.as_deref(), f.index));
     outcome.deferred += deferred.len();
 }
 

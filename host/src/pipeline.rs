@@ -468,11 +468,12 @@ impl Step {
         };
 
         // One guest call for the whole batch.
-        instance.cap_next_call(timeout_ms);
         let result = match self.kind {
-            StepKind::Filter => instance.filter(&events).map(Results::Filter),
-            StepKind::Transform => instance.transform(&events).map(Results::Transform),
-            StepKind::Route => instance.route(&events).map(Results::Route),
+            StepKind::Filter => instance.filter(&events, timeout_ms).map(Results::Filter),
+            StepKind::Transform => instance
+                .transform(&events, timeout_ms)
+                .map(Results::Transform),
+            StepKind::Route => instance.route(&events, timeout_ms).map(Results::Route),
         };
         let result = match result {
             Ok(r) if r.len() == events.len() => Ok(r),

@@ -353,14 +353,8 @@ impl Plugin {
             store,
             kind,
             limits: self.limits,
-            next_timeout_ms: None,
         })
     }
-}
-
-/// The next call's time limit: the step's, or `cap` when that is shorter.
-fn call_timeout(limits: &Limits, cap: Option<u64>) -> u64 {
-    cap.map_or(limits.timeout_ms, |t| t.min(limits.timeout_ms))
 }
 
 /// Arms the deadline (`timeout_ms`) and the log budget for the next guest call.
@@ -377,8 +371,6 @@ pub struct Instance {
     store: Store<HostState>,
     kind: KindInstance,
     limits: Limits,
-    /// A shorter time limit for the next call than `limits.timeout_ms`.
-    next_timeout_ms: Option<u64>,
 }
 
 /// A guest call that did not return: a trap, or a contract violation.
@@ -399,59 +391,59 @@ fn after_call(store: &Store<HostState>, limits: &Limits) {
 }
 
 impl Instance {
-    /// Limits the next call to `timeout_ms` when that is shorter than the
-    /// step's `limits.timeout_ms` (the invocation's deadline comes first).
-    pub fn cap_next_call(&mut self, timeout_ms: u64) {
-        self.next_timeout_ms = Some(timeout_ms);
+    /// Runs one guest call with the deadline and log budget armed: at most
+    /// `timeout_ms`, and never longer than the step's `limits.timeout_ms`.
+    fn guarded<R>(
+        &mut self,
+        timeout_ms: u64,
+        call: impl FnOnce(&KindInstance, &mut Store<HostState>) -> Result<R, CallError>,
+    ) -> Result<R, CallError> {
+        prepare_call(
+            &mut self.store,
+            &self.limits,
+            timeout_ms.min(self.limits.timeout_ms),
+        );
+        let r = call(&self.kind, &mut self.store);
+        after_call(&self.store, &self.limits);
+        r
     }
 
-    /// Calls `filter` on the batch. `Err` means the call trapped: every event
+    /// Calls `filter` on the batch, for at most `timeout_ms` (and at most the
+    /// step's `limits.timeout_ms`). `Err` means the call trapped: every event
     /// of the call fails and the instance must not be used again.
-    pub fn filter(&mut self, batch: &[Event]) -> Result<Vec<Result<bool, Failure>>, CallError> {
-        match &self.kind {
-            KindInstance::Filter(b) => {
-                let timeout_ms = call_timeout(&self.limits, self.next_timeout_ms.take());
-                prepare_call(&mut self.store, &self.limits, timeout_ms);
-                let r = b.call_filter(&mut self.store, batch);
-                after_call(&self.store, &self.limits);
-                r
-            }
+    pub fn filter(
+        &mut self,
+        batch: &[Event],
+        timeout_ms: u64,
+    ) -> Result<Vec<Result<bool, Failure>>, CallError> {
+        self.guarded(timeout_ms, |kind, store| match kind {
+            KindInstance::Filter(b) => b.call_filter(store, batch),
             _ => wasmtime::bail!("not a filter plugin"),
-        }
+        })
     }
 
-    /// Calls `transform` on the batch; see [`Instance::filter`] for `Err`.
+    /// Calls `transform` on the batch; see [`Instance::filter`] for `timeout_ms` and `Err`.
     pub fn transform(
         &mut self,
         batch: &[Event],
+        timeout_ms: u64,
     ) -> Result<Vec<Result<Vec<Output>, Failure>>, CallError> {
-        match &self.kind {
-            KindInstance::Transform(b) => {
-                let timeout_ms = call_timeout(&self.limits, self.next_timeout_ms.take());
-                prepare_call(&mut self.store, &self.limits, timeout_ms);
-                let r = b.call_transform(&mut self.store, batch);
-                after_call(&self.store, &self.limits);
-                r
-            }
+        self.guarded(timeout_ms, |kind, store| match kind {
+            KindInstance::Transform(b) => b.call_transform(store, batch),
             _ => wasmtime::bail!("not a transform plugin"),
-        }
+        })
     }
 
-    /// Calls `route` on the batch; see [`Instance::filter`] for `Err`.
+    /// Calls `route` on the batch; see [`Instance::filter`] for `timeout_ms` and `Err`.
     pub fn route(
         &mut self,
         batch: &[Event],
+        timeout_ms: u64,
     ) -> Result<Vec<Result<Vec<String>, Failure>>, CallError> {
-        match &self.kind {
-            KindInstance::Route(b) => {
-                let timeout_ms = call_timeout(&self.limits, self.next_timeout_ms.take());
-                prepare_call(&mut self.store, &self.limits, timeout_ms);
-                let r = b.call_route(&mut self.store, batch);
-                after_call(&self.store, &self.limits);
-                r
-            }
+        self.guarded(timeout_ms, |kind, store| match kind {
+            KindInstance::Route(b) => b.call_route(store, batch),
             _ => wasmtime::bail!("not a route plugin"),
-        }
+        })
     }
 }
 
