@@ -169,9 +169,7 @@ pub const S3_KEY_PLACEHOLDERS: &[&str] = &[
 impl Plan {
     /// The destination called `name`.
     pub fn destination(&self, name: &str) -> Option<DestinationId> {
-        self.destinations
-            .binary_search_by(|d| d.name.as_str().cmp(name))
-            .ok()
+        find_destination(&self.destinations, name)
     }
 
     /// The names of all destinations, comma-separated, for error messages.
@@ -182,12 +180,36 @@ impl Plan {
     /// The policy for records that fail outside any step (undecodable
     /// records, routing): dead-letter when a dead-letter destination is set.
     pub fn default_on_error(&self) -> OnError {
-        if self.dead_letter.is_some() {
-            OnError::DeadLetter
-        } else {
-            OnError::Retry
-        }
+        default_on_error(self.dead_letter)
     }
+}
+
+fn default_on_error(dead_letter: Option<DestinationId>) -> OnError {
+    if dead_letter.is_some() {
+        OnError::DeadLetter
+    } else {
+        OnError::Retry
+    }
+}
+
+/// `destinations` is sorted by name.
+fn find_destination(destinations: &[DestinationPlan], name: &str) -> Option<DestinationId> {
+    destinations
+        .binary_search_by(|d| d.name.as_str().cmp(name))
+        .ok()
+}
+
+/// The destination called `name`, or a message listing the defined ones.
+fn named_destination(
+    destinations: &[DestinationPlan],
+    name: &str,
+) -> Result<DestinationId, String> {
+    find_destination(destinations, name).ok_or_else(|| {
+        format!(
+            "names destination `{name}`, which is not defined (defined: {})",
+            names_of(destinations)
+        )
+    })
 }
 
 fn names_of(destinations: &[DestinationPlan]) -> String {
@@ -333,25 +355,12 @@ pub fn validate(raw: raw::Config, origin: &Location) -> Result<Plan, ConfigError
 
     let dead_letter = match &raw.routing.dead_letter {
         Some(name) => Some(
-            destinations
-                .binary_search_by(|d: &DestinationPlan| d.name.as_str().cmp(name))
-                .map_err(|_| {
-                    invalid(
-                        "routing.dead_letter".into(),
-                        format!(
-                            "names destination `{name}`, which is not defined (defined: {})",
-                            names_of(&destinations)
-                        ),
-                    )
-                })?,
+            named_destination(&destinations, name)
+                .map_err(|m| invalid("routing.dead_letter".into(), m))?,
         ),
         None => None,
     };
-    let default_on_error = if dead_letter.is_some() {
-        OnError::DeadLetter
-    } else {
-        OnError::Retry
-    };
+    let default_on_error = default_on_error(dead_letter);
 
     let mut steps = Vec::with_capacity(raw.steps.len());
     let mut seen = BTreeMap::new();
@@ -448,16 +457,10 @@ pub fn validate(raw: raw::Config, origin: &Location) -> Result<Plan, ConfigError
     };
     match raw.routing.default {
         Some(name) => {
-            let id = plan.destination(&name).ok_or_else(|| {
-                invalid(
-                    "routing.default".into(),
-                    format!(
-                        "names destination `{name}`, which is not defined (defined: {})",
-                        plan.destination_names()
-                    ),
-                )
-            })?;
-            plan.default_destination = Some(id);
+            plan.default_destination = Some(
+                named_destination(&plan.destinations, &name)
+                    .map_err(|m| invalid("routing.default".into(), m))?,
+            );
         }
         None if plan.destinations.len() == 1 => plan.default_destination = Some(0),
         None if !plan.steps.iter().any(|s| s.kind == StepKind::Route) => {
