@@ -17,6 +17,29 @@ fn main() {
         .expect("host/ lives in the workspace")
         .to_owned();
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("set by cargo"));
+    // Precompiled artifacts record the exact wasmtime version (wasmtime
+    // itself only checks the major version).
+    let lock = std::fs::read_to_string(root.join("Cargo.lock")).expect("reading Cargo.lock");
+    let wasmtime = lock
+        .split("[[package]]")
+        .find_map(|p| {
+            let mut lines = p.trim().lines();
+            (lines.next()? == "name = \"wasmtime\"")
+                .then(|| {
+                    lines
+                        .next()?
+                        .strip_prefix("version = \"")?
+                        .strip_suffix('"')
+                })
+                .flatten()
+        })
+        .expect("Cargo.lock lists wasmtime");
+    println!("cargo:rustc-env=SLUICE_WASMTIME_VERSION={wasmtime}");
+    // `sluice precompile` compiles for this triple unless told otherwise.
+    println!(
+        "cargo:rustc-env=SLUICE_HOST_TARGET={}",
+        std::env::var("TARGET").expect("set by cargo")
+    );
     for watched in ["plugins", "tests/plugins", "wit", "Cargo.lock"] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }

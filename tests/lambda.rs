@@ -1,7 +1,8 @@
 //! The real `sluice` binary as a Lambda function, served by cargo-lambda's
 //! Runtime API emulator (`cargo lambda watch --only-lambda-apis`) and invoked
 //! with `cargo lambda invoke --data-file <kinesis event>`, with its config,
-//! plugins and destinations in a moto server.
+//! plugins and destinations in a moto server. The pipeline is deployed the
+//! way the README says: `sluice precompile`, then upload its output folder.
 //!
 //! Run with `cargo test -p host --test lambda` (needs `moto_server` and
 //! `cargo-lambda`: `tests/run` installs both).
@@ -124,7 +125,7 @@ async fn the_sluice_binary_serves_kinesis_invocations_under_the_runtime_api() {
          [destinations.archive]\ntype = \"s3\"\nbucket = \"archive\"\n\
          key = \"clicks/{{yyyy}}/{{mm}}/{{dd}}/{{shard}}-{{first_seq}}-{{last_seq}}.jsonl.gz\"\nformat = \"envelope\"\ngzip = true\n"
     ));
-    let uri = upload_pipeline(&aws, "config", "clickstream/pipeline.toml", &config).await;
+    let uri = deploy_precompiled(&aws, "config", "clickstream", &config).await;
 
     let (_api, port) = runtime_api();
     let log = std::env::temp_dir().join(format!("sluice-lambda-{}.log", std::process::id()));
@@ -164,7 +165,59 @@ async fn the_sluice_binary_serves_kinesis_invocations_under_the_runtime_api() {
         ready["fields"]["init_ms"]
     );
     assert!(logs.contains("\"message\":\"record failed\""), "{logs}");
+    let loaded: Vec<_> = logs
+        .lines()
+        .filter(|l| l.contains("\"message\":\"plugin loaded\""))
+        .collect();
+    assert_eq!(loaded.len(), 3, "{logs}");
+    assert!(
+        loaded.iter().all(|l| l.contains("\"precompiled\":true")),
+        "every plugin is loaded precompiled:\n{logs}"
+    );
     let _ = std::fs::remove_file(&log);
+}
+
+/// The deploy path: the config and its plugins go through `sluice
+/// precompile`, and its output folder is uploaded under `prefix`. Returns
+/// the config's URI.
+async fn deploy_precompiled(
+    aws: &host::aws::Aws,
+    bucket: &str,
+    prefix: &str,
+    config: &str,
+) -> String {
+    let dir = std::env::temp_dir().join(format!("sluice-deploy-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("plugins")).unwrap();
+    for path in [
+        host::test_plugins::FILTER_FIELD,
+        host::test_plugins::REDACT,
+        host::test_plugins::ROUTE_FIELD,
+    ] {
+        let name = Path::new(path).file_name().unwrap();
+        std::fs::copy(path, dir.join("plugins").join(name)).unwrap();
+    }
+    std::fs::write(dir.join("pipeline.toml"), config).unwrap();
+    let out = dir.join("build");
+    let status = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["precompile", "--config"])
+        .arg(dir.join("pipeline.toml"))
+        .arg("--out")
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success(), "sluice precompile failed");
+    for entry in std::fs::read_dir(out.join("plugins")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap();
+        assert!(name.ends_with(".cwasm"), "{name}");
+        let key = format!("{prefix}/plugins/{name}");
+        put(aws, bucket, &key, std::fs::read(&path).unwrap()).await;
+    }
+    let config = std::fs::read(out.join("pipeline.toml")).unwrap();
+    put(aws, bucket, &format!("{prefix}/pipeline.toml"), config).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    format!("s3://{bucket}/{prefix}/pipeline.toml")
 }
 
 #[tokio::test(flavor = "current_thread")]

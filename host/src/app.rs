@@ -12,7 +12,7 @@ use std::time::Instant;
 use anyhow::Context as _;
 
 use crate::aws::Aws;
-use crate::config::{self, ConfigError, DestinationKind, Location, Plan};
+use crate::config::{self, ConfigError, DestinationKind, Location, Plan, StepPlan};
 use crate::dispatch::{self, DispatchReport};
 use crate::event::Batch;
 use crate::pipeline::{BatchOutcome, Pipeline};
@@ -49,30 +49,7 @@ impl App {
     /// Like [`App::load`], with AWS clients made by the caller (tests point
     /// them at a local endpoint).
     pub async fn load_with(config: &str, mut aws: Option<Aws>) -> anyhow::Result<App> {
-        let origin = Location::parse(config)
-            .map_err(|m| anyhow::anyhow!("pipeline config location: {m}"))?;
-        let text =
-            match &origin {
-                Location::File(path) => {
-                    std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
-                        source_name: origin.to_string(),
-                        error: e.to_string(),
-                    })?
-                }
-                Location::S3 { bucket, key } => {
-                    let client = aws.get_or_insert(Aws::from_env().await);
-                    let bytes = client.get_object(bucket, key).await.map_err(|error| {
-                        ConfigError::Read {
-                            source_name: origin.to_string(),
-                            error,
-                        }
-                    })?;
-                    String::from_utf8(bytes).map_err(|e| ConfigError::Read {
-                        source_name: origin.to_string(),
-                        error: format!("not UTF-8 text: {e}"),
-                    })?
-                }
-            };
+        let (text, origin) = read_config(config, &mut aws).await?;
         let plan = config::parse(&text, &origin)?;
         if aws.is_none() && needs_aws(&plan) {
             aws = Some(Aws::from_env().await);
@@ -85,23 +62,7 @@ impl App {
         let started = Instant::now();
         let mut components = Vec::with_capacity(plan.steps.len());
         for step in &plan.steps {
-            let read_error = |error: String| PluginError::Read {
-                step: step.name.clone(),
-                plugin: step.plugin.to_string(),
-                error,
-            };
-            let bytes = match (&step.plugin, aws) {
-                (Location::File(path), _) => {
-                    std::fs::read(path).map_err(|e| read_error(e.to_string()))?
-                }
-                (Location::S3 { bucket, key }, Some(aws)) => {
-                    aws.get_object(bucket, key).await.map_err(read_error)?
-                }
-                (Location::S3 { .. }, None) => {
-                    return Err(read_error("no AWS clients were set up".into()).into());
-                }
-            };
-            components.push(bytes);
+            components.push(fetch_plugin(step, aws).await?);
         }
         let fetched = started.elapsed();
         let sinks = plan
@@ -182,7 +143,50 @@ impl App {
     }
 }
 
-fn needs_aws(plan: &Plan) -> bool {
+/// Reads the pipeline config at `config` (a path or `s3://bucket/key`),
+/// creating AWS clients in `aws` if it lives in S3. Returns its text and
+/// where it came from.
+pub async fn read_config(
+    config: &str,
+    aws: &mut Option<Aws>,
+) -> anyhow::Result<(String, Location)> {
+    let origin =
+        Location::parse(config).map_err(|m| anyhow::anyhow!("pipeline config location: {m}"))?;
+    let read_error = |error: String| ConfigError::Read {
+        source_name: origin.to_string(),
+        error,
+    };
+    let text = match &origin {
+        Location::File(path) => {
+            std::fs::read_to_string(path).map_err(|e| read_error(e.to_string()))?
+        }
+        Location::S3 { bucket, key } => {
+            let client = aws.get_or_insert(Aws::from_env().await);
+            let bytes = client.get_object(bucket, key).await.map_err(read_error)?;
+            String::from_utf8(bytes).map_err(|e| read_error(format!("not UTF-8 text: {e}")))?
+        }
+    };
+    Ok((text, origin))
+}
+
+/// Reads a step's plugin bytes from disk or S3.
+pub async fn fetch_plugin(step: &StepPlan, aws: Option<&Aws>) -> Result<Vec<u8>, PluginError> {
+    let read_error = |error: String| PluginError::Read {
+        step: step.name.clone(),
+        plugin: step.plugin.to_string(),
+        error,
+    };
+    match (&step.plugin, aws) {
+        (Location::File(path), _) => std::fs::read(path).map_err(|e| read_error(e.to_string())),
+        (Location::S3 { bucket, key }, Some(aws)) => {
+            aws.get_object(bucket, key).await.map_err(read_error)
+        }
+        (Location::S3 { .. }, None) => Err(read_error("no AWS clients were set up".into())),
+    }
+}
+
+/// Whether the plan reads or writes anything in AWS.
+pub fn needs_aws(plan: &Plan) -> bool {
     plan.steps
         .iter()
         .any(|s| matches!(s.plugin, Location::S3 { .. }))

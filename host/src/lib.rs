@@ -20,6 +20,7 @@
 //!   or S3); [`lambda`] serves Lambda invocations with it, and the `sluice`
 //!   binary is both the Lambda bootstrap and the local CLI.
 //! - [`aws`] builds the AWS clients once.
+//! - [`precompile`] compiles a pipeline's plugins ahead of time (`sluice precompile`).
 
 pub mod app;
 pub mod aws;
@@ -31,6 +32,7 @@ pub mod lambda;
 pub mod logging;
 pub mod pipeline;
 pub mod plugin;
+pub mod precompile;
 pub mod sink;
 pub mod summary;
 

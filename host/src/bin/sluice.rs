@@ -44,6 +44,23 @@ enum Command {
         #[arg(long, short)]
         config: String,
     },
+    /// Compiles a pipeline's plugins ahead of time into `<out>/plugins/*.cwasm`
+    /// and writes `<out>/pipeline.toml` pointing at them, pinned by SHA-256.
+    /// Upload `<out>` as a whole; relative destination paths now resolve
+    /// against `<out>`.
+    Precompile {
+        /// The pipeline config (TOML): a path or `s3://bucket/key`.
+        #[arg(long, short)]
+        config: String,
+        /// The folder to write the config and artifacts to.
+        #[arg(long, short)]
+        out: PathBuf,
+        /// The target triple the function runs on, e.g.
+        /// `aarch64-unknown-linux-gnu` for an arm64 Lambda (default: this
+        /// machine's). Code is generated for the architecture's baseline CPU.
+        #[arg(long)]
+        target: Option<String>,
+    },
     /// Runs the golden-file cases under a pipeline folder (or a folder of pipelines).
     Test {
         /// A pipeline folder (with `pipeline.toml` and `tests/`), or a folder of them.
@@ -81,6 +98,11 @@ fn main() -> ExitCode {
         Command::Lambda => unreachable!("handled above"),
         Command::Run { config, event } => run(config, event),
         Command::Check { config } => check(config),
+        Command::Precompile {
+            config,
+            out,
+            target,
+        } => precompile(config, out, target),
         Command::Test { dir, bless } => test(dir, bless),
     };
     match result {
@@ -129,11 +151,28 @@ fn run(config: String, event_path: PathBuf) -> anyhow::Result<ExitCode> {
         loaded.as_secs_f64() * 1e3,
         ran.as_secs_f64() * 1e3
     );
+    if let Some(bytes) = peak_rss() {
+        println!("peak RSS: {bytes} bytes");
+    }
     Ok(if report.outcome.failures.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(2)
     })
+}
+
+/// The process's peak resident set size (`VmHWM`), where Linux reports it.
+fn peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .strip_suffix("kB")?
+        .trim()
+        .parse::<u64>()
+        .ok()?;
+    Some(kib * 1024)
 }
 
 fn check(config: String) -> anyhow::Result<ExitCode> {
@@ -153,6 +192,36 @@ fn check(config: String) -> anyhow::Result<ExitCode> {
         println!("  destination {}  {}", sink.name(), sink.describe());
     }
     println!("{} plugins loaded", plan.steps.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn precompile(config: String, out: PathBuf, target: Option<String>) -> anyhow::Result<ExitCode> {
+    let report = runtime()?.block_on(host::precompile::precompile(
+        &config,
+        &out,
+        target.as_deref(),
+    ))?;
+    for a in &report.artifacts {
+        println!(
+            "{}  {}  {} → {} bytes in {:.0} ms  (steps: {})",
+            a.path,
+            a.source,
+            a.component_bytes,
+            a.artifact_bytes,
+            a.compile_ms,
+            a.steps.join(", ")
+        );
+    }
+    println!(
+        "wrote {} for {}{}",
+        report.config.display(),
+        report.target,
+        if report.verified {
+            "; loaded it back: every plugin starts"
+        } else {
+            "; not loaded back (another architecture): run `sluice check` where it runs"
+        }
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -4,8 +4,13 @@
 //!   plugins exactly two things: the `sluice:plugin/log` import and a
 //!   deny-by-default WASI (see [`host`]).
 //! - [`Runtime::load`] reads a step's component, checks its pinned SHA-256,
-//!   compiles it and checks, before anything runs, that every import is
-//!   offered and that it exports the world its step declares.
+//!   compiles it (or loads it precompiled) and checks, before anything runs,
+//!   that every import is offered and that it exports the world its step
+//!   declares.
+//! - [`Precompiler`] compiles components ahead of time into native artifacts
+//!   (`sluice precompile`). An artifact is tied to the wasmtime version, the
+//!   engine settings and the target it was made for; wasmtime refuses any
+//!   other, and Sluice loads one only when the config pins its SHA-256.
 //! - [`Plugin::instantiate`] makes an [`Instance`] and calls its `init` with
 //!   the step's settings. An instance serves many batches; the pipeline throws
 //!   it away after a trap and makes a fresh one for the next batch.
@@ -18,7 +23,7 @@ use std::path::Path;
 use anyhow::Context as _;
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Config, Engine, Store};
+use wasmtime::{Config, Engine, Precompiled, Store};
 
 use crate::config::{Limits, Location, StepKind, StepPlan};
 use bindings::filter::{Filter, FilterPre};
@@ -26,6 +31,19 @@ use bindings::route::{Route, RoutePre};
 use bindings::transform::{Transform, TransformPre};
 pub use bindings::{Event, Failure, Output};
 pub use host::HostState;
+
+/// The wasmtime version Sluice is built with.
+pub const WASMTIME_VERSION: &str = env!("SLUICE_WASMTIME_VERSION");
+
+/// What a precompiled artifact records as its version: the Sluice and the
+/// exact wasmtime version that made it. (Engine settings, target and CPU
+/// features are recorded and checked by wasmtime besides.)
+pub const ARTIFACT_VERSION: &str = concat!(
+    "sluice-",
+    env!("CARGO_PKG_VERSION"),
+    "/wasmtime-",
+    env!("SLUICE_WASMTIME_VERSION")
+);
 
 /// How often the engine's epoch advances: the granularity of call timeouts.
 pub const EPOCH_TICK: std::time::Duration = std::time::Duration::from_millis(1);
@@ -94,6 +112,32 @@ pub enum PluginError {
         /// What is missing or mistyped.
         error: anyhow::Error,
     },
+    /// A precompiled artifact was made for another wasmtime version, engine
+    /// settings or target, or is damaged.
+    #[error(
+        "step `{step}`: plugin `{plugin}` is a precompiled artifact this Sluice cannot load: {error:#}. \
+         an artifact only loads in the Sluice and wasmtime versions, engine settings and CPU \
+         architecture that made it: make it again with this Sluice's `sluice precompile`"
+    )]
+    Precompiled {
+        /// The step.
+        step: String,
+        /// The plugin's location.
+        plugin: String,
+        /// wasmtime's reason.
+        error: anyhow::Error,
+    },
+    /// A precompiled artifact without a `sha256` pin in the config.
+    #[error(
+        "step `{step}`: plugin `{plugin}` is precompiled native code, and Sluice only loads it when \
+         the step pins its `sha256` (`sluice precompile` writes the pin)"
+    )]
+    Unpinned {
+        /// The step.
+        step: String,
+        /// The plugin's location.
+        plugin: String,
+    },
     /// Instantiation or the plugin's `init` trapped.
     #[error("step `{step}`: plugin `{plugin}` failed to start: {error:#}")]
     Instantiate {
@@ -137,6 +181,30 @@ pub struct Runtime {
     linker: Linker<HostState>,
 }
 
+/// The engine settings every plugin is compiled with. Precompiled artifacts
+/// record them, and only load into an engine with the same settings.
+fn engine_config(options: RuntimeOptions) -> Config {
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    // No component-model async: a synchronous call costs ~100 ns instead of ~350 ns.
+    config.concurrency_support(false);
+    // Timeouts: a ticker advances the epoch; each call gets a deadline in ticks.
+    config.epoch_interruption(options.time_limits);
+    config.max_wasm_stack(MAX_WASM_STACK);
+    // Precompiled artifacts carry this and load only where it is the same.
+    config
+        .module_version(wasmtime::ModuleVersionStrategy::Custom(
+            ARTIFACT_VERSION.into(),
+        ))
+        .expect("a short version string");
+    // `SLUICE_PERFMAP=1` names the plugins' compiled functions for `perf`
+    // (in /tmp/perf-<pid>.map): how BENCHMARKS.md's profile was taken.
+    if std::env::var_os("SLUICE_PERFMAP").is_some_and(|v| v == "1") {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
+    config
+}
+
 impl Runtime {
     /// An engine tuned for one call per batch, and a linker that offers only
     /// logging and deny-by-default WASI.
@@ -146,14 +214,7 @@ impl Runtime {
 
     /// [`Runtime::new`] with `options`.
     pub fn with_options(options: RuntimeOptions) -> anyhow::Result<Runtime> {
-        let mut config = Config::new();
-        config.wasm_component_model(true);
-        // No component-model async: a synchronous call costs ~100 ns instead of ~350 ns.
-        config.concurrency_support(false);
-        // Timeouts: a ticker advances the epoch; each call gets a deadline in ticks.
-        config.epoch_interruption(options.time_limits);
-        config.max_wasm_stack(MAX_WASM_STACK);
-        let engine = Engine::new(&config)
+        let engine = Engine::new(&engine_config(options))
             .map_err(anyhow::Error::from)
             .context("creating the wasmtime engine")?;
         if options.time_limits {
@@ -226,12 +287,28 @@ impl Runtime {
         }
         let _span = tracing::info_span!("sluice.plugin.load", step = %step.name, plugin).entered();
         let started = std::time::Instant::now();
-        let component =
+        let precompiled = Engine::detect_precompiled(bytes).is_some();
+        let component = if precompiled {
+            // The digest was checked above; without a pin there is nothing to
+            // check an artifact of native code against.
+            if step.sha256.is_none() {
+                return Err(PluginError::Unpinned {
+                    step: name(),
+                    plugin: location.to_owned(),
+                });
+            }
+            load_precompiled(&self.engine, bytes).map_err(|error| PluginError::Precompiled {
+                step: name(),
+                plugin: location.to_owned(),
+                error,
+            })?
+        } else {
             Component::new(&self.engine, bytes).map_err(|error| PluginError::Compile {
                 step: name(),
                 plugin: location.to_owned(),
                 error: error.into(),
-            })?;
+            })?
+        };
         let pre = self
             .linker
             .instantiate_pre(&component)
@@ -253,10 +330,11 @@ impl Runtime {
             }
             StepKind::Route => KindPre::Route(RoutePre::new(pre).map_err(export_error)?),
         };
-        tracing::debug!(
+        tracing::info!(
             elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
             bytes = bytes.len(),
-            "plugin compiled"
+            precompiled,
+            "plugin loaded"
         );
         Ok(Plugin {
             step: step.name.clone(),
@@ -266,6 +344,82 @@ impl Runtime {
             limits: step.limits,
             pre,
         })
+    }
+}
+
+/// Loads a precompiled component artifact.
+///
+/// wasmtime checks that the artifact was made by this wasmtime version, with
+/// these engine settings, for this architecture and CPU features, and refuses
+/// it otherwise. What it cannot check is that the native code inside is the
+/// code `sluice precompile` wrote: the caller has checked the artifact
+/// against the config's SHA-256 pin before calling this.
+#[allow(
+    unsafe_code,
+    reason = "loading precompiled native code is unsafe by nature"
+)]
+fn load_precompiled(engine: &Engine, bytes: &[u8]) -> anyhow::Result<Component> {
+    match Engine::detect_precompiled(bytes) {
+        Some(Precompiled::Component) => {}
+        Some(Precompiled::Module) => {
+            anyhow::bail!("it is a precompiled core module, not a component")
+        }
+        None => anyhow::bail!("it is not a precompiled artifact"),
+    }
+    // SAFETY: `bytes` were made by `Engine::precompile_component` (wasmtime
+    // verifies the header: version, settings, target) and match the SHA-256
+    // the operator pinned in the pipeline config.
+    let component = unsafe { Component::deserialize(engine, bytes) };
+    component.map_err(anyhow::Error::from)
+}
+
+/// Compiles plugins ahead of time: what `sluice precompile` runs.
+///
+/// The engine has the settings of a [`Runtime`] with the same
+/// [`RuntimeOptions`]; the code is generated for `target` and its baseline
+/// CPU (no features detected from the machine doing the compiling), so an
+/// artifact runs on any CPU of that architecture.
+pub struct Precompiler {
+    engine: Engine,
+    target: String,
+}
+
+impl Precompiler {
+    /// The triple `sluice precompile` compiles for by default: the one this
+    /// Sluice was built for.
+    pub const HOST_TARGET: &str = env!("SLUICE_HOST_TARGET");
+
+    /// A precompiler for `target` (a Rust target triple, e.g.
+    /// `aarch64-unknown-linux-gnu`; `None` for [`Precompiler::HOST_TARGET`]).
+    pub fn new(options: RuntimeOptions, target: Option<&str>) -> anyhow::Result<Precompiler> {
+        let target = target.unwrap_or(Self::HOST_TARGET).to_owned();
+        let mut config = engine_config(options);
+        config
+            .target(&target)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("unsupported target `{target}`"))?;
+        let engine = Engine::new(&config)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("creating a wasmtime engine for `{target}`"))?;
+        Ok(Precompiler { engine, target })
+    }
+
+    /// The target triple the code is generated for.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// Whether artifacts are for the machine this runs on (so they can be
+    /// loaded back and checked here).
+    pub fn is_host(&self) -> bool {
+        self.target == Self::HOST_TARGET
+    }
+
+    /// Compiles a component into an artifact.
+    pub fn precompile(&self, component: &[u8]) -> anyhow::Result<Vec<u8>> {
+        self.engine
+            .precompile_component(component)
+            .map_err(anyhow::Error::from)
     }
 }
 

@@ -16,7 +16,8 @@
 
 use serde::Deserialize;
 use serde_json::Value;
-use sluice_plugin::{Event, Failure, Filter, json};
+use sluice_plugin::json::Path;
+use sluice_plugin::{Event, Failure, Filter};
 
 /// The step's settings.
 #[derive(Debug, Deserialize)]
@@ -33,7 +34,7 @@ pub struct Settings {
 
 /// Keeps events whose field matches.
 pub struct FieldFilter {
-    field: String,
+    field: Path,
     values: Vec<Value>,
     negate: bool,
     keep_if_missing: bool,
@@ -54,7 +55,7 @@ impl Filter for FieldFilter {
             return Err("`field` must not be empty".into());
         }
         Ok(FieldFilter {
-            field: s.field,
+            field: Path::parse(&s.field),
             values,
             negate: s.negate,
             keep_if_missing: s.keep_if_missing,
@@ -62,12 +63,20 @@ impl Filter for FieldFilter {
     }
 
     fn filter(&self, event: &Event) -> Result<bool, Failure> {
-        let payload: Value = event.json()?;
-        Ok(match json::lookup(&payload, &self.field) {
+        // Only the field is parsed into a value; the rest is scanned.
+        let field = self.field.find(&event.data).map_err(not_json)?;
+        Ok(match field {
             None => self.keep_if_missing,
-            Some(v) => self.values.contains(v) != self.negate,
+            Some(raw) => {
+                let v: Value = serde_json::from_str(raw.get()).map_err(not_json)?;
+                self.values.contains(&v) != self.negate
+            }
         })
     }
+}
+
+fn not_json(e: serde_json::Error) -> Failure {
+    Failure::Invalid(format!("payload is not the expected JSON: {e}"))
 }
 
 sluice_plugin::export_filter!(FieldFilter);

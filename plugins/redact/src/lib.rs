@@ -136,7 +136,13 @@ fn hash(salt: &str, value: &Value) -> String {
         Value::String(s) => h.update(s.as_bytes()),
         other => h.update(other.to_string().as_bytes()),
     }
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut text = String::with_capacity(64);
+    for b in h.finalize() {
+        text.push(HEX[usize::from(b >> 4)] as char);
+        text.push(HEX[usize::from(b & 15)] as char);
+    }
+    text
 }
 
 /// One object per element of the array at `path`; the whole object if the

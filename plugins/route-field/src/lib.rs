@@ -16,7 +16,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use serde_json::Value;
-use sluice_plugin::{Event, Failure, Route, json};
+use sluice_plugin::json::Path;
+use sluice_plugin::{Event, Failure, Route};
 
 /// The step's settings.
 #[derive(Debug, Deserialize)]
@@ -29,7 +30,11 @@ pub struct Settings {
 }
 
 /// Routes on one field.
-pub struct FieldRoute(Settings);
+pub struct FieldRoute {
+    field: Path,
+    routes: BTreeMap<String, Vec<String>>,
+    default: Vec<String>,
+}
 
 impl Route for FieldRoute {
     type Settings = Settings;
@@ -38,18 +43,32 @@ impl Route for FieldRoute {
         if let Some((value, _)) = s.routes.iter().find(|(_, to)| to.is_empty()) {
             return Err(format!("route for `{value}` lists no destination"));
         }
-        Ok(FieldRoute(s))
+        Ok(FieldRoute {
+            field: Path::parse(&s.field),
+            routes: s.routes,
+            default: s.default,
+        })
     }
 
     fn route(&self, event: &Event) -> Result<Vec<String>, Failure> {
-        let payload: Value = event.json()?;
-        let routes = match json::lookup(&payload, &self.0.field) {
-            Some(Value::String(s)) => self.0.routes.get(s.as_str()),
-            Some(other) => self.0.routes.get(&other.to_string()),
+        // Only the field is parsed into a value; the rest is scanned.
+        let field = self.field.find(&event.data).map_err(not_json)?;
+        let routes = match field {
+            Some(raw) => {
+                let v: Value = serde_json::from_str(raw.get()).map_err(not_json)?;
+                match v {
+                    Value::String(s) => self.routes.get(s.as_str()),
+                    other => self.routes.get(&other.to_string()),
+                }
+            }
             None => None,
         };
-        Ok(routes.unwrap_or(&self.0.default).clone())
+        Ok(routes.unwrap_or(&self.default).clone())
     }
+}
+
+fn not_json(e: serde_json::Error) -> Failure {
+    Failure::Invalid(format!("payload is not the expected JSON: {e}"))
 }
 
 sluice_plugin::export_route!(FieldRoute);

@@ -2,8 +2,31 @@
 //!
 //! A path is either a JSON Pointer (`/user/email`, RFC 6901) or a dotted path
 //! (`user.email`); a plain key (`email`) is a one-segment dotted path.
+//!
+//! Two ways to look a field up:
+//!
+//! - [`Path::find`] scans the payload bytes once and returns the field's JSON
+//!   text without building anything else: no allocation for the fields it
+//!   skips. Use it when a plugin reads a field or two (filters, routes).
+//! - [`lookup`] / [`lookup_mut`] work on a parsed [`Value`], for plugins that
+//!   rewrite the payload anyway.
+//!
+//! ```
+//! use sluice_plugin::json::Path;
+//!
+//! let path = Path::parse("user.country");
+//! let payload = br#"{"type":"view","user":{"id":7,"country":"NL"},"note":"..."}"#;
+//! let field = path.find(payload).unwrap().unwrap();
+//! assert_eq!(field.get(), r#""NL""#);
+//! assert!(path.find(br#"{"user":{}}"#).unwrap().is_none());
+//! assert!(path.find(b"not json").is_err());
+//! ```
 
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 /// The value at `path` in `value`, if there is one.
 pub fn lookup<'v>(value: &'v Value, path: &str) -> Option<&'v Value> {
@@ -27,4 +50,188 @@ pub fn lookup_mut<'v>(value: &'v mut Value, path: &str) -> Option<&'v mut Value>
         Value::Array(items) => key.parse::<usize>().ok().and_then(|i| items.get_mut(i)),
         _ => None,
     })
+}
+
+/// A field path, parsed once (in a plugin's `init`) and used on every event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Path {
+    segments: Vec<String>,
+}
+
+impl Path {
+    /// Parses a dotted path (`user.country`) or a JSON Pointer (`/user/country`,
+    /// with `~1` for `/` and `~0` for `~`).
+    pub fn parse(path: &str) -> Path {
+        let segments = match path.strip_prefix('/') {
+            Some(pointer) => pointer
+                .split('/')
+                .map(|s| s.replace("~1", "/").replace("~0", "~"))
+                .collect(),
+            None => path.split('.').map(str::to_owned).collect(),
+        };
+        Path { segments }
+    }
+
+    /// Finds the field in a JSON payload without parsing the rest of it into
+    /// values. `Ok(None)` when the field is absent; `Err` when the payload is
+    /// not JSON. When a key repeats, the last one wins (as with [`Value`]).
+    pub fn find<'a>(&self, payload: &'a [u8]) -> Result<Option<&'a RawValue>, serde_json::Error> {
+        let mut de = serde_json::Deserializer::from_slice(payload);
+        let found = Walk(&self.segments).deserialize(&mut de)?;
+        de.end()?;
+        Ok(found)
+    }
+}
+
+impl fmt::Display for Path {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.segments.join("."))
+    }
+}
+
+/// Walks `segments` down a JSON document, skipping everything else.
+struct Walk<'p>(&'p [String]);
+
+impl<'de> DeserializeSeed<'de> for Walk<'_> {
+    type Value = Option<&'de RawValue>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        if self.0.is_empty() {
+            return <&RawValue as de::Deserialize>::deserialize(d).map(Some);
+        }
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Walk<'_> {
+    type Value = Option<&'de RawValue>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let (want, rest) = (&self.0[0], &self.0[1..]);
+        let mut found = None;
+        while let Some(hit) = map.next_key_seed(KeyIs(want))? {
+            if hit {
+                found = map.next_value_seed(Walk(rest))?;
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(found)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let want = self.0[0].parse::<usize>().ok();
+        let mut found = None;
+        let mut i = 0;
+        loop {
+            if Some(i) == want {
+                match seq.next_element_seed(Walk(&self.0[1..]))? {
+                    Some(v) => found = v,
+                    None => break,
+                }
+            } else if seq.next_element::<IgnoredAny>()?.is_none() {
+                break;
+            }
+            i += 1;
+        }
+        Ok(found)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+}
+
+/// Reads an object key and says whether it is the wanted one, without
+/// allocating unless the key has escapes.
+struct KeyIs<'p>(&'p str);
+
+impl<'de> DeserializeSeed<'de> for KeyIs<'_> {
+    type Value = bool;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeyIs<'_> {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_str<E>(self, key: &str) -> Result<bool, E> {
+        Ok(key == self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn find(path: &str, json: &str) -> Option<String> {
+        Path::parse(path)
+            .find(json.as_bytes())
+            .unwrap()
+            .map(|r| r.get().to_owned())
+    }
+
+    #[test]
+    fn finds_what_lookup_finds() {
+        let doc = r#"{"a":{"b":[10,{"c":"x\"y"}],"d":null},"e.f":1,"k":1,"k":2}"#;
+        let value: Value = serde_json::from_str(doc).unwrap();
+        for path in [
+            "a", "a.b", "a.b.0", "a.b.1.c", "a.b.2", "a.d", "a.d.x", "/a/b/1/c", "/e.f", "e", "k",
+            "a.b.x", "missing", "/a/b/1",
+        ] {
+            let lazy = find(path, doc).map(|t| serde_json::from_str::<Value>(&t).unwrap());
+            assert_eq!(lazy.as_ref(), lookup(&value, path), "path {path}");
+        }
+    }
+
+    #[test]
+    fn pointer_escapes_and_escaped_keys() {
+        assert_eq!(
+            find("/a~1b/c~0d", r#"{"a/b":{"c~d":true}}"#).as_deref(),
+            Some("true")
+        );
+        assert_eq!(
+            find("caf\u{e9}", r#"{"caf\u00e9":3}"#).as_deref(),
+            Some("3")
+        );
+    }
+
+    #[test]
+    fn rejects_what_is_not_json() {
+        for bad in [
+            "",
+            "{",
+            r#"{"a":1} x"#,
+            r#"{"a":}"#,
+            "[1,]",
+            r#"{"a":"\q"}"#,
+        ] {
+            assert!(Path::parse("a").find(bad.as_bytes()).is_err(), "{bad:?}");
+        }
+    }
 }

@@ -285,11 +285,16 @@ macro_rules! export_filter {
         $crate::export_filter!(__SluiceFnFilter);
     };
     ($ty:ty) => {
+        // Exported only when building the component: natively (tests,
+        // benchmarks) a plugin is a plain Rust type.
+        #[cfg(target_arch = "wasm32")]
         ::std::thread_local! {
             static __SLUICE_STATE: ::core::cell::RefCell<::core::option::Option<$ty>> =
                 const { ::core::cell::RefCell::new(None) };
         }
+        #[cfg(target_arch = "wasm32")]
         struct __SluiceGuest;
+        #[cfg(target_arch = "wasm32")]
         impl $crate::bindings::filter::Guest for __SluiceGuest {
             fn init(settings: ::std::string::String) -> ::core::result::Result<(), ::std::string::String> {
                 $crate::__rt::filter_init::<$ty>(&__SLUICE_STATE, settings)
@@ -300,6 +305,7 @@ macro_rules! export_filter {
                 $crate::__rt::filter::<$ty>(&__SLUICE_STATE, batch)
             }
         }
+        #[cfg(target_arch = "wasm32")]
         $crate::bindings::filter::__export_filter_world!(__SluiceGuest with_types_in $crate::bindings::filter);
     };
 }
@@ -325,11 +331,16 @@ macro_rules! export_transform {
         $crate::export_transform!(__SluiceFnTransform);
     };
     ($ty:ty) => {
+        // Exported only when building the component: natively (tests,
+        // benchmarks) a plugin is a plain Rust type.
+        #[cfg(target_arch = "wasm32")]
         ::std::thread_local! {
             static __SLUICE_STATE: ::core::cell::RefCell<::core::option::Option<$ty>> =
                 const { ::core::cell::RefCell::new(None) };
         }
+        #[cfg(target_arch = "wasm32")]
         struct __SluiceGuest;
+        #[cfg(target_arch = "wasm32")]
         impl $crate::bindings::transform::Guest for __SluiceGuest {
             fn init(settings: ::std::string::String) -> ::core::result::Result<(), ::std::string::String> {
                 $crate::__rt::transform_init::<$ty>(&__SLUICE_STATE, settings)
@@ -340,6 +351,7 @@ macro_rules! export_transform {
                 $crate::__rt::transform::<$ty>(&__SLUICE_STATE, batch)
             }
         }
+        #[cfg(target_arch = "wasm32")]
         $crate::bindings::transform::__export_transform_world!(__SluiceGuest with_types_in $crate::bindings::transform);
     };
 }
@@ -365,11 +377,16 @@ macro_rules! export_route {
         $crate::export_route!(__SluiceFnRoute);
     };
     ($ty:ty) => {
+        // Exported only when building the component: natively (tests,
+        // benchmarks) a plugin is a plain Rust type.
+        #[cfg(target_arch = "wasm32")]
         ::std::thread_local! {
             static __SLUICE_STATE: ::core::cell::RefCell<::core::option::Option<$ty>> =
                 const { ::core::cell::RefCell::new(None) };
         }
+        #[cfg(target_arch = "wasm32")]
         struct __SluiceGuest;
+        #[cfg(target_arch = "wasm32")]
         impl $crate::bindings::route::Guest for __SluiceGuest {
             fn init(settings: ::std::string::String) -> ::core::result::Result<(), ::std::string::String> {
                 $crate::__rt::route_init::<$ty>(&__SLUICE_STATE, settings)
@@ -380,6 +397,7 @@ macro_rules! export_route {
                 $crate::__rt::route::<$ty>(&__SLUICE_STATE, batch)
             }
         }
+        #[cfg(target_arch = "wasm32")]
         $crate::bindings::route::__export_route_world!(__SluiceGuest with_types_in $crate::bindings::route);
     };
 }

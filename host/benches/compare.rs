@@ -1,0 +1,582 @@
+//! The benchmark behind `BENCHMARKS.md`: one command, one table.
+//!
+//! ```sh
+//! cargo bench -p host --bench compare
+//! ```
+//!
+//! It measures, in one run, on the same generated Lambda Kinesis events:
+//!
+//! 1. throughput of the example (clickstream) pipeline, from the event JSON to
+//!    outputs encoded for their destinations, for batches of 100, 1,000 and
+//!    3,000 records of ~1 KB JSON, for (a) Sluice with the Wasm plugins,
+//!    (b) the same plugin code compiled natively into this harness,
+//!    (c) a Python 3 handler and (d) a Node.js handler written the way the
+//!    usual Lambda examples are (`handlers/`), each as a ratio to (b);
+//! 2. the fixed cost of a batch (one record, warm and fresh instances);
+//! 3. cold start of the real `sluice` binary for 1, 3 and 10 plugins,
+//!    compiled from `.wasm` and loaded precompiled;
+//! 4. peak RSS of `sluice run` on a 6 MB, 3,000-record event;
+//! 5. the cost of the execution-time limit (alternating pairs).
+//!
+//! `SLUICE_BENCH_SECONDS` (default 3) is the time spent per throughput cell.
+//! Every implementation's outputs are counted per destination and must agree,
+//! so the four rows do the same work.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use host::config::{self, Format, Plan};
+use host::event::{self, Record};
+use host::pipeline::{Pipeline, Routed};
+use host::plugin::{Runtime, RuntimeOptions};
+use host::sink;
+use sluice_plugin::{Filter as _, Route as _, Transform as _};
+
+const SIZES: [usize; 3] = [100, 1000, 3000];
+
+fn main() {
+    // `cargo bench` passes `--bench`; a name filter is not supported.
+    let seconds: f64 = std::env::var("SLUICE_BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3.0);
+    let budget = Duration::from_secs_f64(seconds);
+    let work = root().join("target/bench");
+    std::fs::create_dir_all(&work).unwrap();
+    println!("# Sluice benchmark ({})\n", machine());
+
+    // 1. Throughput, four ways.
+    println!("## Throughput: example pipeline, event JSON → encoded outputs\n");
+    println!(
+        "| batch | (a) Sluice, Wasm | (b) native Rust | (c) Python {} | (d) Node.js {} | (a)/(b) | (c)/(b) | (d)/(b) | (a)/(c) |",
+        version("python3", "--version"),
+        version("node", "--version")
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let mut wasm = pipeline(true);
+    let native = Native::load(wasm.plan());
+    for n in SIZES {
+        let json = event_json(n);
+        let file = work.join(format!("event-{n}.json"));
+        std::fs::write(&file, &json).unwrap();
+        let mut bufs = vec![Vec::new(); wasm.plan().destinations.len()];
+        let (a, counts_a) = measure(budget, || run_wasm(&mut wasm, &json, &mut bufs));
+        let (b, counts_b) = measure(budget, || native.process(&json, &mut bufs));
+        let (c, counts_c) = handler("python3", "handler.py", &file, seconds);
+        let (d, counts_d) = handler("node", "handler.js", &file, seconds);
+        for (who, counts) in [
+            ("native", &counts_b),
+            ("python", &counts_c),
+            ("node", &counts_d),
+        ] {
+            assert_eq!(
+                &counts_a, counts,
+                "{who} made different outputs than Sluice"
+            );
+        }
+        let rate = |t: f64| format!("{:.0} k/s ({:.2} ms)", n as f64 / t / 1e3, t * 1e3);
+        println!(
+            "| {n} | {} | {} | {} | {} | {:.2}× | {:.2}× | {:.2}× | {:.1}× |",
+            rate(a),
+            rate(b),
+            rate(c),
+            rate(d),
+            b / a,
+            b / c,
+            b / d,
+            c / a
+        );
+    }
+    println!(
+        "\n(records per second on one core; median batch time in brackets; ratios are throughput ratios)\n"
+    );
+
+    // 2. Fixed cost of a batch.
+    println!("## Fixed cost of a batch (three plugins, one record)\n");
+    let one = event_json(1);
+    let mut bufs = vec![Vec::new(); wasm.plan().destinations.len()];
+    let (warm, _) = measure(budget, || run_wasm(&mut wasm, &one, &mut bufs));
+    let (fresh, _) = measure(budget, || {
+        wasm.reset();
+        run_wasm(&mut wasm, &one, &mut bufs)
+    });
+    let (native_one, _) = measure(budget, || native.process(&one, &mut bufs));
+    println!("| what | time |\n|---|---:|");
+    println!(
+        "| warm instances: decode, 3 calls, encode | {:.1} µs |",
+        warm * 1e6
+    );
+    println!(
+        "| fresh instances: + 3 instantiations and `init`s | {:.1} µs |",
+        fresh * 1e6
+    );
+    println!(
+        "| native harness, same record | {:.1} µs |",
+        native_one * 1e6
+    );
+    println!();
+
+    // 3. Cold start.
+    println!("## Cold start: `sluice check` process, start → all plugins ready → exit\n");
+    println!(
+        "| plugins | compiled from `.wasm` | precompiled (`sluice precompile`) |\n|---:|---:|---:|"
+    );
+    for count in [1, 3, 10] {
+        let dir = work.join(format!("cold-{count}"));
+        let config = cold_config(&dir, count);
+        let compiled = cold_start(&config, 5);
+        let out = dir.join("precompiled");
+        precompile(&config, &out);
+        let precompiled = cold_start(&out.join("pipeline.toml"), 20);
+        println!(
+            "| {count} | {:.1} ms | {:.1} ms |",
+            compiled * 1e3,
+            precompiled * 1e3
+        );
+    }
+    println!();
+
+    // 4. Memory.
+    println!("## Peak memory: `sluice run`, example pipeline, one 3,000-record event\n");
+    // Records padded so that 3,000 of them make a 6 MB event, Lambda's
+    // payload limit.
+    let big = work.join("event-3000-6mb.json");
+    std::fs::write(&big, event_json_padded(3000, 940)).unwrap();
+    let size = std::fs::metadata(&big).unwrap().len();
+    let example = root().join("examples/clickstream");
+    let precompiled = work.join("example-precompiled");
+    precompile(&example.join("pipeline.toml"), &precompiled);
+    println!("| event | plugins | peak RSS |\n|---|---|---:|");
+    for (label, config) in [
+        ("compiled", example.join("pipeline.toml")),
+        ("precompiled", precompiled.join("pipeline.toml")),
+    ] {
+        let rss = peak_rss(&config, &big, &work.join("out"));
+        println!(
+            "| {:.2} MB, 3,000 records | {label} | {:.1} MiB |",
+            size as f64 / 1e6,
+            rss as f64 / (1 << 20) as f64
+        );
+    }
+    println!();
+
+    // 5. The cost of the time limit, in alternating pairs so that drift in
+    //    the machine's speed hits both alike.
+    println!("## Cost of the execution-time limit (1,000-record batch, alternating pairs)\n");
+    let json = event_json(1000);
+    let mut off = pipeline(false);
+    let mut bufs = vec![Vec::new(); wasm.plan().destinations.len()];
+    let mut time = |p: &mut Pipeline| {
+        let started = Instant::now();
+        std::hint::black_box(run_wasm(p, &json, &mut bufs));
+        started.elapsed().as_secs_f64()
+    };
+    for _ in 0..5 {
+        time(&mut wasm);
+        time(&mut off);
+    }
+    let pairs = 60;
+    let mut ratios: Vec<f64> = (0..pairs)
+        .map(|_| time(&mut wasm) / time(&mut off))
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    let q = |f: f64| (ratios[((ratios.len() - 1) as f64 * f) as usize] - 1.0) * 100.0;
+    println!(
+        "with the limit vs without, {pairs} pairs: median {:+.1}% (quartiles {:+.1}% .. {:+.1}%)",
+        q(0.5),
+        q(0.25),
+        q(0.75)
+    );
+}
+
+/// The repository root.
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!("{cpu}, {cores} cores, wasmtime {}", wasmtime_version())
+}
+
+fn wasmtime_version() -> &'static str {
+    host::plugin::WASMTIME_VERSION
+}
+
+fn version(program: &str, flag: &str) -> String {
+    Command::new(program)
+        .arg(flag)
+        .output()
+        .ok()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .trim()
+                .trim_start_matches("Python ")
+                .to_owned()
+        })
+        .unwrap_or_else(|| "missing".into())
+}
+
+/// Runs `f` for at least `budget` (and at least 5 times, after one warm-up
+/// run) and returns the median time of one run, with what the run returned.
+fn measure<T>(budget: Duration, mut f: impl FnMut() -> T) -> (f64, T) {
+    let first = f();
+    let started = Instant::now();
+    let mut times = Vec::new();
+    while times.len() < 5 || started.elapsed() < budget {
+        let t = Instant::now();
+        std::hint::black_box(f());
+        times.push(t.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    (times[times.len() / 2], first)
+}
+
+/// A Lambda Kinesis event of `n` clickstream records of about 1 KB each
+/// (a 3,000-record event is 4.8 MB):
+/// 80% page views, 10% purchases of two items, 10% bot traffic, on 4 shards.
+fn event_json(n: usize) -> Vec<u8> {
+    event_json_padded(n, 640)
+}
+
+/// [`event_json`] with `pad` bytes of padding per record.
+fn event_json_padded(n: usize, pad: usize) -> Vec<u8> {
+    let pad = "x".repeat(pad);
+    let records: Vec<serde_json::Value> = (0..n)
+        .map(|i| {
+            let user = format!("u-{}", i % 97);
+            let payload = match i % 10 {
+                0 => serde_json::json!({
+                    "type": "purchase", "user_id": user, "email": format!("{user}@example.com"),
+                    "ip": "198.51.100.23", "order_id": format!("o-{i}"), "currency": "EUR",
+                    "items": [{"sku": "SKU-42", "qty": 1, "price_cents": 1999},
+                              {"sku": "SKU-7", "qty": 2, "price_cents": 450}],
+                    "note": pad,
+                }),
+                1 => serde_json::json!({
+                    "type": "page_view", "user_id": "crawler", "url": "/robots.txt",
+                    "user_agent": "Googlebot/2.1", "bot": true, "note": pad,
+                }),
+                _ => serde_json::json!({
+                    "type": "page_view", "user_id": user, "email": format!("{user}@example.com"),
+                    "ip": "203.0.113.7", "url": format!("/products/{i}"),
+                    "user_agent": "Mozilla/5.0", "bot": false, "note": pad,
+                }),
+            };
+            let data = base64::engine::general_purpose::STANDARD
+                .encode(serde_json::to_vec(&payload).unwrap());
+            let seq = format!("4959033827149025660855969253836157109592157598913{:07}", i);
+            let shard = format!("shardId-{:012}", i % 4);
+            serde_json::json!({
+                "kinesis": {
+                    "kinesisSchemaVersion": "1.0", "partitionKey": user, "sequenceNumber": seq,
+                    "data": data, "approximateArrivalTimestamp": 1795334400.0 + i as f64 * 0.001,
+                },
+                "eventSource": "aws:kinesis", "eventVersion": "1.0",
+                "eventID": format!("{shard}:{seq}"), "eventName": "aws:kinesis:record",
+                "invokeIdentityArn": "arn:aws:iam::123456789012:role/sluice",
+                "awsRegion": "eu-west-1",
+                "eventSourceARN": "arn:aws:kinesis:eu-west-1:123456789012:stream/clickstream",
+            })
+        })
+        .collect();
+    serde_json::to_vec(&serde_json::json!({ "Records": records })).unwrap()
+}
+
+fn example_plan() -> Plan {
+    config::load(&root().join("examples/clickstream/pipeline.toml"))
+        .expect("the example config loads")
+}
+
+fn pipeline(time_limits: bool) -> Pipeline {
+    let runtime = Runtime::with_options(RuntimeOptions { time_limits }).unwrap();
+    Pipeline::load(&runtime, example_plan()).expect("the example plugins load")
+}
+
+/// Outputs per destination, to check that every implementation did the same work.
+type Counts = BTreeMap<String, usize>;
+
+fn counts(plan: &Plan, bufs: &[Vec<u8>]) -> Counts {
+    plan.destinations
+        .iter()
+        .zip(bufs)
+        .map(|(d, b)| (d.name.clone(), b.iter().filter(|&&c| c == b'\n').count()))
+        .collect()
+}
+
+fn formats(plan: &Plan) -> Vec<Format> {
+    plan.destinations.iter().map(|d| d.kind.format()).collect()
+}
+
+/// (a): decode, run the three Wasm plugins, encode every output.
+fn run_wasm(pipeline: &mut Pipeline, json: &[u8], bufs: &mut [Vec<u8>]) -> Counts {
+    let batch = event::decode(json, "bench").unwrap();
+    let outcome = pipeline.run(batch);
+    assert!(outcome.failures.is_empty(), "{:?}", outcome.failures);
+    bufs.iter_mut().for_each(Vec::clear);
+    let formats = formats(pipeline.plan());
+    for routed in &outcome.routed {
+        for d in &routed.destinations {
+            sink::encode(formats[*d], routed, &mut bufs[*d]);
+        }
+    }
+    counts(pipeline.plan(), bufs)
+}
+
+/// (b): the same plugin code (the crates under `plugins/`), compiled natively
+/// and called directly, with the same decoding and encoding.
+struct Native {
+    plan: Plan,
+    filter: filter_field::FieldFilter,
+    transform: redact::Redact,
+    route: route_field::FieldRoute,
+}
+
+impl Native {
+    fn load(plan: &Plan) -> Native {
+        let plan = plan.clone();
+        let settings = |i: usize| plan.steps[i].settings_json.clone();
+        Native {
+            filter: filter_field::FieldFilter::init(serde_json::from_str(&settings(0)).unwrap())
+                .unwrap(),
+            transform: redact::Redact::init(serde_json::from_str(&settings(1)).unwrap()).unwrap(),
+            route: route_field::FieldRoute::init(serde_json::from_str(&settings(2)).unwrap())
+                .unwrap(),
+            plan,
+        }
+    }
+
+    fn process(&self, json: &[u8], bufs: &mut [Vec<u8>]) -> Counts {
+        let batch = event::decode(json, "bench").unwrap();
+        let events: Vec<sluice_plugin::Event> = batch.records.into_iter().map(to_plugin).collect();
+        let kept: Vec<_> = events
+            .into_iter()
+            .filter(|e| self.filter.filter(e).unwrap())
+            .collect();
+        let mut derived = Vec::with_capacity(kept.len());
+        for (origin, e) in kept.into_iter().enumerate() {
+            let parent = Record {
+                shard_id: e.shard_id.clone(),
+                sequence_number: e.sequence_number.clone(),
+                sub_sequence_number: e.sub_sequence_number,
+                partition_key: e.partition_key.clone(),
+                arrival_ms: e.arrival_ms,
+                data: Vec::new(),
+                attributes: Vec::new(),
+            };
+            for (i, out) in self.transform.transform(e).unwrap().into_iter().enumerate() {
+                let event = sluice_plugin::Event {
+                    partition_key: out
+                        .partition_key
+                        .unwrap_or_else(|| parent.partition_key.clone()),
+                    sequence_number: parent.sequence_number.clone(),
+                    sub_sequence_number: parent.sub_sequence_number,
+                    shard_id: parent.shard_id.clone(),
+                    arrival_ms: parent.arrival_ms,
+                    data: out.data,
+                    attributes: out.attributes,
+                };
+                derived.push((origin, i as u32, event));
+            }
+        }
+        bufs.iter_mut().for_each(Vec::clear);
+        let formats = formats(&self.plan);
+        for (origin, output_index, e) in derived {
+            let names = self.route.route(&e).unwrap();
+            let destinations: Vec<_> = names
+                .iter()
+                .map(|n| self.plan.destination(n).unwrap())
+                .collect();
+            let routed = Routed {
+                record: from_plugin(e),
+                origin,
+                output_index,
+                destinations,
+            };
+            for d in &routed.destinations {
+                sink::encode(formats[*d], &routed, &mut bufs[*d]);
+            }
+        }
+        counts(&self.plan, bufs)
+    }
+}
+
+fn to_plugin(r: Record) -> sluice_plugin::Event {
+    sluice_plugin::Event {
+        partition_key: r.partition_key,
+        sequence_number: r.sequence_number,
+        sub_sequence_number: r.sub_sequence_number,
+        shard_id: r.shard_id,
+        arrival_ms: r.arrival_ms,
+        data: r.data,
+        attributes: r.attributes,
+    }
+}
+
+fn from_plugin(e: sluice_plugin::Event) -> Record {
+    Record {
+        shard_id: e.shard_id,
+        sequence_number: e.sequence_number,
+        sub_sequence_number: e.sub_sequence_number,
+        partition_key: e.partition_key,
+        arrival_ms: e.arrival_ms,
+        data: e.data,
+        attributes: e.attributes,
+    }
+}
+
+/// (c) and (d): a handler script in `benches/handlers/`, run on the event
+/// file; it prints the median batch time and its output counts as JSON.
+fn handler(program: &str, script: &str, event: &Path, seconds: f64) -> (f64, Counts) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("benches/handlers")
+        .join(script);
+    let out = Command::new(program)
+        .arg(&script)
+        .arg(event)
+        .arg(seconds.to_string())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run `{program}`: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {} failed:\n{}",
+        script.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    #[derive(serde::Deserialize)]
+    struct Report {
+        median_s: f64,
+        counts: Counts,
+    }
+    let r: Report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{program}: bad report ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    (r.median_s, r.counts)
+}
+
+/// A config in `dir` with `count` steps made of the example plugins
+/// (filters first, then transforms, then one route), writing to files.
+fn cold_config(dir: &Path, count: usize) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let plugins = root().join("target/plugins");
+    let example = example_plan();
+    let mut text = String::new();
+    let kinds = match count {
+        1 => vec![0],
+        3 => vec![0, 1, 2],
+        _ => {
+            let mut k = vec![0; count / 2 - 1];
+            k.extend(vec![1; count - count / 2]);
+            k.push(2);
+            k
+        }
+    };
+    for (i, &k) in kinds.iter().enumerate() {
+        let step = &example.steps[k];
+        let file = ["filter_field.wasm", "redact.wasm", "route_field.wasm"][k];
+        text.push_str(&format!(
+            "[[steps]]\nname = \"step-{i}\"\nkind = \"{}\"\nplugin = {:?}\nconfig = {}\n\n",
+            step.kind,
+            plugins.join(file).display().to_string(),
+            toml_inline(&step.settings_json)
+        ));
+    }
+    text.push_str(
+        "[destinations.orders]\ntype = \"file\"\npath = \"out/orders.jsonl\"\n\n\
+         [destinations.analytics]\ntype = \"file\"\npath = \"out/analytics.jsonl\"\n\n\
+         [destinations.archive]\ntype = \"file\"\npath = \"out/archive.jsonl\"\n\n\
+         [routing]\ndefault = \"archive\"\n",
+    );
+    let path = dir.join("pipeline.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A step's JSON settings as a TOML inline table.
+fn toml_inline(json: &str) -> String {
+    let value: toml::Value = serde_json::from_str(json).unwrap();
+    value.to_string()
+}
+
+/// `sluice precompile --config <config> --out <out>`.
+fn precompile(config: &Path, out: &Path) {
+    let run = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["precompile", "--config"])
+        .arg(config)
+        .arg("--out")
+        .arg(out)
+        .env("SLUICE_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "sluice precompile failed: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+}
+
+/// Median wall time of `runs` runs of `sluice check --config <config>`:
+/// process start, config read, every plugin compiled or loaded, every
+/// plugin instantiated and `init`ed, process exit.
+fn cold_start(config: &Path, runs: usize) -> f64 {
+    let mut times: Vec<f64> = (0..runs)
+        .map(|_| {
+            let started = Instant::now();
+            let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+                .args(["check", "--config"])
+                .arg(config)
+                .env("SLUICE_LOG", "warn")
+                .output()
+                .unwrap();
+            let t = started.elapsed().as_secs_f64();
+            assert!(
+                out.status.success(),
+                "sluice check failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            t
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+/// Peak RSS of `sluice run` on `event`, as the process reports it.
+fn peak_rss(config: &Path, event: &Path, out_dir: &Path) -> u64 {
+    std::fs::create_dir_all(out_dir).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["run", "--config"])
+        .arg(config)
+        .arg("--event")
+        .arg(event)
+        .env("SLUICE_LOG", "warn")
+        .current_dir(out_dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "sluice run failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("peak RSS: "))
+        .and_then(|v| v.trim_end_matches(" bytes").parse().ok())
+        .unwrap_or_else(|| panic!("no peak RSS in sluice's output:\n{stdout}"))
+}
