@@ -27,7 +27,7 @@ use crate::app::{fetch_plugin, read_config};
 use crate::aws::Aws;
 use crate::config::{self, Location};
 use crate::pipeline::Pipeline;
-use crate::plugin::{Precompiler, Runtime, RuntimeOptions};
+use crate::plugin::{Precompiler, Runtime, RuntimeOptions, check_pin, hex};
 
 /// One artifact written by [`precompile`].
 #[derive(Debug)]
@@ -75,13 +75,6 @@ pub async fn precompile(config: &str, out: &Path, target: Option<&str>) -> anyho
         aws = Some(Aws::from_env().await);
     }
     let precompiler = Precompiler::new(RuntimeOptions::default(), target)?;
-    // A host-target precompile first loads each component the normal way:
-    // the pin, the imports and the world are checked before compiling.
-    let runtime = if precompiler.is_host() {
-        Some(Runtime::new()?)
-    } else {
-        None
-    };
     let plugins_dir = out.join("plugins");
     std::fs::create_dir_all(&plugins_dir)
         .with_context(|| format!("cannot create `{}`", plugins_dir.display()))?;
@@ -103,12 +96,8 @@ pub async fn precompile(config: &str, out: &Path, target: Option<&str>) -> anyho
                 step.name
             );
         }
-        match &runtime {
-            Some(runtime) => {
-                runtime.load_bytes(step, &source, &component)?;
-            }
-            None => check_pin(step, &source, &component)?,
-        }
+        // Imports and the world are checked when the result is loaded back.
+        check_pin(step, &source, &component)?;
         let started = Instant::now();
         let artifact = precompiler.precompile(&component).with_context(|| {
             format!(
@@ -141,38 +130,17 @@ pub async fn precompile(config: &str, out: &Path, target: Option<&str>) -> anyho
 
     // Load what was written, as the Lambda will: every artifact verified
     // against its pin, deserialized, type-checked and started.
-    let verified = match &runtime {
-        Some(runtime) => {
-            let origin = Location::File(config_path.clone());
-            let text = std::fs::read_to_string(&config_path)?;
-            let plan = config::parse(&text, &origin)?;
-            Pipeline::load(runtime, plan).context("loading the precompiled pipeline back")?;
-            true
-        }
-        None => false,
-    };
+    let verified = precompiler.is_host();
+    if verified {
+        let plan = config::load(&config_path)?;
+        Pipeline::load(&Runtime::new()?, plan).context("loading the precompiled pipeline back")?;
+    }
     Ok(Report {
         target: precompiler.target().to_owned(),
         config: config_path,
         artifacts,
         verified,
     })
-}
-
-/// Checks a step's `sha256` pin (a cross-target precompile cannot load the
-/// component here, but must not compile one the config does not expect).
-fn check_pin(step: &config::StepPlan, source: &str, bytes: &[u8]) -> anyhow::Result<()> {
-    if let Some(expected) = &step.sha256 {
-        let actual: [u8; 32] = Sha256::digest(bytes).into();
-        anyhow::ensure!(
-            &actual == expected,
-            "step `{}`: plugin `{source}` has SHA-256 {}, but the config pins {}",
-            step.name,
-            hex(&actual),
-            hex(expected)
-        );
-    }
-    Ok(())
 }
 
 /// `<stem>.cwasm`, made unique among the artifacts so far.
@@ -205,10 +173,6 @@ fn rewrite(text: &str, pins: &[(String, String)]) -> anyhow::Result<String> {
     let header = "# Written by `sluice precompile`: plugins are precompiled artifacts, pinned by\n\
                   # SHA-256. They load only in the Sluice build that wrote them.\n";
     Ok(format!("{header}{doc}"))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -274,17 +274,7 @@ impl Runtime {
     ) -> Result<Plugin, PluginError> {
         let plugin = short_name(location);
         let name = || step.name.clone();
-        if let Some(expected) = &step.sha256 {
-            let actual: [u8; 32] = Sha256::digest(bytes).into();
-            if &actual != expected {
-                return Err(PluginError::Digest {
-                    step: name(),
-                    plugin: location.to_owned(),
-                    expected: hex(expected),
-                    actual: hex(&actual),
-                });
-            }
-        }
+        check_pin(step, location, bytes)?;
         let _span = tracing::info_span!("sluice.plugin.load", step = %step.name, plugin).entered();
         let started = std::time::Instant::now();
         let precompiled = Engine::detect_precompiled(bytes).is_some();
@@ -610,6 +600,23 @@ fn short_name(location: &str) -> &str {
         .unwrap_or(trimmed)
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Checks `bytes` against the step's `sha256` pin, if it has one.
+pub fn check_pin(step: &StepPlan, location: &str, bytes: &[u8]) -> Result<(), PluginError> {
+    if let Some(expected) = &step.sha256 {
+        let actual: [u8; 32] = Sha256::digest(bytes).into();
+        if &actual != expected {
+            return Err(PluginError::Digest {
+                step: step.name.clone(),
+                plugin: location.to_owned(),
+                expected: hex(expected),
+                actual: hex(&actual),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Lower-case hex of `bytes` (digests in messages and configs).
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
