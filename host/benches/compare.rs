@@ -301,7 +301,11 @@ fn example_plan() -> Plan {
 }
 
 fn pipeline(time_limits: bool) -> Pipeline {
-    let runtime = Runtime::with_options(RuntimeOptions { time_limits }).unwrap();
+    let runtime = Runtime::with_options(RuntimeOptions {
+        time_limits,
+        cache_dir: None,
+    })
+    .unwrap();
     Pipeline::load(&runtime, example_plan()).expect("the example plugins load")
 }
 
@@ -521,6 +525,7 @@ fn precompile(config: &Path, out: &Path) {
         .arg("--out")
         .arg(out)
         .env("SLUICE_LOG", "warn")
+        .env("SLUICE_CACHE_DIR", "")
         .output()
         .unwrap();
     assert!(
@@ -541,6 +546,8 @@ fn cold_start(config: &Path, runs: usize) -> f64 {
                 .args(["check", "--config"])
                 .arg(config)
                 .env("SLUICE_LOG", "warn")
+                .env("SLUICE_CACHE_DIR", "")
+                .env("SLUICE_CACHE_DIR", "")
                 .output()
                 .unwrap();
             let t = started.elapsed().as_secs_f64();
@@ -565,6 +572,7 @@ fn peak_rss(config: &Path, event: &Path, out_dir: &Path) -> u64 {
         .arg("--event")
         .arg(event)
         .env("SLUICE_LOG", "warn")
+        .env("SLUICE_CACHE_DIR", "")
         .current_dir(out_dir)
         .output()
         .unwrap();

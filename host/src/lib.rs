@@ -21,8 +21,10 @@
 //!   binary is both the Lambda bootstrap and the local CLI.
 //! - [`aws`] builds the AWS clients once.
 //! - [`precompile`] compiles a pipeline's plugins ahead of time (`sluice precompile`).
+//! - [`author`] is the plugin-author loop: `sluice new`, `sluice build`, `sluice test`.
 
 pub mod app;
+pub mod author;
 pub mod aws;
 pub mod config;
 pub mod dispatch;

@@ -503,7 +503,13 @@ impl Step {
                     ))
                 }
             }
-            Err(e) => Err((FailureClass::Trap, format!("plugin trapped: {e:#}"))),
+            Err(e) => {
+                tracing::debug!(step = %step_name, plugin = %plugin_name, error = ?e, "plugin trap in full");
+                Err((
+                    FailureClass::Trap,
+                    format!("plugin trapped: {}", crate::plugin::trap_reason(&e)),
+                ))
+            }
         };
         let results = match result {
             Ok(r) => {

@@ -135,7 +135,13 @@ fn an_artifact_made_with_other_engine_settings_is_refused() {
     let dir = Dir::new("settings");
     let e = load_error(pinned(
         &dir.0,
-        &artifact(RuntimeOptions { time_limits: false }, None),
+        &artifact(
+            RuntimeOptions {
+                time_limits: false,
+                ..RuntimeOptions::default()
+            },
+            None,
+        ),
     ));
     assert_refused_as_foreign(&e);
     assert!(e.contains("without epoch interruption"), "{e}");

@@ -61,13 +61,44 @@ enum Command {
         #[arg(long)]
         target: Option<String>,
     },
-    /// Runs the golden-file cases under a pipeline folder (or a folder of pipelines).
+    /// Runs the golden-file cases of a plugin folder (building it first), a
+    /// pipeline folder, or a folder of either, and prints a diff for each
+    /// file that differs.
     Test {
-        /// A pipeline folder (with `pipeline.toml` and `tests/`), or a folder of them.
+        /// A plugin folder (`plugin.toml`), a pipeline folder (`pipeline.toml`
+        /// and `tests/`), or a folder of them.
         dir: PathBuf,
         /// Rewrite the expected files from what the cases produce.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "config")]
         bless: bool,
+        /// Run the cases through this pipeline config instead (a variant, e.g.
+        /// the same steps with plugins in other languages) and compare the
+        /// contract: outputs, counts and failures, not plugin names or
+        /// free-text reasons.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Makes a new plugin folder from a template: code, build file, README,
+    /// a pipeline running it alone and one test case.
+    New {
+        /// The plugin kind: the WIT world it targets.
+        #[arg(value_parser = ["filter", "transform", "route"])]
+        kind: String,
+        /// The plugin's name (and folder name).
+        name: String,
+        /// The language.
+        #[arg(long, value_enum)]
+        lang: host::author::Lang,
+        /// Where to make the folder (default: here).
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Builds a plugin folder into a component, `build/<name>.wasm`, with its
+    /// language's toolchain (cargo, componentize-js, componentize-py, clang).
+    Build {
+        /// The plugin folder (with `plugin.toml`).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
     },
 }
 
@@ -103,7 +134,14 @@ fn main() -> ExitCode {
             out,
             target,
         } => precompile(config, out, target),
-        Command::Test { dir, bless } => test(dir, bless),
+        Command::Test { dir, bless, config } => test(dir, bless, config),
+        Command::New {
+            kind,
+            name,
+            lang,
+            dir,
+        } => new(&kind, &name, lang, &dir),
+        Command::Build { dir } => build(&dir).map(|_| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,
@@ -225,11 +263,69 @@ fn precompile(config: String, out: PathBuf, target: Option<String>) -> anyhow::R
     Ok(ExitCode::SUCCESS)
 }
 
-fn test(dir: PathBuf, bless: bool) -> anyhow::Result<ExitCode> {
+fn new(
+    kind: &str,
+    name: &str,
+    lang: host::author::Lang,
+    dir: &std::path::Path,
+) -> anyhow::Result<ExitCode> {
+    let kind: host::config::StepKind = serde_json::from_value(serde_json::Value::from(kind))?;
+    let made = host::author::new(dir, kind, name, lang)?;
+    println!(
+        "made {} ({} {} plugin). Next:",
+        made.display(),
+        lang.as_str(),
+        kind
+    );
+    println!("  sluice build {}", made.display());
+    println!("  sluice test {}", made.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn build(dir: &std::path::Path) -> anyhow::Result<host::author::Built> {
+    let built = host::author::build(dir)?;
+    println!(
+        "built {} ({} bytes) in {:.1} s",
+        built.component.display(),
+        built.bytes,
+        built.elapsed.as_secs_f64()
+    );
+    Ok(built)
+}
+
+fn test(dir: PathBuf, bless: bool, variant: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let mut passed = 0;
     let mut failed = 0;
-    for suite in host::fixture::suites(&dir)? {
-        for case in host::fixture::run_suite(&suite, bless)? {
+    let mut suites = Vec::new();
+    // A plugin folder, or a folder of plugin folders: build each first.
+    let plugins: Vec<PathBuf> = if dir.join("plugin.toml").is_file() {
+        vec![dir.clone()]
+    } else {
+        let mut found: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .with_context(|| format!("cannot read `{}`", dir.display()))?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.join("plugin.toml").is_file())
+            .collect();
+        found.sort();
+        found
+    };
+    for plugin in &plugins {
+        build(plugin)?;
+    }
+    suites.extend(host::fixture::suites(&dir)?);
+    if suites.is_empty() {
+        anyhow::bail!(
+            "no test cases under `{}`: expected a `pipeline.toml` and a `tests/` folder",
+            dir.display()
+        );
+    }
+    for suite in suites {
+        let cases = match &variant {
+            Some(config) => host::fixture::run_variant(&suite, config)?,
+            None => host::fixture::run_suite(&suite, bless)?,
+        };
+        for case in cases {
             if case.passed() {
                 passed += 1;
                 println!("ok      {}", case.dir.display());

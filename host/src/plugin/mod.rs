@@ -161,17 +161,46 @@ pub enum PluginError {
 }
 
 /// How the engine is built. [`Default`] is what Sluice runs with.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct RuntimeOptions {
     /// Enforce `limits.timeout_ms` with epoch interruption (a ticker thread
     /// and a check in every loop and function of the guest). Turning it off
     /// exists to measure what it costs: without it a spinning plugin hangs.
     pub time_limits: bool,
+    /// Where wasmtime's compilation cache keeps compiled plugins, keyed by
+    /// the component's bytes, the wasmtime version and the engine settings;
+    /// `None` compiles every time. See [`RuntimeOptions::default_cache_dir`].
+    pub cache_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for RuntimeOptions {
     fn default() -> Self {
-        RuntimeOptions { time_limits: true }
+        RuntimeOptions {
+            time_limits: true,
+            cache_dir: RuntimeOptions::default_cache_dir(),
+        }
+    }
+}
+
+impl RuntimeOptions {
+    /// The compilation cache for local use (the CLI, fixtures, tests), so a
+    /// plugin is compiled once, not at every run: `SLUICE_CACHE_DIR` if set
+    /// (empty turns the cache off), else `$XDG_CACHE_HOME/sluice` or
+    /// `~/.cache/sluice`. Off in Lambda (`AWS_LAMBDA_RUNTIME_API` set), where
+    /// a cold start has nothing cached: deploy with `sluice precompile`.
+    pub fn default_cache_dir() -> Option<std::path::PathBuf> {
+        use std::path::PathBuf;
+        if let Some(dir) = std::env::var_os("SLUICE_CACHE_DIR") {
+            return (!dir.is_empty()).then(|| PathBuf::from(dir));
+        }
+        if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
+            return None;
+        }
+        let base = std::env::var_os("XDG_CACHE_HOME")
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+        Some(base.join("sluice"))
     }
 }
 
@@ -183,7 +212,7 @@ pub struct Runtime {
 
 /// The engine settings every plugin is compiled with. Precompiled artifacts
 /// record them, and only load into an engine with the same settings.
-fn engine_config(options: RuntimeOptions) -> Config {
+fn engine_config(options: &RuntimeOptions) -> Config {
     let mut config = Config::new();
     config.wasm_component_model(true);
     // No component-model async: a synchronous call costs ~100 ns instead of ~350 ns.
@@ -197,6 +226,20 @@ fn engine_config(options: RuntimeOptions) -> Config {
             ARTIFACT_VERSION.into(),
         ))
         .expect("a short version string");
+    if let Some(dir) = &options.cache_dir {
+        let mut cache = wasmtime::CacheConfig::new();
+        cache.with_directory(dir);
+        match wasmtime::Cache::new(cache) {
+            Ok(cache) => {
+                config.cache(Some(cache));
+            }
+            Err(e) => tracing::warn!(
+                dir = %dir.display(),
+                error = %e,
+                "cannot use the compilation cache; plugins are compiled at every start"
+            ),
+        }
+    }
     // `SLUICE_PERFMAP=1` names the plugins' compiled functions for `perf`
     // (in /tmp/perf-<pid>.map): how BENCHMARKS.md's profile was taken.
     if std::env::var_os("SLUICE_PERFMAP").is_some_and(|v| v == "1") {
@@ -214,7 +257,7 @@ impl Runtime {
 
     /// [`Runtime::new`] with `options`.
     pub fn with_options(options: RuntimeOptions) -> anyhow::Result<Runtime> {
-        let engine = Engine::new(&engine_config(options))
+        let engine = Engine::new(&engine_config(&options))
             .map_err(anyhow::Error::from)
             .context("creating the wasmtime engine")?;
         if options.time_limits {
@@ -383,7 +426,7 @@ impl Precompiler {
     /// `aarch64-unknown-linux-gnu`; `None` for [`Precompiler::HOST_TARGET`]).
     pub fn new(options: RuntimeOptions, target: Option<&str>) -> anyhow::Result<Precompiler> {
         let target = target.unwrap_or(Self::HOST_TARGET).to_owned();
-        let mut config = engine_config(options);
+        let mut config = engine_config(&options);
         config
             .target(&target)
             .map_err(anyhow::Error::from)
@@ -465,29 +508,32 @@ impl Plugin {
         store.limiter(|s| s.limiter());
         store.epoch_deadline_trap();
         prepare_call(&mut store, &self.limits, self.limits.timeout_ms);
-        let failed = |error: wasmtime::Error| PluginError::Instantiate {
+        let settings = self.settings_json.as_str();
+        let started = (|| {
+            Ok(match &self.pre {
+                KindPre::Filter(p) => {
+                    let b = p.instantiate(&mut store)?;
+                    let init = b.call_init(&mut store, settings)?;
+                    (KindInstance::Filter(b), init)
+                }
+                KindPre::Transform(p) => {
+                    let b = p.instantiate(&mut store)?;
+                    let init = b.call_init(&mut store, settings)?;
+                    (KindInstance::Transform(b), init)
+                }
+                KindPre::Route(p) => {
+                    let b = p.instantiate(&mut store)?;
+                    let init = b.call_init(&mut store, settings)?;
+                    (KindInstance::Route(b), init)
+                }
+            })
+        })();
+        let stderr = after_call(&mut store, &self.limits);
+        let (kind, init) = started.map_err(|error| PluginError::Instantiate {
             step: self.step.clone(),
             plugin: self.location.clone(),
-            error: error.into(),
-        };
-        let settings = self.settings_json.as_str();
-        let (kind, init) = match &self.pre {
-            KindPre::Filter(p) => {
-                let b = p.instantiate(&mut store).map_err(failed)?;
-                let init = b.call_init(&mut store, settings).map_err(failed)?;
-                (KindInstance::Filter(b), init)
-            }
-            KindPre::Transform(p) => {
-                let b = p.instantiate(&mut store).map_err(failed)?;
-                let init = b.call_init(&mut store, settings).map_err(failed)?;
-                (KindInstance::Transform(b), init)
-            }
-            KindPre::Route(p) => {
-                let b = p.instantiate(&mut store).map_err(failed)?;
-                let init = b.call_init(&mut store, settings).map_err(failed)?;
-                (KindInstance::Route(b), init)
-            }
-        };
+            error: with_stderr(error, stderr).into(),
+        })?;
         init.map_err(|message| PluginError::Init {
             step: self.step.clone(),
             plugin: self.location.clone(),
@@ -520,8 +566,10 @@ pub struct Instance {
 /// A guest call that did not return: a trap, or a contract violation.
 pub type CallError = wasmtime::Error;
 
-/// Reports what the call's log budget dropped.
-fn after_call(store: &Store<HostState>, limits: &Limits) {
+/// Logs what the plugin printed during the call, reports what the call's log
+/// budget dropped, and returns the end of the call's stderr.
+fn after_call(store: &mut Store<HostState>, limits: &Limits) -> Option<String> {
+    let stderr = store.data_mut().flush_output();
     let state = store.data();
     if state.logs_dropped > 0 {
         tracing::warn!(
@@ -531,6 +579,39 @@ fn after_call(store: &Store<HostState>, limits: &Limits) {
             limit = limits.max_log_lines,
             "plugin logged more than its limit per call; the rest were dropped"
         );
+    }
+    stderr
+}
+
+/// The end of what a plugin wrote to stderr during a call that failed (a
+/// JavaScript exception, a Python traceback, a C `abort` message), attached
+/// to the call's error.
+#[derive(Debug)]
+pub struct Stderr(pub String);
+
+impl std::fmt::Display for Stderr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the plugin's stderr ends: {}", self.0)
+    }
+}
+
+fn with_stderr(error: CallError, stderr: Option<String>) -> CallError {
+    match stderr {
+        Some(text) => error.context(Stderr(text)),
+        None => error,
+    }
+}
+
+/// One line saying why a call trapped: the trap (without the Wasm
+/// backtrace, which is logged) and the end of the plugin's stderr.
+pub fn trap_reason(error: &CallError) -> String {
+    let what = match error.downcast_ref::<wasmtime::Trap>() {
+        Some(trap) => trap.to_string(),
+        None => error.root_cause().to_string(),
+    };
+    match error.downcast_ref::<Stderr>() {
+        Some(stderr) => format!("{what}; {stderr}"),
+        None => what,
     }
 }
 
@@ -548,8 +629,8 @@ impl Instance {
             timeout_ms.min(self.limits.timeout_ms),
         );
         let r = call(&self.kind, &mut self.store);
-        after_call(&self.store, &self.limits);
-        r
+        let stderr = after_call(&mut self.store, &self.limits);
+        r.map_err(|e| with_stderr(e, stderr))
     }
 
     /// Calls `filter` on the batch, for at most `timeout_ms` (and at most the
