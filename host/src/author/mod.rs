@@ -183,7 +183,11 @@ fn run(dir: &Path, program: &str, args: &[&str], install_hint: &str) -> anyhow::
             args.join(" "),
             output.status,
             dir.display(),
-            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stdout)
+                .lines()
+                .filter(|l| !l.starts_with("{\"reason\":"))
+                .map(|l| format!("{l}\n"))
+                .collect::<String>(),
             String::from_utf8_lossy(&output.stderr)
         );
     }

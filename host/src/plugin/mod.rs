@@ -45,6 +45,11 @@ pub const ARTIFACT_VERSION: &str = concat!(
     env!("SLUICE_WASMTIME_VERSION")
 );
 
+/// The WIT package this Sluice serves (`wit/plugin.wit`). Plugins built
+/// against a semver-compatible version (`0.1.x`) load; others are refused
+/// with [`PluginError::WitVersion`].
+pub const WIT_PACKAGE: &str = "sluice:plugin@0.1.0";
+
 /// How often the engine's epoch advances: the granularity of call timeouts.
 pub const EPOCH_TICK: std::time::Duration = std::time::Duration::from_millis(1);
 
@@ -97,6 +102,23 @@ pub enum PluginError {
         plugin: String,
         /// Which import.
         error: anyhow::Error,
+    },
+    /// The component was built against a version of the WIT package this
+    /// Sluice does not serve.
+    #[error(
+        "step `{step}`: plugin `{plugin}` was built against `sluice:plugin@{found}`, but this Sluice \
+         serves `{WIT_PACKAGE}` (and other {compatible} versions): rebuild the plugin against this \
+         Sluice's `wit/plugin.wit`, or run a Sluice that serves {found}"
+    )]
+    WitVersion {
+        /// The step.
+        step: String,
+        /// The plugin's location.
+        plugin: String,
+        /// The version the plugin imports.
+        found: String,
+        /// The versions served, e.g. `0.1.x`.
+        compatible: String,
     },
     /// The component does not export the world its step's kind needs.
     #[error(
@@ -342,6 +364,14 @@ impl Runtime {
                 error: error.into(),
             })?
         };
+        check_wit_version(&self.engine, &component).map_err(|(found, compatible)| {
+            PluginError::WitVersion {
+                step: name(),
+                plugin: location.to_owned(),
+                found,
+                compatible,
+            }
+        })?;
         let pre = self
             .linker
             .instantiate_pre(&component)
@@ -378,6 +408,41 @@ impl Runtime {
             pre,
         })
     }
+}
+
+/// Checks the version of every `sluice:plugin/…@<version>` interface the
+/// component imports against [`WIT_PACKAGE`]: the same major version, or for
+/// `0.x` the same minor one. `Err((found, compatible))` otherwise.
+fn check_wit_version(engine: &Engine, component: &Component) -> Result<(), (String, String)> {
+    let parse = |v: &str| -> Option<(u64, u64)> {
+        let mut parts = v.split(['.', '-', '+']);
+        Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+    };
+    let served = WIT_PACKAGE.rsplit_once('@').map_or("", |(_, v)| v);
+    let (major, minor) = parse(served).expect("WIT_PACKAGE has a version");
+    let compatible = if major == 0 {
+        format!("0.{minor}.x")
+    } else {
+        format!("{major}.x")
+    };
+    for (name, _) in component.component_type().imports(engine) {
+        let Some(version) = name
+            .strip_prefix("sluice:plugin/")
+            .and_then(|rest| rest.split_once('@'))
+            .map(|(_, v)| v)
+        else {
+            continue;
+        };
+        let ok = match parse(version) {
+            Some((0, m)) => major == 0 && m == minor,
+            Some((other, _)) => other == major,
+            None => false,
+        };
+        if !ok {
+            return Err((version.to_owned(), compatible));
+        }
+    }
+    Ok(())
 }
 
 /// Loads a precompiled component artifact.

@@ -8,7 +8,6 @@ use serde_json::Value;
 wit_bindgen::generate!({ path: "wit", world: "filter" });
 
 use sluice::plugin::log::{Level, log};
-use sluice::plugin::types::{Event, Failure};
 
 /// The `drop_type` setting, set once by `init`.
 static DROP_TYPE: OnceLock<String> = OnceLock::new();

@@ -9,7 +9,6 @@ use serde_json::Value;
 wit_bindgen::generate!({ path: "wit", world: "route" });
 
 use sluice::plugin::log::{Level, log};
-use sluice::plugin::types::{Event, Failure};
 
 /// The `urgent` setting, set once by `init`.
 static URGENT: OnceLock<String> = OnceLock::new();

@@ -8,7 +8,6 @@ use serde_json::Value;
 wit_bindgen::generate!({ path: "wit", world: "transform" });
 
 use sluice::plugin::log::{Level, log};
-use sluice::plugin::types::{Event, Failure, Output};
 
 /// The `stamp` setting, set once by `init`.
 static STAMP: OnceLock<String> = OnceLock::new();
