@@ -237,15 +237,14 @@ fn build_rust(dir: &Path, out: &Path) -> anyhow::Result<()> {
 fn build_js(dir: &Path, manifest: &Manifest, wit: &Path, out: &Path) -> anyhow::Result<()> {
     let tool = dir.join("node_modules/.bin/componentize-js");
     if !tool.is_file() {
-        let install: &[&str] = if dir.join("package-lock.json").is_file() {
-            &["ci", "--no-audit", "--no-fund"]
-        } else {
-            &["install", "--no-audit", "--no-fund"]
-        };
+        // `npm install` installs the versions `package-lock.json` pins (and
+        // writes the lock the first time). Not `npm ci`: it rejects a lock
+        // that lacks other platforms' optional packages, which registry
+        // mirrors often do not carry.
         run(
             dir,
             "npm",
-            install,
+            &["install", "--no-audit", "--no-fund"],
             "Install Node.js 20 or newer (with npm).",
         )?;
     }

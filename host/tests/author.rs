@@ -1,0 +1,109 @@
+//! The plugin-author loop through the real `sluice` binary, as the README
+//! documents it: `sluice new <kind> <name> --lang <lang>`, `sluice build`,
+//! `sluice test`, for every kind in Rust, JavaScript and Python, from an
+//! empty folder to a passing test; then a broken expectation must fail with
+//! a readable diff. Prints how long each loop took.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Instant;
+
+fn sluice(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(args)
+        .current_dir(dir)
+        .env("SLUICE_LOG", "warn")
+        // Rust plugins share one target folder, so the loop for the second
+        // and third kind does not rebuild wit-bindgen and serde_json.
+        .env(
+            "CARGO_TARGET_DIR",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("author-plugins"),
+        )
+        .output()
+        .unwrap()
+}
+
+fn ok(out: &Output, what: &str) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{what} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+fn loop_for(lang: &str) {
+    let scratch = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("author-{lang}"));
+    let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::create_dir_all(&scratch).unwrap();
+    for kind in ["filter", "transform", "route"] {
+        let name = format!("my-{kind}");
+        let started = Instant::now();
+        let made = sluice(&scratch, &["new", kind, &name, "--lang", lang]);
+        ok(&made, "sluice new");
+        let dir = scratch.join(&name);
+        for file in [
+            "plugin.toml",
+            "pipeline.toml",
+            "README.md",
+            "wit/plugin.wit",
+            "tests/example/event.json",
+        ] {
+            assert!(dir.join(file).is_file(), "{lang} {kind}: no {file}");
+        }
+        let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
+        assert!(readme.contains("Build with:"), "{readme}");
+        let built = sluice(&scratch, &["build", &name]);
+        let stdout = ok(&built, "sluice build");
+        assert!(stdout.contains(&format!("build/{name}.wasm")), "{stdout}");
+        let tested = sluice(&scratch, &["test", &name]);
+        let stdout = ok(&tested, "sluice test");
+        assert!(stdout.contains("1 passed, 0 failed"), "{stdout}");
+        println!(
+            "{lang} {kind}: new → build → test passed in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+
+        // Change what the case expects: the test fails and shows a diff.
+        let summary = dir.join("tests/example/expected/summary.txt");
+        let text = std::fs::read_to_string(&summary).unwrap();
+        std::fs::write(&summary, text.replace("records in: 3", "records in: 4")).unwrap();
+        let tested = sluice(&scratch, &["test", &name]);
+        let stdout = String::from_utf8_lossy(&tested.stdout);
+        assert!(!tested.status.success(), "{stdout}");
+        assert!(stdout.contains("FAILED"), "{stdout}");
+        assert!(stdout.contains("-records in: 4"), "{stdout}");
+        assert!(stdout.contains("+records in: 3"), "{stdout}");
+        assert!(stdout.contains("0 passed, 1 failed"), "{stdout}");
+    }
+    // A name that is already taken is refused.
+    let again = sluice(&scratch, &["new", "filter", "my-filter", "--lang", lang]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+}
+
+#[test]
+fn rust_loop() {
+    loop_for("rust");
+}
+
+#[test]
+fn javascript_loop() {
+    loop_for("js");
+}
+
+#[test]
+fn python_loop() {
+    loop_for("python");
+}
+
+#[test]
+fn a_plugin_folder_without_a_manifest_is_named_in_the_error() {
+    let scratch = Path::new(env!("CARGO_TARGET_TMPDIR")).join("author-no-manifest");
+    std::fs::create_dir_all(&scratch).unwrap();
+    let out = sluice(&scratch, &["build", "."]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("plugin.toml"), "{stderr}");
+}
