@@ -16,8 +16,13 @@
 //! 3. cold start of the real `sluice` binary for 1, 3 and 10 plugins,
 //!    compiled from `.wasm` and loaded precompiled;
 //! 4. peak RSS of `sluice run` on a 6 MB, 3,000-record event;
-//! 5. the cost of the execution-time limit (alternating pairs).
+//! 5. the cost of the execution-time limit (alternating pairs);
+//! 6. plugins in other languages: each example plugin in C, Python and
+//!    JavaScript against its Rust counterpart, alone in a pipeline: size,
+//!    cost per record and load time (compiled, from the compilation cache,
+//!    precompiled).
 //!
+//! `SLUICE_BENCH_ONLY=languages` runs section 6 alone.
 //! `SLUICE_BENCH_SECONDS` (default 3) is the time spent per throughput cell.
 //! Every implementation's outputs are counted per destination and must agree,
 //! so the four rows do the same work.
@@ -47,6 +52,10 @@ fn main() {
     let work = root().join("target/bench");
     std::fs::create_dir_all(&work).unwrap();
     println!("# Sluice benchmark ({})\n", machine());
+    if std::env::var("SLUICE_BENCH_ONLY").as_deref() == Ok("languages") {
+        languages(&work, budget);
+        return;
+    }
 
     // 1. Throughput, four ways.
     println!("## Throughput: example pipeline, event JSON → encoded outputs\n");
@@ -127,10 +136,10 @@ fn main() {
     for count in [1, 3, 10] {
         let dir = work.join(format!("cold-{count}"));
         let config = cold_config(&dir, count);
-        let compiled = cold_start(&config, 5);
+        let compiled = cold_start(&config, 5, None);
         let out = dir.join("precompiled");
         precompile(&config, &out);
-        let precompiled = cold_start(&out.join("pipeline.toml"), 20);
+        let precompiled = cold_start(&out.join("pipeline.toml"), 20, None);
         println!(
             "| {count} | {:.1} ms | {:.1} ms |",
             compiled * 1e3,
@@ -189,6 +198,78 @@ fn main() {
         q(0.5),
         q(0.25),
         q(0.75)
+    );
+}
+
+/// 6. Each example plugin in another language against its Rust counterpart.
+fn languages(work: &Path, budget: Duration) {
+    println!("## Plugins in other languages: one step alone, 1,000-record batch\n");
+    println!(
+        "| step | plugin | component | per record | load: compiled | load: cached | load: precompiled |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|");
+    let example = example_plan();
+    let json = event_json(1000);
+    let cache = work.join("languages-cache");
+    let _ = std::fs::remove_dir_all(&cache);
+    let rust = root().join("target/plugins");
+    let others = [
+        ("C", "examples/plugins/c-filter-field"),
+        ("Python", "examples/plugins/python-redact"),
+        ("JavaScript", "examples/plugins/js-route-field"),
+    ];
+    for (k, (lang, dir)) in others.into_iter().enumerate() {
+        let step = &example.steps[k];
+        let built = host::author::build(&root().join(dir)).expect("building the plugin");
+        let file = ["filter_field.wasm", "redact.wasm", "route_field.wasm"][k];
+        for (who, component) in [("Rust", rust.join(file)), (lang, built.component)] {
+            let dir = work.join(format!("lang-{k}-{who}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            let config = dir.join("pipeline.toml");
+            std::fs::write(
+                &config,
+                format!(
+                    "[[steps]]\nname = \"{}\"\nkind = \"{}\"\nplugin = {:?}\nconfig = {}\n\n\
+                     [destinations.orders]\ntype = \"stdout\"\n[destinations.analytics]\ntype = \"stdout\"\n\
+                     [destinations.archive]\ntype = \"stdout\"\n[routing]\ndefault = \"archive\"\n",
+                    step.name,
+                    step.kind,
+                    component.display().to_string(),
+                    toml_inline(&step.settings_json)
+                ),
+            )
+            .unwrap();
+            let runtime = Runtime::with_options(RuntimeOptions {
+                time_limits: true,
+                cache_dir: None,
+            })
+            .unwrap();
+            let mut pipeline =
+                Pipeline::load(&runtime, config::load(&config).unwrap()).expect("loads");
+            let (per_batch, outcome) = measure(budget, || {
+                pipeline.run(event::decode(&json, "bench").unwrap())
+            });
+            assert!(outcome.failures.is_empty(), "{who}: {:?}", outcome.failures);
+            let compiled = cold_start(&config, 3, None);
+            cold_start(&config, 1, Some(&cache));
+            let cached = cold_start(&config, 5, Some(&cache));
+            let out = dir.join("precompiled");
+            precompile(&config, &out);
+            let precompiled = cold_start(&out.join("pipeline.toml"), 10, None);
+            println!(
+                "| {} | {who} | {:.2} MB | {:.2} µs | {:.0} ms | {:.0} ms | {:.0} ms |",
+                step.kind,
+                std::fs::metadata(&component).unwrap().len() as f64 / 1e6,
+                per_batch / 1000.0 * 1e6,
+                compiled * 1e3,
+                cached * 1e3,
+                precompiled * 1e3
+            );
+        }
+    }
+    println!(
+        "\nPer record: decoding the event plus the one step (no encoding), median batch time / 1,000. \
+         Load: median wall time of a `sluice check` process with that one plugin."
     );
 }
 
@@ -538,7 +619,8 @@ fn precompile(config: &Path, out: &Path) {
 /// Median wall time of `runs` runs of `sluice check --config <config>`:
 /// process start, config read, every plugin compiled or loaded, every
 /// plugin instantiated and `init`ed, process exit.
-fn cold_start(config: &Path, runs: usize) -> f64 {
+/// `cache`: the compilation cache to use (`None`: compile every time).
+fn cold_start(config: &Path, runs: usize, cache: Option<&Path>) -> f64 {
     let mut times: Vec<f64> = (0..runs)
         .map(|_| {
             let started = Instant::now();
@@ -546,8 +628,7 @@ fn cold_start(config: &Path, runs: usize) -> f64 {
                 .args(["check", "--config"])
                 .arg(config)
                 .env("SLUICE_LOG", "warn")
-                .env("SLUICE_CACHE_DIR", "")
-                .env("SLUICE_CACHE_DIR", "")
+                .env("SLUICE_CACHE_DIR", cache.map_or(Path::new(""), |c| c))
                 .output()
                 .unwrap();
             let t = started.elapsed().as_secs_f64();

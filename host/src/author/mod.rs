@@ -125,10 +125,13 @@ pub struct Built {
     pub bytes: u64,
     /// How long the build took.
     pub elapsed: Duration,
+    /// The component was newer than every source file: nothing was run.
+    pub fresh: bool,
 }
 
 /// Builds the plugin in `dir` into `build/<name>.wasm` with its language's
-/// toolchain. Errors name the tool that is missing or failed, with its output.
+/// toolchain, unless the component is newer than every source file. Errors
+/// name the tool that is missing or failed, with its output.
 pub fn build(dir: &Path) -> anyhow::Result<Built> {
     let started = Instant::now();
     let dir =
@@ -138,6 +141,14 @@ pub fn build(dir: &Path) -> anyhow::Result<Built> {
     std::fs::create_dir_all(&out_dir)
         .with_context(|| format!("cannot create `{}`", out_dir.display()))?;
     let out = dir.join(manifest.component());
+    if is_fresh(dir, &out) {
+        return Ok(Built {
+            bytes: std::fs::metadata(&out)?.len(),
+            component: out,
+            elapsed: started.elapsed(),
+            fresh: true,
+        });
+    }
     let wit = wit_dir(dir)?;
     match manifest.lang {
         Lang::Rust => build_rust(dir, &out)?,
@@ -152,7 +163,42 @@ pub fn build(dir: &Path) -> anyhow::Result<Built> {
         component: out,
         bytes,
         elapsed: started.elapsed(),
+        fresh: false,
     })
+}
+
+/// Whether `out` is newer than every file of the plugin's source: the folder
+/// without `build/`, `target/`, `node_modules/`, `tests/` and hidden files.
+fn is_fresh(dir: &Path, out: &Path) -> bool {
+    fn newest(dir: &Path, top: bool) -> Option<std::time::SystemTime> {
+        let mut newest = std::time::UNIX_EPOCH;
+        for entry in std::fs::read_dir(dir).ok()? {
+            let entry = entry.ok()?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with('.')
+                || name == "__pycache__"
+                || (top && ["build", "target", "node_modules", "tests"].contains(&name.as_ref()))
+            {
+                continue;
+            }
+            let meta = entry.metadata().ok()?;
+            let time = if meta.is_dir() {
+                newest_in(&entry.path())?
+            } else {
+                meta.modified().ok()?
+            };
+            newest = newest.max(time);
+        }
+        Some(newest)
+    }
+    fn newest_in(dir: &Path) -> Option<std::time::SystemTime> {
+        newest(dir, false)
+    }
+    let Some(built) = std::fs::metadata(out).and_then(|m| m.modified()).ok() else {
+        return false;
+    };
+    newest(dir, true).is_some_and(|source| source < built)
 }
 
 /// The folder's own `wit/`, or this Sluice's contract written to `build/wit/`.

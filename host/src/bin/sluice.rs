@@ -284,12 +284,16 @@ fn new(
 
 fn build(dir: &std::path::Path) -> anyhow::Result<host::author::Built> {
     let built = host::author::build(dir)?;
-    println!(
-        "built {} ({} bytes) in {:.1} s",
-        built.component.display(),
-        built.bytes,
-        built.elapsed.as_secs_f64()
-    );
+    if built.fresh {
+        println!("{} is up to date", built.component.display());
+    } else {
+        println!(
+            "built {} ({} bytes) in {:.1} s",
+            built.component.display(),
+            built.bytes,
+            built.elapsed.as_secs_f64()
+        );
+    }
     Ok(built)
 }
 
