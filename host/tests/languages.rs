@@ -145,6 +145,44 @@ fn polyglot_clickstream_passes_the_same_cases_as_rust() {
     );
 }
 
+#[test]
+fn polyglot_clickstream_deploys_precompiled() {
+    for dir in [
+        "examples/plugins/c-filter-field",
+        "examples/plugins/python-redact",
+        "examples/plugins/js-route-field",
+    ] {
+        built(dir);
+    }
+    let pipeline = root().join("examples/clickstream");
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("polyglot-precompiled");
+    let _ = std::fs::remove_dir_all(&out);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let report = rt
+        .block_on(host::precompile::precompile(
+            &pipeline.join("polyglot.toml").display().to_string(),
+            &out,
+            None,
+        ))
+        .unwrap();
+    assert!(report.verified, "loaded back: every plugin starts");
+    let config = std::fs::read_to_string(&report.config).unwrap();
+    assert_eq!(config.matches(".cwasm\"").count(), 3, "{config}");
+    assert_eq!(config.matches("sha256 = ").count(), 3, "{config}");
+    // The precompiled pipeline passes the cases too.
+    for case in host::fixture::run_variant(&pipeline, &report.config).unwrap() {
+        assert!(
+            case.passed(),
+            "{}: {:?}",
+            case.dir.display(),
+            case.mismatches
+        );
+    }
+}
+
 // ---------------------------------------------------------------- bad input
 
 #[test]
