@@ -292,7 +292,7 @@ fn a_plugin_cannot_open_a_socket() {
 }
 
 #[test]
-fn a_plugin_cannot_write_to_the_hosts_stdout_or_stderr() {
+fn what_a_plugin_prints_reaches_only_the_logs_as_tagged_records() {
     let dir = std::env::temp_dir().join(format!("sluice-print-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("pipeline.toml");
@@ -331,8 +331,18 @@ fn a_plugin_cannot_write_to_the_hosts_stdout_or_stderr() {
         std::fs::read_to_string(dir.join("out.txt")).unwrap(),
         "ESCAPED\n"
     );
+    // Not on stdout (the summary and the `stdout` destination), and on stderr
+    // only inside the host's JSON log records, tagged with step and stream.
     assert!(!stdout.contains("ESCAPED"), "{stdout}");
-    assert!(!stderr.contains("ESCAPED"), "{stderr}");
+    let mut streams = Vec::new();
+    for line in stderr.lines().filter(|l| l.contains("ESCAPED")) {
+        let record: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|_| panic!("plugin output escaped the logs: {line}"));
+        assert_eq!(record["fields"]["message"], "ESCAPED", "{line}");
+        assert_eq!(record["fields"]["step"], "printer", "{line}");
+        streams.push(record["fields"]["stream"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(streams, ["stdout", "stderr"], "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
