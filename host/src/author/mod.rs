@@ -171,7 +171,7 @@ pub fn build(dir: &Path) -> anyhow::Result<Built> {
 /// without `build/`, `target/`, `node_modules/`, `tests/` and hidden files.
 fn is_fresh(dir: &Path, out: &Path) -> bool {
     fn newest(dir: &Path, top: bool) -> Option<std::time::SystemTime> {
-        let mut newest = std::time::UNIX_EPOCH;
+        let mut latest = std::time::UNIX_EPOCH;
         for entry in std::fs::read_dir(dir).ok()? {
             let entry = entry.ok()?;
             let name = entry.file_name();
@@ -184,16 +184,13 @@ fn is_fresh(dir: &Path, out: &Path) -> bool {
             }
             let meta = entry.metadata().ok()?;
             let time = if meta.is_dir() {
-                newest_in(&entry.path())?
+                newest(&entry.path(), false)?
             } else {
                 meta.modified().ok()?
             };
-            newest = newest.max(time);
+            latest = latest.max(time);
         }
-        Some(newest)
-    }
-    fn newest_in(dir: &Path) -> Option<std::time::SystemTime> {
-        newest(dir, false)
+        Some(latest)
     }
     let Some(built) = std::fs::metadata(out).and_then(|m| m.modified()).ok() else {
         return false;

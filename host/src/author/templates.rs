@@ -60,8 +60,8 @@ fn expected(kind: StepKind) -> &'static [(&'static str, &'static str)] {
 
 /// The plugin's source files: `(path, contents)`.
 fn sources(lang: Lang, kind: StepKind) -> Vec<(&'static str, &'static str)> {
-    match (lang, kind) {
-        (Lang::Rust, _) => vec![
+    match lang {
+        Lang::Rust => vec![
             ("Cargo.toml", include_str!("templates/rust/Cargo.toml")),
             (
                 "src/lib.rs",
@@ -72,7 +72,7 @@ fn sources(lang: Lang, kind: StepKind) -> Vec<(&'static str, &'static str)> {
                 },
             ),
         ],
-        (Lang::Js, _) => vec![
+        Lang::Js => vec![
             ("package.json", include_str!("templates/js/package.json")),
             (
                 "app.js",
@@ -83,7 +83,7 @@ fn sources(lang: Lang, kind: StepKind) -> Vec<(&'static str, &'static str)> {
                 },
             ),
         ],
-        (Lang::Python, _) => vec![(
+        Lang::Python => vec![(
             "app.py",
             match kind {
                 StepKind::Filter => include_str!("templates/python/filter.py"),
@@ -91,7 +91,7 @@ fn sources(lang: Lang, kind: StepKind) -> Vec<(&'static str, &'static str)> {
                 StepKind::Route => include_str!("templates/python/route.py"),
             },
         )],
-        (Lang::C, _) => Vec::new(),
+        Lang::C => Vec::new(),
     }
 }
 
