@@ -4,6 +4,7 @@
 //! Run with `cargo test -p host --test aws` (needs `moto_server`: `tests/run`
 //! installs it).
 
+mod esm;
 mod support;
 
 use std::io::Read as _;
@@ -381,9 +382,13 @@ async fn a_message_over_the_size_limit_fails_alone_and_holds_back_its_shard() {
     let batch = event::decode(v.to_string().as_bytes(), "e").unwrap();
     let report = app.process(batch, None).await;
 
+    // Found before anything is sent: class `contract`, under the pipeline's
+    // policy (here `retry`, as no dead-letter destination is set); record 2
+    // follows the failure on its shard and is held back.
     let failures = &report.outcome.failures;
-    assert_eq!(failures.len(), 2, "{failures:?}");
+    assert_eq!(failures.len(), 1, "{failures:?}");
     assert_eq!(failures[0].index, 1);
+    assert_eq!(failures[0].class, host::pipeline::FailureClass::Contract);
     assert!(
         failures[0]
             .reason
@@ -391,17 +396,7 @@ async fn a_message_over_the_size_limit_fails_alone_and_holds_back_its_shard() {
         "{}",
         failures[0].reason
     );
-    assert_eq!(
-        failures[1].index, 2,
-        "record 2 follows the failure on its shard"
-    );
-    assert!(
-        failures[1]
-            .reason
-            .contains("not sent: an earlier output of `shardId-000000000000`"),
-        "{}",
-        failures[1].reason
-    );
+    assert_eq!(report.outcome.deferred, 1, "record 2 is held back");
     assert_eq!(
         drain(&aws, &queue).await.len(),
         2,
@@ -593,4 +588,410 @@ async fn sqs_batches_respect_ten_entries_and_the_byte_limit() {
     );
     assert!(batches.contains(&4), "{batches:?}");
     assert_eq!(drain(&aws, &queue).await.len(), 100);
+}
+
+/// The example pipeline with `destinations` (and any `[routing]`) against
+/// moto, its AWS clients going to `endpoint` (moto itself or a proxy).
+async fn pipeline_at(moto: &Moto, endpoint: &str, destinations: &str) -> App {
+    let aws = moto.aws().await;
+    create_bucket(&aws, "config").await;
+    let uri = upload_pipeline(
+        &aws,
+        "config",
+        "pipeline.toml",
+        &clickstream_config(destinations),
+    )
+    .await;
+    let via = host::aws::Aws::for_endpoint(endpoint, REGION, "testing").await;
+    App::load_with(&uri, Some(via)).await.unwrap()
+}
+
+/// Every destination of the example pipeline is the queue at `queue`;
+/// failed records go to `dlq` (raw documents).
+fn with_dead_letters(queue: &str, dlq: &str, dlq_extra: &str) -> String {
+    let mut text: String = ["orders", "analytics", "archive"]
+        .iter()
+        .map(|d| format!("[destinations.{d}]\ntype = \"sqs\"\nqueue_url = \"{queue}\"\n"))
+        .collect();
+    text.push_str(&format!(
+        "[destinations.dlq]\ntype = \"sqs\"\nqueue_url = \"{dlq}\"\nformat = \"raw\"\n{dlq_extra}\n\
+         [routing]\ndefault = \"archive\"\ndead_letter = \"dlq\"\n"
+    ));
+    text
+}
+
+/// 6 records, 3 of them not JSON, dead-lettered to an SQS queue (standard
+/// and FIFO): each arrives with its failure class and stage as message
+/// attributes; nothing is retried or held back.
+#[tokio::test(flavor = "current_thread")]
+async fn sqs_dead_letters_arrive_with_their_failure_attributes() {
+    let moto = Moto::start();
+    let aws = moto.aws().await;
+    let out = create_queue(&aws, "out").await;
+    for dlq_name in ["dlq", "dlq.fifo"] {
+        let dlq = create_queue(&aws, dlq_name).await;
+        let mut app = pipeline_at(&moto, &moto.endpoint, &with_dead_letters(&out, &dlq, "")).await;
+        let records: Vec<(&str, String)> = (0..6)
+            .map(|i| {
+                if i % 2 == 1 {
+                    ("u-1", format!("not json {i}"))
+                } else {
+                    ("u-1", page_view("u-1", &format!("/p{i}")))
+                }
+            })
+            .collect();
+        let batch = event::decode(&kinesis_event(&records), "e").unwrap();
+        let report = app.process(batch, None).await;
+        assert!(
+            report.outcome.failures.is_empty(),
+            "{dlq_name}: {:?}",
+            report.outcome.failures
+        );
+        assert_eq!(report.outcome.deferred, 0, "{dlq_name}");
+        assert_eq!(report.dispatch.dead_lettered, 3, "{dlq_name}");
+        let mut letters = drain(&aws, &dlq).await;
+        letters.sort_by_key(|m| m.attributes["sluice.sequence-number"].clone());
+        assert_eq!(letters.len(), 3, "{dlq_name}");
+        for (m, i) in letters.iter().zip([1, 3, 5]) {
+            assert_eq!(m.attributes["sluice.failure-class"], "invalid");
+            assert_eq!(m.attributes["sluice.failure-stage"], "drop-bots");
+            assert_eq!(m.attributes["sluice.shard-id"], "shardId-000000000000");
+            assert_eq!(
+                m.attributes["sluice.sequence-number"],
+                format!("{}00", i + 1)
+            );
+            let doc: serde_json::Value = serde_json::from_str(&m.body).unwrap();
+            assert_eq!(doc["failure"]["class"], "invalid");
+            assert_eq!(doc["record"]["sequence_number"], format!("{}00", i + 1));
+            if dlq_name.ends_with(".fifo") {
+                assert_eq!(m.group_id.as_deref(), Some("u-1"));
+                assert_eq!(
+                    m.dedup_id.as_deref(),
+                    Some(format!("shardId-000000000000:{}00::0", i + 1).as_str())
+                );
+            }
+        }
+        // Good records: analytics and archive each.
+        assert_eq!(drain(&aws, &out).await.len(), 6, "{dlq_name}");
+    }
+}
+
+/// A message SQS would refuse every time (over `max_message_bytes`) fails
+/// its record with class `contract` before anything of it is sent: with a
+/// dead-letter destination it is dead-lettered and the shard moves on.
+#[tokio::test(flavor = "current_thread")]
+async fn a_message_sqs_would_always_refuse_is_dead_lettered_not_retried() {
+    let moto = Moto::start();
+    let aws = moto.aws().await;
+    let out = create_queue(&aws, "small").await;
+    let dlq = create_queue(&aws, "dlq").await;
+    let mut destinations: String = ["orders", "analytics", "archive"]
+        .iter()
+        .map(|d| {
+            format!("[destinations.{d}]\ntype = \"sqs\"\nqueue_url = \"{out}\"\nmax_message_bytes = 1024\n")
+        })
+        .collect();
+    destinations.push_str(&format!(
+        "[destinations.dlq]\ntype = \"sqs\"\nqueue_url = \"{dlq}\"\nformat = \"raw\"\n\
+         [routing]\ndefault = \"archive\"\ndead_letter = \"dlq\"\n"
+    ));
+    let mut app = pipeline_at(&moto, &moto.endpoint, &destinations).await;
+    let records = [
+        ("u-1", page_view("u-1", "/a")),
+        ("u-2", page_view("u-2", &"x".repeat(2000))),
+        ("u-3", page_view("u-3", "/c")),
+    ];
+    let batch = event::decode(&kinesis_event(&records), "e").unwrap();
+    let report = app.process(batch, None).await;
+    assert!(
+        report.outcome.failures.is_empty(),
+        "{:?}",
+        report.outcome.failures
+    );
+    assert_eq!(report.outcome.deferred, 0);
+    let dead = &report.outcome.dead_letters;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].failure.index, 1);
+    assert_eq!(
+        dead[0].failure.class,
+        host::pipeline::FailureClass::Contract
+    );
+    assert!(
+        dead[0]
+            .failure
+            .reason
+            .contains("the limit is 1024 (`max_message_bytes`)"),
+        "{}",
+        dead[0].failure.reason
+    );
+    let letters = drain(&aws, &dlq).await;
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].attributes["sluice.failure-class"], "contract");
+    assert_eq!(
+        letters[0].attributes["sluice.failure-stage"],
+        "destination analytics"
+    );
+    let doc: serde_json::Value = serde_json::from_str(&letters[0].body).unwrap();
+    assert_eq!(
+        doc["record"]["data"]["url"],
+        "x".repeat(2000),
+        "the original record"
+    );
+    // Records 0 and 2, to analytics and archive; nothing of record 1.
+    let bodies: Vec<String> = drain(&aws, &out)
+        .await
+        .into_iter()
+        .map(|m| m.body)
+        .collect();
+    assert_eq!(bodies.len(), 4, "{bodies:?}");
+    assert!(!bodies.iter().any(|b| b.contains("xxxx")));
+}
+
+/// A dead letter too big for the dead-letter queue goes without the record's
+/// data, naming its sequence number, rather than stalling the shard.
+#[tokio::test(flavor = "current_thread")]
+async fn a_dead_letter_too_big_for_its_queue_is_sent_without_the_data() {
+    let moto = Moto::start();
+    let aws = moto.aws().await;
+    let out = create_queue(&aws, "out").await;
+    let dlq = create_queue(&aws, "dlq").await;
+    let mut app = pipeline_at(
+        &moto,
+        &moto.endpoint,
+        &with_dead_letters(&out, &dlq, "max_message_bytes = 1024"),
+    )
+    .await;
+    let records = [
+        ("u-1", format!("not json {}", "y".repeat(3000))),
+        ("u-2", page_view("u-2", "/b")),
+    ];
+    let batch = event::decode(&kinesis_event(&records), "e").unwrap();
+    let report = app.process(batch, None).await;
+    assert!(
+        report.outcome.failures.is_empty(),
+        "{:?}",
+        report.outcome.failures
+    );
+    assert_eq!(report.dispatch.dead_lettered, 1);
+    let letters = drain(&aws, &dlq).await;
+    assert_eq!(letters.len(), 1);
+    let doc: serde_json::Value = serde_json::from_str(&letters[0].body).unwrap();
+    assert_eq!(doc["record"]["sequence_number"], "100");
+    assert!(doc["record"].get("data_base64").is_none(), "{doc}");
+    assert!(
+        doc["data_omitted"]
+            .as_str()
+            .unwrap()
+            .contains("sequence number"),
+        "{doc}"
+    );
+    assert_eq!(drain(&aws, &out).await.len(), 2);
+}
+
+/// Partition keys that are not valid FIFO group ids (Kinesis allows any
+/// Unicode, SQS only ASCII letters, digits and punctuation) map to a stable
+/// valid group instead of failing their records forever.
+#[tokio::test(flavor = "current_thread")]
+async fn partition_keys_sqs_refuses_as_group_ids_get_a_stable_valid_group() {
+    let moto = Moto::start();
+    let aws = moto.aws().await;
+    let queue = create_queue(&aws, "orders.fifo").await;
+    let destinations: String = ["orders", "analytics", "archive"]
+        .iter()
+        .map(|d| format!("[destinations.{d}]\ntype = \"sqs\"\nqueue_url = \"{queue}\"\n"))
+        .collect();
+    let mut app = pipeline_at(&moto, &moto.endpoint, &destinations).await;
+    let long = "k".repeat(200);
+    let keys = ["ünïcode kéy", "with space", long.as_str(), "plain-key"];
+    let records: Vec<(&str, String)> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| (*k, page_view("u", &format!("/{i}"))))
+        .collect();
+    let batch = event::decode(&kinesis_event(&records), "e").unwrap();
+    let report = app.process(batch, None).await;
+    assert!(
+        report.outcome.failures.is_empty(),
+        "{:?}",
+        report.outcome.failures
+    );
+    let got = drain(&aws, &queue).await;
+    assert_eq!(got.len(), 8);
+    for (i, key) in keys.iter().enumerate() {
+        let m = got
+            .iter()
+            .find(|m| m.body.contains(&format!("\"/{i}\"")))
+            .unwrap();
+        let group = m.group_id.clone().unwrap();
+        assert_eq!(group, host::sink::sqs::group_id(key));
+        if *key == "plain-key" {
+            assert_eq!(group, "plain-key");
+        } else {
+            assert!(group.starts_with("sluice-") && group.len() == 47, "{group}");
+        }
+    }
+}
+
+/// Entry 3 of a request of 10 (one shard) fails once without the sender's
+/// fault: it is resent, and so are the entries after it that SQS already
+/// took, so the last copy of every record in the queue is in shard order.
+#[tokio::test(flavor = "current_thread")]
+async fn a_resent_entry_does_not_stay_behind_the_later_entries_of_its_shard() {
+    let moto = Moto::start();
+    let aws = moto.aws().await;
+    let queue = create_queue(&aws, "ordered").await;
+    let archive = create_queue(&aws, "ordered-archive").await;
+    let proxy = FaultProxy::start(moto.port, "/about", false, 1).await;
+    let destinations = format!(
+        "[destinations.orders]\ntype = \"stdout\"\n[destinations.analytics]\ntype = \"sqs\"\nqueue_url = \"{queue}\"\n\
+         [destinations.archive]\ntype = \"sqs\"\nqueue_url = \"{archive}\"\n"
+    );
+    let mut app = pipeline_at(&moto, &proxy.endpoint, &destinations).await;
+    let records: Vec<(&str, String)> = (0..10)
+        .map(|i| {
+            let url = if i == 3 {
+                "/about".to_owned()
+            } else {
+                format!("/p{i}")
+            };
+            ("u-1", page_view("u-1", &url))
+        })
+        .collect();
+    let batch = event::decode(&kinesis_event(&records), "e").unwrap();
+    let report = app.process(batch, None).await;
+    assert!(
+        report.outcome.failures.is_empty(),
+        "{:?}",
+        report.outcome.failures
+    );
+    assert_eq!(proxy.injected(), 1);
+    let urls: Vec<String> = drain(&aws, &queue)
+        .await
+        .into_iter()
+        .map(|m| {
+            let v: serde_json::Value = serde_json::from_str(&m.body).unwrap();
+            v["url"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    let want: Vec<String> = records
+        .iter()
+        .map(|(_, p)| {
+            serde_json::from_str::<serde_json::Value>(p).unwrap()["url"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    // The position of each record's last copy must follow the record order.
+    let last: Vec<usize> = want
+        .iter()
+        .map(|u| {
+            urls.iter()
+                .rposition(|x| x == u)
+                .unwrap_or_else(|| panic!("{u} missing: {urls:?}"))
+        })
+        .collect();
+    assert!(last.windows(2).all(|w| w[0] < w[1]), "queue order {urls:?}");
+}
+
+/// Entry 2 of the first request fails for good (sender's fault): the 11th
+/// output of the same shard, which triggers the next request, is held back
+/// too, not sent ahead of the failed record.
+#[tokio::test(flavor = "current_thread")]
+async fn the_entry_that_triggers_a_flush_after_a_failure_is_held_back() {
+    let moto = Moto::start();
+    let aws = moto.aws().await;
+    let queue = create_queue(&aws, "stopper").await;
+    let archive = create_queue(&aws, "stopper-archive").await;
+    let proxy = FaultProxy::start(moto.port, "/about", true, usize::MAX).await;
+    let destinations = format!(
+        "[destinations.orders]\ntype = \"stdout\"\n[destinations.analytics]\ntype = \"sqs\"\nqueue_url = \"{queue}\"\n\
+         [destinations.archive]\ntype = \"sqs\"\nqueue_url = \"{archive}\"\n"
+    );
+    let mut app = pipeline_at(&moto, &proxy.endpoint, &destinations).await;
+    let records: Vec<(&str, String)> = (0..12)
+        .map(|i| {
+            let url = if i == 2 {
+                "/about".to_owned()
+            } else {
+                format!("/p{i}")
+            };
+            ("u-1", page_view("u-1", &url))
+        })
+        .collect();
+    let batch = event::decode(&kinesis_event(&records), "e").unwrap();
+    let report = app.process(batch, None).await;
+    let failed: Vec<usize> = report.outcome.failures.iter().map(|f| f.index).collect();
+    assert_eq!(failed[0], 2, "{:?}", report.outcome.failures);
+    assert!(failed.contains(&10) && failed.contains(&11), "{failed:?}");
+    let urls: Vec<String> = drain(&aws, &queue)
+        .await
+        .into_iter()
+        .map(|m| m.body)
+        .collect();
+    assert!(
+        !urls
+            .iter()
+            .any(|u| u.contains("\"/p10\"") || u.contains("\"/p11\"")),
+        "sent after a failure of their shard: {urls:?}"
+    );
+}
+
+/// SQS reports a failed entry under an id that was not in the request: the
+/// entry SQS did not report as sent is not counted as delivered.
+#[tokio::test(flavor = "current_thread")]
+async fn an_entry_sqs_does_not_report_as_sent_fails_closed() {
+    let moto = Moto::start();
+    let aws = moto.aws().await;
+    let queue = create_queue(&aws, "murky").await;
+    let proxy =
+        FaultProxy::start_tampering(moto.port, "/about", true, usize::MAX, Tamper::BogusId).await;
+    let mut app = app_via(&moto, &proxy, &queue, "").await;
+    let batch = event::decode(&event("tests/page-views/event.json"), "e").unwrap();
+    let report = app.process(batch, None).await;
+    let failures = &report.outcome.failures;
+    assert_eq!(failures.first().map(|f| f.index), Some(1), "{failures:?}");
+    assert!(
+        failures[0].reason.contains("did not report the message"),
+        "{}",
+        failures[0].reason
+    );
+    let bodies: Vec<_> = drain(&aws, &queue)
+        .await
+        .into_iter()
+        .map(|m| m.body)
+        .collect();
+    assert!(!bodies.iter().any(|b| b.contains("/about")), "{bodies:?}");
+}
+
+/// Dead letters SQS took, after one it refused in the same request, are
+/// counted as dead-lettered, not as held back.
+#[tokio::test(flavor = "current_thread")]
+async fn dead_letters_already_sent_are_not_counted_as_held_back() {
+    let moto = Moto::start();
+    let aws = moto.aws().await;
+    let out = create_queue(&aws, "out").await;
+    let dlq = create_queue(&aws, "dlq").await;
+    let proxy = FaultProxy::start(moto.port, "MARK", true, usize::MAX).await;
+    let mut app = pipeline_at(&moto, &proxy.endpoint, &with_dead_letters(&out, &dlq, "")).await;
+    // JSON that is not an object: redact-pii fails every one as invalid.
+    let records: Vec<(&str, String)> = (0..6)
+        .map(|i| {
+            (
+                "u-1",
+                if i == 1 {
+                    "[\"MARK\"]".into()
+                } else {
+                    format!("[{i}]")
+                },
+            )
+        })
+        .collect();
+    let batch = event::decode(&kinesis_event(&records), "e").unwrap();
+    let report = app.process(batch, None).await;
+    let failed: Vec<usize> = report.outcome.failures.iter().map(|f| f.index).collect();
+    assert_eq!(failed, [1], "{:?}", report.outcome.failures);
+    assert_eq!(report.dispatch.dead_lettered, 5);
+    assert_eq!(report.outcome.deferred, 0, "they were sent, not held back");
+    assert_eq!(drain(&aws, &dlq).await.len(), 5);
 }

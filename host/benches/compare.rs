@@ -489,6 +489,7 @@ impl Native {
                 origin,
                 output_index,
                 destinations,
+                host_attributes: Vec::new(),
             };
             for d in &routed.destinations {
                 sink::encode(formats[*d], &routed, &mut bufs[*d]);

@@ -8,9 +8,19 @@
 //! input order. Outputs a destination did not take fail their input records
 //! (class `delivery`); nothing is silently lost.
 //!
-//! Dead letters go first, to `routing.dead_letter`: a dead letter that cannot
+//! First, every output is checked against its destinations' rules
+//! ([`Sink::refusal`]): a record with an output a destination would refuse
+//! every time (an invalid SQS attribute name, a message over the size limit)
+//! fails with class `contract` under [`Plan::delivery_on_error`], before
+//! anything of it is sent, so it is dead-lettered or dropped instead of
+//! stalling its shard.
+//!
+//! Dead letters go next, to `routing.dead_letter`: a dead letter that cannot
 //! be sent turns its record into a retry, which holds back what follows it
-//! on its shard before any output of those records is sent.
+//! on its shard before any output of those records is sent. A dead letter
+//! the dead-letter destination would refuse as too big is sent without the
+//! record's data (`data_omitted`), which Kinesis keeps for its retention
+//! period under the named sequence number.
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::Instant;
@@ -18,8 +28,9 @@ use std::time::Instant;
 use base64::Engine as _;
 use serde::Serialize;
 use serde_json::value::RawValue;
+use sha2::{Digest as _, Sha256};
 
-use crate::config::Plan;
+use crate::config::{OnError, Plan};
 use crate::event::Record;
 use crate::pipeline::{BatchOutcome, DeadLetter, FailureClass, Original, RecordFailure, Routed};
 use crate::sink::{SendFailure, Sink};
@@ -39,6 +50,12 @@ pub struct DispatchReport {
 /// records in `outcome.deferred`. They are covered by the retry checkpoint:
 /// Lambda redelivers them.
 pub fn defer_after_failures(outcome: &mut BatchOutcome) {
+    defer(outcome, false);
+}
+
+/// [`defer_after_failures`]; with `dead_letters_sent`, dead letters stay (they
+/// were delivered already) and their records are not counted as held back.
+fn defer(outcome: &mut BatchOutcome, dead_letters_sent: bool) {
     let mut first_failed: HashMap<&str, usize> = HashMap::new();
     for f in &outcome.failures {
         if let Some(shard) = &f.shard_id {
@@ -62,9 +79,11 @@ pub fn defer_after_failures(outcome: &mut BatchOutcome) {
     outcome
         .routed
         .retain(|r| keep(Some(&r.record.shard_id), r.origin));
-    outcome
-        .dead_letters
-        .retain(|d| keep(d.failure.shard_id.as_deref(), d.failure.index));
+    if !dead_letters_sent {
+        outcome
+            .dead_letters
+            .retain(|d| keep(d.failure.shard_id.as_deref(), d.failure.index));
+    }
     outcome
         .dropped
         .retain(|f| keep(f.shard_id.as_deref(), f.index));
@@ -82,6 +101,12 @@ pub fn defer_after_failures(outcome: &mut BatchOutcome) {
 /// `data` is the payload when it is JSON, else `data_base64`; a record that
 /// did not decode is kept as Lambda sent it, under `kinesis_record`.
 pub fn dead_letter_document(dead: &DeadLetter) -> Vec<u8> {
+    document(dead, false)
+}
+
+/// The dead-letter document; with `omit_data`, without the payload (or the
+/// undecodable record's JSON): `data_omitted` says why.
+fn document(dead: &DeadLetter, omit_data: bool) -> Vec<u8> {
     #[derive(Serialize)]
     struct Doc<'a> {
         failure: Failure<'a>,
@@ -89,6 +114,8 @@ pub fn dead_letter_document(dead: &DeadLetter) -> Vec<u8> {
         record: Option<RecordDoc<'a>>,
         #[serde(skip_serializing_if = "Option::is_none")]
         kinesis_record: Option<&'a RawValue>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        data_omitted: Option<&'a str>,
     }
     #[derive(Serialize)]
     struct Failure<'a> {
@@ -119,7 +146,10 @@ pub fn dead_letter_document(dead: &DeadLetter) -> Vec<u8> {
         reason: &f.reason,
     };
     let raw: Option<&RawValue>;
-    let doc = match &dead.original {
+    let omitted = omit_data.then_some(
+        "the record was too big for the dead-letter destination; read it from Kinesis by its sequence number",
+    );
+    let mut doc = match &dead.original {
         Original::Record(r) => {
             let json = serde_json::from_slice::<&RawValue>(&r.data).ok();
             Doc {
@@ -130,12 +160,12 @@ pub fn dead_letter_document(dead: &DeadLetter) -> Vec<u8> {
                     sub_sequence_number: r.sub_sequence_number,
                     partition_key: &r.partition_key,
                     arrival_ms: r.arrival_ms,
-                    data: json,
-                    data_base64: json
-                        .is_none()
+                    data: json.filter(|_| !omit_data),
+                    data_base64: (json.is_none() && !omit_data)
                         .then(|| base64::engine::general_purpose::STANDARD.encode(&r.data)),
                 }),
                 kinesis_record: None,
+                data_omitted: None,
             }
         }
         Original::Raw(text) => {
@@ -143,22 +173,38 @@ pub fn dead_letter_document(dead: &DeadLetter) -> Vec<u8> {
             Doc {
                 failure,
                 record: None,
-                kinesis_record: raw,
+                kinesis_record: raw.filter(|_| !omit_data),
+                data_omitted: None,
             }
         }
     };
+    doc.data_omitted = omitted;
     // Serializing strings, numbers and valid raw JSON into a Vec cannot fail.
     serde_json::to_vec(&doc).unwrap_or_default()
 }
 
 /// A dead letter as an output for the dead-letter destination: lineage from
 /// the original record (so FIFO deduplication ids and S3 keys stay
-/// deterministic), the document as payload, the class and stage as attributes.
-fn dead_letter_output(dead: &DeadLetter, destination: usize) -> Routed {
+/// deterministic), the document as payload, the class and stage as Sluice's
+/// own attributes.
+///
+/// A record that did not decode far enough to have a shard id or a sequence
+/// number gets an identity from its content (`unknown-shard`, `raw-<SHA-256
+/// of its JSON>`): the same record always gets the same one, and two
+/// different records never share one, whatever batch they come in.
+fn dead_letter_output(dead: &DeadLetter, destination: usize, omit_data: bool) -> Routed {
     let f = &dead.failure;
     let (partition_key, sub_sequence_number, arrival_ms) = match &dead.original {
         Original::Record(r) => (r.partition_key.clone(), r.sub_sequence_number, r.arrival_ms),
         Original::Raw(_) => (String::new(), None, 0),
+    };
+    let content_id = || match &dead.original {
+        Original::Raw(text) => {
+            let digest = Sha256::digest(text.as_bytes());
+            let hex: String = digest.iter().take(20).map(|b| format!("{b:02x}")).collect();
+            format!("raw-{hex}")
+        }
+        Original::Record(r) => r.sequence_number.clone(),
     };
     Routed {
         record: Record {
@@ -166,20 +212,105 @@ fn dead_letter_output(dead: &DeadLetter, destination: usize) -> Routed {
             sequence_number: f
                 .sequence_number
                 .clone()
-                .unwrap_or_else(|| format!("record-{}", f.index)),
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(content_id),
             sub_sequence_number,
             partition_key,
             arrival_ms,
-            data: dead_letter_document(dead),
-            attributes: vec![
-                ("sluice.failure-class".into(), f.class.as_str().into()),
-                ("sluice.failure-stage".into(), f.stage.clone()),
-            ],
+            data: document(dead, omit_data),
+            attributes: Vec::new(),
         },
         origin: f.index,
         output_index: 0,
         destinations: vec![destination],
+        host_attributes: vec![
+            ("sluice.failure-class", f.class.as_str().into()),
+            ("sluice.failure-stage", f.stage.clone()),
+        ],
     }
+}
+
+/// Fails, before anything is sent, every record with an output that one of
+/// its destinations would refuse every time: class `contract`, stage
+/// `destination <name>`, under [`Plan::delivery_on_error`]. Their outputs
+/// are removed; a retried one holds back what follows it on its shard.
+fn refuse_for_good(plan: &Plan, outcome: &mut BatchOutcome, sinks: &[Sink]) {
+    let action = plan.delivery_on_error();
+    let mut refused: Vec<RecordFailure> = Vec::new();
+    for r in &outcome.routed {
+        if refused.last().is_some_and(|f| f.index == r.origin) {
+            continue;
+        }
+        let refusal = r
+            .destinations
+            .iter()
+            .find_map(|&d| sinks[d].refusal(r).map(|reason| (d, reason)));
+        if let Some((d, reason)) = refusal {
+            refused.push(RecordFailure {
+                index: r.origin,
+                shard_id: Some(r.record.shard_id.clone()),
+                sequence_number: Some(r.record.sequence_number.clone()),
+                stage: format!("destination {}", plan.destinations[d].name),
+                plugin: None,
+                class: FailureClass::Contract,
+                reason: format!(
+                    "output {} would be refused every time: {reason}",
+                    r.output_index
+                ),
+                action,
+            });
+        }
+    }
+    if refused.is_empty() {
+        return;
+    }
+    tracing::warn!(
+        records = refused.len(),
+        first_error = %refused[0].reason,
+        action = action.as_str(),
+        "outputs a destination would always refuse; their records fail under the policy"
+    );
+    let mut retried = false;
+    for f in &refused {
+        match f.action {
+            OnError::Drop => outcome.dropped.push(f.clone()),
+            OnError::DeadLetter => match outcome.take_original(f.index) {
+                Some(original) => outcome.dead_letters.push(DeadLetter {
+                    failure: f.clone(),
+                    original,
+                }),
+                None => {
+                    retried = true;
+                    outcome.failures.push(RecordFailure {
+                        action: OnError::Retry,
+                        ..f.clone()
+                    });
+                }
+            },
+            OnError::Retry => {
+                retried = true;
+                outcome.failures.push(f.clone());
+            }
+        }
+    }
+    outcome.routed.retain(|r| {
+        refused
+            .binary_search_by_key(&r.origin, |f| f.index)
+            .is_err()
+    });
+    outcome.failures.sort_by_key(|f| f.index);
+    outcome.dead_letters.sort_by_key(|d| d.failure.index);
+    outcome.dropped.sort_by_key(|f| f.index);
+    if retried {
+        defer(outcome, false);
+    }
+}
+
+/// How many of `n` outputs were delivered, given the send's failures (at
+/// most one counted per output).
+fn delivered(n: usize, failures: &[SendFailure]) -> usize {
+    let failed: BTreeSet<usize> = failures.iter().map(|f| f.output).collect();
+    n.saturating_sub(failed.len())
 }
 
 /// Sends `outputs` to `sink`, giving up at `deadline`.
@@ -218,15 +349,37 @@ async fn send_dead_letters(
         return;
     };
     let name = &plan.destinations[d].name;
-    let letters: Vec<Routed> = outcome
-        .dead_letters
+    let mut letters: Vec<Routed> = Vec::with_capacity(outcome.dead_letters.len());
+    let mut failures: Vec<SendFailure> = Vec::new();
+    for (i, dead) in outcome.dead_letters.iter().enumerate() {
+        let mut letter = dead_letter_output(dead, d, false);
+        if sinks[d].refusal(&letter).is_some() {
+            letter = dead_letter_output(dead, d, true);
+        }
+        if let Some(reason) = sinks[d].refusal(&letter) {
+            failures.push(SendFailure { output: i, reason });
+        }
+        letters.push(letter);
+    }
+    let refs: Vec<&Routed> = letters
         .iter()
-        .map(|dead| dead_letter_output(dead, d))
+        .enumerate()
+        .filter(|(i, _)| !failures.iter().any(|f| f.output == *i))
+        .map(|(_, l)| l)
         .collect();
-    let refs: Vec<&Routed> = letters.iter().collect();
-    let failures = send_until(&mut sinks[d], &refs, deadline).await;
-    report.delivered[d] += letters.len() - failures.len();
-    report.dead_lettered = letters.len() - failures.len();
+    let positions: Vec<usize> = (0..letters.len())
+        .filter(|i| !failures.iter().any(|f| f.output == *i))
+        .collect();
+    let sent_failures = send_until(&mut sinks[d], &refs, deadline).await;
+    failures.extend(sent_failures.into_iter().map(|f| SendFailure {
+        output: positions[f.output],
+        reason: f.reason,
+    }));
+    failures.sort_by_key(|f| f.output);
+    failures.dedup_by_key(|f| f.output);
+    let taken = delivered(letters.len(), &failures);
+    report.delivered[d] += taken;
+    report.dead_lettered = taken;
     if failures.is_empty() {
         return;
     }
@@ -255,8 +408,9 @@ async fn send_dead_letters(
         .dead_letters
         .retain(|_| !lost.next().unwrap_or(false));
     outcome.failures.sort_by_key(|f| f.index);
-    // A record that is now retried holds back what follows it on its shard.
-    defer_after_failures(outcome);
+    // A record that is now retried holds back what follows it on its shard;
+    // the dead letters already sent stay sent.
+    defer(outcome, true);
 }
 
 /// Sends every routed output of `outcome` to its destinations; `sinks` is
@@ -273,6 +427,7 @@ pub async fn dispatch(
         delivered: vec![0; sinks.len()],
         dead_lettered: 0,
     };
+    refuse_for_good(plan, outcome, sinks);
     send_dead_letters(plan, outcome, sinks, deadline, &mut report).await;
     let mut per_dest: Vec<Vec<&Routed>> = vec![Vec::new(); sinks.len()];
     for r in &outcome.routed {
@@ -290,7 +445,7 @@ pub async fn dispatch(
             tracing::debug_span!("sluice.dispatch.send", destination = %name, outputs = outputs.len())
                 .entered();
         let failures = send_until(sink, outputs, deadline).await;
-        report.delivered[d] += outputs.len() - failures.len();
+        report.delivered[d] += delivered(outputs.len(), &failures);
         if !failures.is_empty() {
             tracing::error!(destination = %name, failed = failures.len(), first_error = %failures[0].reason, "delivery failed");
         }
@@ -320,4 +475,62 @@ pub async fn dispatch(
         outcome.failures.dedup_by_key(|f| f.index);
     }
     report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn undecodable(raw: &str) -> DeadLetter {
+        DeadLetter {
+            failure: RecordFailure {
+                index: 0,
+                shard_id: None,
+                sequence_number: None,
+                stage: "event".into(),
+                plugin: None,
+                class: FailureClass::Decode,
+                reason: "not a Kinesis record".into(),
+                action: OnError::DeadLetter,
+            },
+            original: Original::Raw(raw.into()),
+        }
+    }
+
+    #[test]
+    fn dead_letters_of_records_without_ids_get_distinct_stable_identities() {
+        let a = dead_letter_output(&undecodable(r#"{"kinesis":1}"#), 0, false);
+        let again = dead_letter_output(&undecodable(r#"{"kinesis":1}"#), 0, false);
+        let b = dead_letter_output(&undecodable(r#"{"kinesis":2}"#), 0, false);
+        assert_ne!(a.record.sequence_number, b.record.sequence_number);
+        assert_eq!(a.record.sequence_number, again.record.sequence_number);
+        assert!(a.record.sequence_number.starts_with("raw-"));
+        assert_ne!(
+            crate::sink::sqs::dedup_id(&a),
+            crate::sink::sqs::dedup_id(&b)
+        );
+    }
+
+    #[test]
+    fn sluice_attributes_are_kept_apart_from_the_plugins() {
+        let letter = dead_letter_output(&undecodable("{}"), 0, false);
+        assert!(letter.record.attributes.is_empty());
+        assert_eq!(
+            letter.host_attributes,
+            [
+                ("sluice.failure-class", "decode".to_owned()),
+                ("sluice.failure-stage", "event".to_owned())
+            ]
+        );
+    }
+
+    #[test]
+    fn delivered_counts_each_failed_output_once_and_never_underflows() {
+        let f = |output| SendFailure {
+            output,
+            reason: String::new(),
+        };
+        assert_eq!(delivered(3, &[f(0), f(0), f(2)]), 1);
+        assert_eq!(delivered(1, &[f(0), f(0), f(1)]), 0);
+    }
 }

@@ -36,7 +36,10 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
         tracing::error!(target: "sluice.lambda.init", "{msg}");
         msg
     })?;
-    let app = match App::load(&config).await {
+    let app = match App::load(&config)
+        .await
+        .and_then(|app| refuse_local_destinations(app.plan()).map(|()| app))
+    {
         Ok(app) => app,
         Err(e) => {
             let msg = format!("cold start failed: {e:#}");
@@ -59,6 +62,28 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
         },
     ))
     .await
+}
+
+/// Refuses a plan with a destination that cannot work in Lambda (`file`:
+/// only `/tmp` is writable and it vanishes with the execution environment;
+/// `stdout`: it would mix outputs into the function's logs), naming it.
+pub fn refuse_local_destinations(plan: &crate::config::Plan) -> anyhow::Result<()> {
+    match plan
+        .destinations
+        .iter()
+        .find(|d| !crate::sink::Sink::works_in_lambda(&d.kind))
+    {
+        Some(d) => anyhow::bail!(
+            "{}: destinations.{}: a `{}` destination cannot work in AWS Lambda (the file system is read-only but for `/tmp`, which vanishes with the execution environment, and standard output is the function's log): use an `sqs` or `s3` destination",
+            plan.source,
+            d.name,
+            match d.kind {
+                crate::config::DestinationKind::File { .. } => "file",
+                _ => "stdout",
+            }
+        ),
+        None => Ok(()),
+    }
 }
 
 /// Handles one invocation.

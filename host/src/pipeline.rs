@@ -11,9 +11,14 @@
 //! if any event descended from it fails, the record fails and none of its
 //! outputs are delivered (so a retry redelivers it whole).
 //!
-//! Traps: a trap (or a broken contract, such as the wrong number of results)
-//! fails every event of that call; the instance is dropped and a fresh one is
-//! made, with `init` run again, for the next batch.
+//! Traps: when a call traps or times out, the instance is dropped (a fresh
+//! one, with `init` run again, serves the next call) and the call's events
+//! are run again in halves, each half on a fresh instance, recursively, until
+//! only the events that make the plugin fail on their own are failed: one
+//! poison record fails alone. [`StepStats::calls`] counts the calls this
+//! took. A call that cannot be helped by splitting (the plugin cannot be
+//! restarted, it returned the wrong number of results, the invocation's
+//! deadline came) fails every event of that call.
 //!
 //! Error policy: each failure carries the [`OnError`] of the step that failed
 //! it (a plugin's own `retry` is always retried). [`BatchOutcome`] sorts them:
@@ -24,7 +29,7 @@ use std::time::Instant;
 
 use crate::config::{DestinationId, OnError, Plan, StepKind};
 use crate::event::{Batch, Record};
-use crate::plugin::{Event, Failure, Instance, Output, Plugin, PluginError, Runtime};
+use crate::plugin::{CallError, Event, Failure, Instance, Output, Plugin, PluginError, Runtime};
 
 /// Why a record failed, independent of the plugin's language.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -114,6 +119,10 @@ pub struct Routed {
     pub output_index: u32,
     /// The destinations it goes to.
     pub destinations: Vec<DestinationId>,
+    /// Attributes Sluice sets itself (a dead letter's failure class and
+    /// stage), kept apart from the plugins' `record.attributes`: destinations
+    /// check a plugin's attribute names against their rules, then add these.
+    pub host_attributes: Vec<(&'static str, String)>,
 }
 
 /// Counts for one step of one batch.
@@ -127,6 +136,9 @@ pub struct StepStats {
     pub dropped: usize,
     /// Events the step failed.
     pub failed: usize,
+    /// Guest calls made: 1 per batch, more when a failed call was bisected
+    /// to isolate the events that made it fail.
+    pub calls: usize,
 }
 
 /// What became of a batch.
@@ -150,6 +162,26 @@ pub struct BatchOutcome {
     pub deferred: usize,
     /// Per-step counts, in step order.
     pub steps: Vec<StepStats>,
+    /// Per input record, only when a dead-letter destination is set: the
+    /// record as it came in, where a `transform` replaced it (a record that no
+    /// transform touched is its own routed output). Dispatch dead-letters
+    /// from here a record that a destination refuses for good.
+    pub originals: Vec<Option<Original>>,
+}
+
+impl BatchOutcome {
+    /// The original of input record `origin`, for a dead letter: taken from
+    /// [`BatchOutcome::originals`], or, for a record no transform touched,
+    /// rebuilt from its routed output.
+    pub fn take_original(&mut self, origin: usize) -> Option<Original> {
+        if let Some(original) = self.originals.get_mut(origin).and_then(Option::take) {
+            return Some(original);
+        }
+        self.routed
+            .iter()
+            .find(|r| r.origin == origin)
+            .map(|r| Original::Record(r.record.clone()))
+    }
 }
 
 struct Step {
@@ -314,6 +346,7 @@ impl Pipeline {
                 origin: m.origin,
                 output_index,
                 destinations,
+                host_attributes: Vec::new(),
             });
             output_index += 1;
         }
@@ -347,6 +380,7 @@ impl Pipeline {
                 }
             }
         }
+        outcome.originals = originals;
         outcome
     }
 }
@@ -407,7 +441,137 @@ impl Failed {
     }
 }
 
+/// Why a whole guest call failed, and whether running its events in smaller
+/// calls can tell the guilty events from the innocent.
+struct CallFailure {
+    class: FailureClass,
+    reason: String,
+    /// A trap or a timeout may be caused by one event: bisect. A deadline,
+    /// a plugin that cannot start, or a wrong result count is not.
+    isolate: bool,
+}
+
+impl CallFailure {
+    fn whole(class: FailureClass, reason: String) -> CallFailure {
+        CallFailure {
+            class,
+            reason,
+            isolate: false,
+        }
+    }
+}
+
 impl Step {
+    /// One guest call on `events`, within the step's time limit and the
+    /// invocation's `deadline`. A failed call drops the instance (it may be
+    /// poisoned); the next call starts a fresh one.
+    fn call<T>(
+        &mut self,
+        events: &[Event],
+        deadline: Option<Instant>,
+        guest: Guest<T>,
+    ) -> Result<Vec<Verdict<T>>, CallFailure> {
+        let limits = *self.plugin.limits();
+        // The call's time limit: the step's own, or less when the
+        // invocation's deadline comes first.
+        let left_ms =
+            deadline.map(|d| d.saturating_duration_since(Instant::now()).as_millis() as u64);
+        if left_ms == Some(0) {
+            return Err(CallFailure::whole(
+                FailureClass::Deadline,
+                format!(
+                    "the invocation's deadline passed before step `{}` ran",
+                    self.plugin.step()
+                ),
+            ));
+        }
+        let cut_by_deadline = left_ms.is_some_and(|ms| ms < limits.timeout_ms);
+        let timeout_ms = left_ms.map_or(limits.timeout_ms, |ms| ms.min(limits.timeout_ms));
+
+        let instance = match self.instance.take() {
+            Some(i) => Ok(i),
+            None => self.plugin.instantiate(),
+        };
+        let mut instance = instance.map_err(|e| {
+            tracing::error!(step = %self.plugin.step(), plugin = %self.plugin.name(), error = %e, "plugin could not be restarted");
+            CallFailure::whole(FailureClass::Trap, e.to_string())
+        })?;
+
+        let result = guest(&mut instance, events, timeout_ms);
+        match result {
+            Ok(r) if r.len() == events.len() => {
+                self.instance = Some(instance);
+                Ok(r.into_iter().map(verdict).collect())
+            }
+            Ok(r) => Err(CallFailure::whole(
+                FailureClass::Contract,
+                format!(
+                    "plugin broke the contract: returned {} results for {} events",
+                    r.len(),
+                    events.len()
+                ),
+            )),
+            Err(e) if e.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt) => {
+                if cut_by_deadline {
+                    Err(CallFailure::whole(
+                        FailureClass::Deadline,
+                        format!(
+                            "plugin call cut off at the invocation's deadline after {timeout_ms} ms"
+                        ),
+                    ))
+                } else {
+                    Err(CallFailure {
+                        class: FailureClass::Trap,
+                        reason: format!(
+                            "plugin timed out: the call took more than {} ms (`limits.timeout_ms`)",
+                            limits.timeout_ms
+                        ),
+                        isolate: true,
+                    })
+                }
+            }
+            Err(e) => {
+                tracing::debug!(step = %self.plugin.step(), plugin = %self.plugin.name(), error = ?e, "plugin trap in full");
+                Err(CallFailure {
+                    class: FailureClass::Trap,
+                    reason: format!("plugin trapped: {}", crate::plugin::trap_reason(&e)),
+                    isolate: true,
+                })
+            }
+        }
+    }
+
+    /// Calls the plugin on `events`; when the call fails as a whole (a trap
+    /// or a timeout), runs the two halves again on fresh instances, and so
+    /// on, until only the events that make the plugin fail on their own are
+    /// failed. Always one verdict per event. `calls` counts the guest calls.
+    ///
+    /// One poison event among `n` costs about `2·log2(n)` extra calls (and
+    /// as many restarts); the invocation's deadline bounds it all.
+    fn run_isolating<T>(
+        &mut self,
+        events: &[Event],
+        deadline: Option<Instant>,
+        calls: &mut usize,
+        guest: Guest<T>,
+    ) -> Vec<Verdict<T>> {
+        *calls += 1;
+        match self.call(events, deadline, guest) {
+            Ok(results) => results,
+            Err(f) if !f.isolate || events.len() == 1 => events
+                .iter()
+                .map(|_| Err((f.class, f.reason.clone())))
+                .collect(),
+            Err(f) => {
+                tracing::warn!(step = %self.plugin.step(), plugin = %self.plugin.name(), events = events.len(), class = f.class.as_str(), error = %f.reason, "plugin call failed; re-running its events in halves to find the ones that fail");
+                let (left, right) = events.split_at(events.len() / 2);
+                let mut results = self.run_isolating(left, deadline, calls, guest);
+                results.extend(self.run_isolating(right, deadline, calls, guest));
+                results
+            }
+        }
+    }
+
     fn run(
         &mut self,
         plan: &Plan,
@@ -429,102 +593,26 @@ impl Step {
             failed.fail(event, origin, at, class, reason);
         };
 
-        // The call's time limit: the step's own, or less when the
-        // invocation's deadline comes first.
-        let left_ms = deadline.map(|d| {
-            let left = d.saturating_duration_since(Instant::now());
-            left.as_millis() as u64
-        });
-        let cut_by_deadline = left_ms.is_some_and(|ms| ms < limits.timeout_ms);
-        if left_ms == Some(0) {
-            let reason = format!("the invocation's deadline passed before step `{step_name}` ran");
-            let at = (
-                step_name.as_str(),
-                Some(plugin_name.as_str()),
-                OnError::Retry,
-            );
-            for (event, m) in events.iter().zip(&meta) {
-                failed.fail(event, m.origin, at, FailureClass::Deadline, reason.clone());
-            }
-            st.failed = events.len();
-            return (Vec::new(), Vec::new());
-        }
-        let timeout_ms = left_ms.map_or(limits.timeout_ms, |ms| ms.min(limits.timeout_ms));
-
-        let instance = match self.instance.take() {
-            Some(i) => Ok(i),
-            None => self.plugin.instantiate(),
-        };
-        let mut instance = match instance {
-            Ok(i) => i,
-            Err(e) => {
-                tracing::error!(step = %step_name, plugin = %plugin_name, error = %e, "plugin could not be restarted");
-                for (event, m) in events.iter().zip(&meta) {
-                    fail(failed, event, m.origin, FailureClass::Trap, e.to_string());
-                }
-                st.failed = events.len();
-                return (Vec::new(), Vec::new());
-            }
-        };
-
-        // One guest call for the whole batch.
-        let result = match self.kind {
-            StepKind::Filter => instance.filter(&events, timeout_ms).map(Results::Filter),
-            StepKind::Transform => instance
-                .transform(&events, timeout_ms)
-                .map(Results::Transform),
-            StepKind::Route => instance.route(&events, timeout_ms).map(Results::Route),
-        };
-        let result = match result {
-            Ok(r) if r.len() == events.len() => Ok(r),
-            Ok(r) => Err((
-                FailureClass::Contract,
-                format!(
-                    "plugin broke the contract: returned {} results for {} events",
-                    r.len(),
-                    events.len()
-                ),
+        // One guest call for the whole batch (more only to isolate a failure).
+        let results = match self.kind {
+            StepKind::Filter => Results::Filter(self.run_isolating(
+                &events,
+                deadline,
+                &mut st.calls,
+                Instance::filter,
             )),
-            Err(e) if e.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt) => {
-                if cut_by_deadline {
-                    Err((
-                        FailureClass::Deadline,
-                        format!(
-                            "plugin call cut off at the invocation's deadline after {timeout_ms} ms"
-                        ),
-                    ))
-                } else {
-                    Err((
-                        FailureClass::Trap,
-                        format!(
-                            "plugin timed out: the call took more than {} ms (`limits.timeout_ms`)",
-                            limits.timeout_ms
-                        ),
-                    ))
-                }
-            }
-            Err(e) => {
-                tracing::debug!(step = %step_name, plugin = %plugin_name, error = ?e, "plugin trap in full");
-                Err((
-                    FailureClass::Trap,
-                    format!("plugin trapped: {}", crate::plugin::trap_reason(&e)),
-                ))
-            }
-        };
-        let results = match result {
-            Ok(r) => {
-                self.instance = Some(instance);
-                r
-            }
-            Err((class, reason)) => {
-                // The instance may be poisoned: drop it; the next batch gets a fresh one.
-                tracing::error!(step = %step_name, plugin = %plugin_name, events = events.len(), class = class.as_str(), error = %reason, "plugin call failed; every event of the call fails");
-                for (event, m) in events.iter().zip(&meta) {
-                    fail(failed, event, m.origin, class, reason.clone());
-                }
-                st.failed = events.len();
-                return (Vec::new(), Vec::new());
-            }
+            StepKind::Transform => Results::Transform(self.run_isolating(
+                &events,
+                deadline,
+                &mut st.calls,
+                Instance::transform,
+            )),
+            StepKind::Route => Results::Route(self.run_isolating(
+                &events,
+                deadline,
+                &mut st.calls,
+                Instance::route,
+            )),
         };
 
         let mut next_events = Vec::with_capacity(events.len());
@@ -538,8 +626,7 @@ impl Step {
                             next_meta.push(m);
                         }
                         Ok(false) => st.dropped += 1,
-                        Err(f) => {
-                            let (class, reason) = classify(f);
+                        Err((class, reason)) => {
                             fail(failed, &event, m.origin, class, reason);
                             st.failed += 1;
                         }
@@ -584,8 +671,7 @@ impl Step {
                                 });
                             }
                         }
-                        Err(f) => {
-                            let (class, reason) = classify(f);
+                        Err((class, reason)) => {
                             fail(failed, &event, m.origin, class, reason);
                             st.failed += 1;
                         }
@@ -604,7 +690,7 @@ impl Step {
                             None => Err((FailureClass::Contract, "route returned no destination and the config has no `routing.default`".to_owned())),
                         },
                         Ok(names) => resolve(plan, &names),
-                        Err(f) => Err(classify(f)),
+                        Err(e) => Err(e),
                     };
                     match routes {
                         Ok(routes) => {
@@ -631,27 +717,24 @@ impl Step {
     }
 }
 
+/// One event's result from a step, or why it failed (its class and reason).
+type Verdict<T> = Result<T, (FailureClass, String)>;
+
+/// A step's verdicts, one per event of the call, by step kind.
 enum Results {
-    Filter(Vec<Result<bool, Failure>>),
-    Transform(Vec<Result<Vec<Output>, Failure>>),
-    Route(Vec<Result<Vec<String>, Failure>>),
+    Filter(Vec<Verdict<bool>>),
+    Transform(Vec<Verdict<Vec<Output>>>),
+    Route(Vec<Verdict<Vec<String>>>),
 }
 
-impl Results {
-    fn len(&self) -> usize {
-        match self {
-            Results::Filter(r) => r.len(),
-            Results::Transform(r) => r.len(),
-            Results::Route(r) => r.len(),
-        }
-    }
-}
+/// One guest call of a step's kind: [`Instance::filter`], `transform` or `route`.
+type Guest<T> = fn(&mut Instance, &[Event], u64) -> Result<Vec<Result<T, Failure>>, CallError>;
 
-fn classify(f: Failure) -> (FailureClass, String) {
-    match f {
+fn verdict<T>(r: Result<T, Failure>) -> Verdict<T> {
+    r.map_err(|f| match f {
         Failure::Invalid(reason) => (FailureClass::Invalid, reason),
         Failure::Retry(reason) => (FailureClass::Retry, reason),
-    }
+    })
 }
 
 fn resolve(plan: &Plan, names: &[String]) -> Result<Vec<DestinationId>, (FailureClass, String)> {

@@ -371,14 +371,8 @@ fn check(
         // Positions in `outcome` are positions in this round's event.
         let at = |pos: usize| pending[pos];
 
-        let decoded: Vec<usize> = pending
-            .iter()
-            .copied()
-            .filter(|&i| recs[i].broken == Broken::No)
-            .collect();
-        let trapped = decoded.iter().any(|&i| recs[i].act == Act::Trap);
-        // Injected: one per record carrying a fault (a trap counts once,
-        // though it fails its whole call), per invocation it is sent in.
+        // Injected: one per record carrying a fault, per invocation it is
+        // sent in.
         tally.plugin_faults += pending
             .iter()
             .filter(|&&i| recs[i].own_failure().is_some())
@@ -485,12 +479,8 @@ fn check(
                 fates.iter().filter(|&&f| f).count() <= 1,
                 "record #{i} ({r:?}) has two fates: {fates:?}"
             );
-            // A trap fails the whole call: every decoded record of the batch.
-            let expected_failure = if trapped && r.broken == Broken::No {
-                Some("trap")
-            } else {
-                r.own_failure()
-            };
+            // A trap is isolated: it fails its own record only.
+            let expected_failure = r.own_failure();
             match expected_failure {
                 Some("retry") => prop_assert!(false, "record #{i} asked for a retry: {r:?}"),
                 Some(class) => match rig.policy {

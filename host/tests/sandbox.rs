@@ -1,6 +1,7 @@
 //! The sandbox: a plugin that loops, hogs memory, recurses, traps, amplifies
-//! or floods fails the records of its call (or only its own record), never
-//! the host; the host restarts it and carries on.
+//! or floods fails only the record that made it misbehave, never the other
+//! records of its call and never the host; the host restarts it, isolates
+//! the poison record by bisecting the call, and carries on.
 //!
 //! The hostile plugin is built from `tests/plugins/hostile` by `build.rs`.
 
@@ -81,31 +82,29 @@ fn rt() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// Runs a marked batch (expecting `class` for the whole call, or for record
-/// 1 only) then a clean one (expecting the restarted plugin to deliver all).
-fn contained(
-    settings: &str,
-    limits: &str,
-    class: FailureClass,
-    whole_call: bool,
-    reason: &str,
-) -> Duration {
+/// Runs a marked batch (expecting `class` for record 1 only, the others
+/// delivered) then a clean one (expecting the restarted plugin to deliver
+/// all).
+fn contained(settings: &str, limits: &str, class: FailureClass, reason: &str) -> Duration {
     let (mut app, sink) = app(settings, limits);
     let rt = rt();
     let started = Instant::now();
     let report = rt.block_on(app.process(batch(true), None));
     let took = started.elapsed();
     let failures = &report.outcome.failures;
-    let expected: Vec<usize> = if whole_call {
-        vec![0, 1, 2, 3]
-    } else {
-        vec![1]
-    };
     assert_eq!(
         failures.iter().map(|f| f.index).collect::<Vec<_>>(),
-        expected,
+        [1],
         "{failures:?}"
     );
+    // Record 0 comes before the failure on its shard: delivered. Records 2
+    // and 3 come after it: held back, for Lambda to redeliver from record 1.
+    assert_eq!(String::from_utf8(sink.contents()).unwrap(), "ok-0\n");
+    assert_eq!(report.outcome.deferred, 2);
+    // A trap is isolated in 4 more calls: [0, 1] fails, [2, 3] passes, then
+    // [0] passes and [1] fails. A per-record failure needs none.
+    let calls = if class == FailureClass::Trap { 5 } else { 1 };
+    assert_eq!(report.outcome.steps[0].calls, calls);
     for f in failures {
         assert_eq!(f.class, class, "{f:?}");
         assert_eq!(f.stage, "hostile-step");
@@ -136,11 +135,12 @@ fn an_infinite_loop_meets_its_deadline() {
         "{ mode = \"spin\" }",
         "{ timeout_ms = 200 }",
         FailureClass::Trap,
-        true,
         "plugin timed out: the call took more than 200 ms (`limits.timeout_ms`)",
     );
+    // Isolating the loop takes three timed-out calls: all four records, the
+    // first half, then record 1 alone.
     assert!(
-        took < Duration::from_millis(200 * 11 / 10 + 100),
+        took < Duration::from_millis(3 * (200 * 11 / 10) + 200),
         "took {took:?}"
     );
 }
@@ -151,7 +151,6 @@ fn a_memory_bomb_meets_its_cap() {
         "{ mode = \"hog\" }",
         "{ memory_bytes = 16777216 }",
         FailureClass::Trap,
-        true,
         "plugin trapped",
     );
 }
@@ -162,18 +161,16 @@ fn deep_recursion_meets_the_stack_limit() {
         "{ mode = \"recurse\" }",
         "{}",
         FailureClass::Trap,
-        true,
         "plugin trapped",
     );
 }
 
 #[test]
-fn a_trap_on_one_record_fails_its_call_only() {
+fn a_trap_on_one_record_fails_that_record_only() {
     contained(
         "{ mode = \"trap\" }",
         "{}",
         FailureClass::Trap,
-        true,
         "plugin trapped",
     );
 }
@@ -184,7 +181,6 @@ fn output_amplification_fails_only_its_record() {
         "{ mode = \"amplify\", count = 5000 }",
         "{ max_outputs_per_event = 100 }",
         FailureClass::Contract,
-        false,
         "transform made 5000 outputs of one event; the limit is 100",
     );
 }
@@ -195,7 +191,6 @@ fn an_oversized_output_fails_only_its_record() {
         "{ mode = \"big\", count = 70000 }",
         "{ max_output_bytes = 65536 }",
         FailureClass::Contract,
-        false,
         "transform made an output of 70000 bytes; the limit is 65536",
     );
 }
@@ -352,56 +347,83 @@ fn a_string_that_is_not_utf8_fails_the_call_as_a_trap() {
         "{ mode = \"bad-utf8\" }",
         "{}",
         FailureClass::Trap,
-        true,
         "plugin trapped",
     );
 }
 
 #[test]
-fn a_trap_under_dead_letter_sends_every_record_of_the_call_to_the_dead_letter_destination() {
+fn a_trap_under_dead_letter_sends_only_the_poison_record_to_the_dead_letter_destination() {
     let (mut app, sinks) = app_with("{ mode = \"trap\" }", "{}", "on_error = \"dead-letter\"");
     let (dlq, out) = (&sinks[0], &sinks[1]);
     let report = rt().block_on(app.process(batch(true), None));
     assert!(report.outcome.failures.is_empty(), "nothing is retried");
-    assert_eq!(report.dispatch.dead_lettered, 4);
+    assert_eq!(report.dispatch.dead_lettered, 1);
     let letters = String::from_utf8(dlq.contents()).unwrap();
     let docs: Vec<serde_json::Value> = letters
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(docs.len(), 4);
-    let b64 = base64::engine::general_purpose::STANDARD;
-    for (i, doc) in docs.iter().enumerate() {
-        assert_eq!(doc["failure"]["class"], "trap");
-        assert_eq!(doc["failure"]["stage"], "hostile-step");
-        assert_eq!(doc["failure"]["plugin"], "hostile.wasm");
-        assert!(
-            doc["failure"]["reason"]
-                .as_str()
-                .unwrap()
-                .contains("plugin trapped")
-        );
-        assert_eq!(doc["record"]["sequence_number"], format!("{i}00"));
-        assert_eq!(doc["record"]["shard_id"], "shardId-000000000000");
-        let payload = if i == 1 {
-            "HOSTILE".to_owned()
-        } else {
-            format!("ok-{i}")
-        };
-        assert_eq!(
-            doc["record"]["data_base64"],
-            b64.encode(payload),
-            "the original record"
-        );
-    }
-    assert!(out.contents().is_empty());
+    assert_eq!(docs.len(), 1, "{letters}");
+    let doc = &docs[0];
+    assert_eq!(doc["failure"]["class"], "trap");
+    assert_eq!(doc["failure"]["stage"], "hostile-step");
+    assert_eq!(doc["failure"]["plugin"], "hostile.wasm");
+    let reason = doc["failure"]["reason"].as_str().unwrap();
+    assert!(reason.contains("plugin trapped"), "{reason}");
+    assert!(reason.contains("trap on marker record"), "{reason}");
+    assert_eq!(doc["record"]["sequence_number"], "100");
+    assert_eq!(doc["record"]["shard_id"], "shardId-000000000000");
+    assert_eq!(
+        doc["record"]["data_base64"],
+        base64::engine::general_purpose::STANDARD.encode("HOSTILE"),
+        "the original record"
+    );
+    // The good records of the trapped call go on as if nothing happened.
+    assert_eq!(
+        String::from_utf8(out.contents()).unwrap(),
+        "ok-0\nok-2\nok-3\n"
+    );
     // The plugin is restarted and the shard moves on.
+    out.clear();
     let report = rt().block_on(app.process(batch(false), None));
     assert!(report.outcome.dead_letters.is_empty());
     assert_eq!(
         String::from_utf8(out.contents()).unwrap(),
         "ok-0\nok-1\nok-2\nok-3\n"
     );
+}
+
+/// Poison records anywhere in a batch of 64 (first, last, neighbours, far
+/// apart) each fail alone; every other record is delivered, in order.
+#[test]
+fn several_poison_records_are_each_isolated() {
+    let (mut app, sinks) = app_with("{ mode = \"trap\" }", "{}", "on_error = \"dead-letter\"");
+    let (dlq, out) = (&sinks[0], &sinks[1]);
+    let poison = [0usize, 17, 18, 40, 63];
+    let payloads = (0..64).map(|i| {
+        if poison.contains(&i) {
+            format!("HOSTILE-{i}")
+        } else {
+            format!("ok-{i}")
+        }
+    });
+    let report = rt().block_on(app.process(batch_of(payloads), None));
+    assert!(report.outcome.failures.is_empty());
+    let dead: Vec<usize> = report
+        .outcome
+        .dead_letters
+        .iter()
+        .map(|d| d.failure.index)
+        .collect();
+    assert_eq!(dead, poison);
+    assert_eq!(dlq.contents().iter().filter(|&&b| b == b'\n').count(), 5);
+    let want: String = (0..64)
+        .filter(|i| !poison.contains(i))
+        .map(|i| format!("ok-{i}\n"))
+        .collect();
+    assert_eq!(String::from_utf8(out.contents()).unwrap(), want);
+    let calls = report.outcome.steps[0].calls;
+    assert!(calls <= 2 * 5 * 6 + 1, "{calls} calls");
 }
 
 #[test]

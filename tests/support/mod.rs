@@ -263,6 +263,39 @@ pub fn event(case: &str) -> Vec<u8> {
     std::fs::read(root().join("examples/clickstream").join(case)).unwrap()
 }
 
+/// A Lambda Kinesis event of one record per `(partition key, payload)`, all
+/// on shard `shardId-000000000000`; record `i` has sequence number `{i+1}00`.
+pub fn kinesis_event(records: &[(&str, String)]) -> Vec<u8> {
+    use base64::Engine as _;
+    let records: Vec<String> = records
+        .iter()
+        .enumerate()
+        .map(|(i, (key, payload))| {
+            let data = base64::engine::general_purpose::STANDARD.encode(payload);
+            let key = serde_json::to_string(key).unwrap();
+            format!(
+                r#"{{"eventID":"shardId-000000000000:{n}00","kinesis":{{"partitionKey":{key},"data":"{data}","sequenceNumber":"{n}00","approximateArrivalTimestamp":1795334400.0}}}}"#,
+                n = i + 1
+            )
+        })
+        .collect();
+    format!(r#"{{"Records":[{}]}}"#, records.join(",")).into_bytes()
+}
+
+/// A page view as the example pipeline reads it.
+pub fn page_view(user: &str, url: &str) -> String {
+    serde_json::json!({"type": "page_view", "user_id": user, "url": url}).to_string()
+}
+
+/// How the fault proxy answers for the entries it fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tamper {
+    /// Reports them in `Failed` under their own `Id`.
+    Honest,
+    /// Reports them under an `Id` that was not in the request.
+    BogusId,
+}
+
 /// An HTTP proxy in front of moto that turns SQS `SendMessageBatch` into a
 /// partial failure: entries whose body contains `marker` are kept from moto
 /// and reported back as `Failed` with the given `SenderFault`, for the first
@@ -290,6 +323,17 @@ impl FaultProxy {
         sender_fault: bool,
         times: usize,
     ) -> FaultProxy {
+        FaultProxy::start_tampering(upstream, marker, sender_fault, times, Tamper::Honest).await
+    }
+
+    /// Like [`FaultProxy::start`], reporting the failed entries as `tamper` says.
+    pub async fn start_tampering(
+        upstream: u16,
+        marker: &'static str,
+        sender_fault: bool,
+        times: usize,
+        tamper: Tamper,
+    ) -> FaultProxy {
         use std::sync::Arc;
         use std::sync::atomic::{AtomicUsize, Ordering};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -314,7 +358,7 @@ impl FaultProxy {
                         client,
                         upstream,
                         marker,
-                        sender_fault,
+                        (sender_fault, tamper),
                         &left,
                         &seen,
                         take,
@@ -403,7 +447,7 @@ async fn proxy_connection(
     mut client: tokio::net::TcpStream,
     upstream: u16,
     marker: &str,
-    sender_fault: bool,
+    (sender_fault, tamper): (bool, Tamper),
     left: &std::sync::atomic::AtomicUsize,
     batches: &std::sync::Mutex<Vec<usize>>,
     take: impl Fn(&std::sync::atomic::AtomicUsize) -> bool,
@@ -461,9 +505,155 @@ async fn proxy_connection(
                 .entry("Failed")
                 .or_insert_with(|| serde_json::json!([]));
             for id in failed_ids {
+                let id = match tamper {
+                    Tamper::Honest => id,
+                    Tamper::BogusId => format!("bogus-{id}"),
+                };
                 failed.as_array_mut().unwrap().push(serde_json::json!({
                     "Id": id, "SenderFault": sender_fault,
                     "Code": "InjectedFault", "Message": "injected by the test proxy"
+                }));
+            }
+            rbody = serde_json::to_vec(&json).unwrap();
+        }
+        client
+            .write_all(with_length(&rhead, rbody.len(), false).as_bytes())
+            .await?;
+        client.write_all(&rbody).await?;
+    }
+    Ok(())
+}
+
+/// An HTTP proxy in front of moto that injects random faults: each
+/// `SendMessageBatch` entry fails (kept from moto, reported `Failed` with
+/// `SenderFault = false`) and each S3 `PUT` is answered `503 SlowDown`
+/// without reaching moto, with a chance of `per_mille` in 1000 each,
+/// decided by a seeded hash. Everything else passes through.
+pub struct ChaosProxy {
+    /// `http://127.0.0.1:<port>`: point the SDK here.
+    pub endpoint: String,
+    task: tokio::task::JoinHandle<()>,
+    injected: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Drop for ChaosProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl ChaosProxy {
+    /// Starts the proxy on a free loopback port.
+    pub async fn start(upstream: u16, per_mille: u64, seed: u64) -> ChaosProxy {
+        use std::sync::Arc;
+        use std::sync::atomic::AtomicUsize;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let injected = Arc::new(AtomicUsize::new(0));
+        let counter = injected.clone();
+        let draws = Arc::new(AtomicUsize::new(0));
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((client, _)) = listener.accept().await else {
+                    return;
+                };
+                let counter = counter.clone();
+                let draws = draws.clone();
+                tokio::spawn(async move {
+                    let _ =
+                        chaos_connection(client, upstream, per_mille, seed, &counter, &draws).await;
+                });
+            }
+        });
+        ChaosProxy {
+            endpoint,
+            task,
+            injected,
+        }
+    }
+
+    /// Faults injected so far (failed entries and refused puts).
+    pub fn injected(&self) -> usize {
+        self.injected.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+fn chaos_mix(mut x: u64) -> u64 {
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    x ^ (x >> 33)
+}
+
+async fn chaos_connection(
+    mut client: tokio::net::TcpStream,
+    upstream: u16,
+    per_mille: u64,
+    seed: u64,
+    injected: &std::sync::atomic::AtomicUsize,
+    draws: &std::sync::atomic::AtomicUsize,
+) -> std::io::Result<()> {
+    use std::sync::atomic::Ordering;
+    use tokio::io::AsyncWriteExt as _;
+    let hit = || {
+        let n = draws.fetch_add(1, Ordering::SeqCst) as u64;
+        let yes = chaos_mix(seed ^ chaos_mix(n + 1)) % 1000 < per_mille;
+        if yes {
+            injected.fetch_add(1, Ordering::SeqCst);
+        }
+        yes
+    };
+    let mut buf = Vec::new();
+    while let Some((head, mut body)) = read_message(&mut client, &mut buf).await? {
+        let lower = head.to_ascii_lowercase();
+        if lower.starts_with("put ") && !lower.contains("x-amz-target") && hit() {
+            let reply = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>SlowDown</Code><Message>injected by the chaos proxy</Message></Error>";
+            client
+                .write_all(
+                    format!(
+                        "HTTP/1.1 503 Slow Down\r\ncontent-type: application/xml\r\ncontent-length: {}\r\n\r\n{reply}",
+                        reply.len()
+                    )
+                    .as_bytes(),
+                )
+                .await?;
+            continue;
+        }
+        let mut failed_ids = Vec::new();
+        if lower.contains("amazonsqs.sendmessagebatch")
+            && let Ok(mut json) = serde_json::from_slice::<serde_json::Value>(&body)
+            && let Some(entries) = json["Entries"].as_array_mut()
+        {
+            entries.retain(|e| {
+                let fail = hit();
+                if fail {
+                    failed_ids.push(e["Id"].as_str().unwrap_or("").to_owned());
+                }
+                !fail
+            });
+            body = serde_json::to_vec(&json).unwrap();
+        }
+        let mut up = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await?;
+        up.write_all(with_length(&head, body.len(), true).as_bytes())
+            .await?;
+        up.write_all(&body).await?;
+        let mut rbuf = Vec::new();
+        let Some((rhead, mut rbody)) = read_message(&mut up, &mut rbuf).await? else {
+            return Ok(());
+        };
+        if !failed_ids.is_empty()
+            && let Ok(mut json) = serde_json::from_slice::<serde_json::Value>(&rbody)
+        {
+            let failed = json
+                .as_object_mut()
+                .unwrap()
+                .entry("Failed")
+                .or_insert_with(|| serde_json::json!([]));
+            for id in failed_ids {
+                failed.as_array_mut().unwrap().push(serde_json::json!({
+                    "Id": id, "SenderFault": false,
+                    "Code": "ServiceUnavailable", "Message": "injected by the chaos proxy"
                 }));
             }
             rbody = serde_json::to_vec(&json).unwrap();

@@ -184,6 +184,18 @@ impl Plan {
     }
 }
 
+impl Plan {
+    /// The policy for a record with an output that a destination would refuse
+    /// every time (class `contract`): the `on_error` of the last step, the one
+    /// that handed it to its destinations, or [`Plan::default_on_error`] when
+    /// there are no steps.
+    pub fn delivery_on_error(&self) -> OnError {
+        self.steps
+            .last()
+            .map_or_else(|| self.default_on_error(), |s| s.on_error)
+    }
+}
+
 fn default_on_error(dead_letter: Option<DestinationId>) -> OnError {
     if dead_letter.is_some() {
         OnError::DeadLetter
@@ -352,6 +364,7 @@ pub fn validate(raw: raw::Config, origin: &Location) -> Result<Plan, ConfigError
         destinations.push(DestinationPlan { name, kind });
     }
     // BTreeMap iteration order: already sorted by name.
+    check_s3_keys_apart(&destinations).map_err(|(field, m)| invalid(field, m))?;
 
     let dead_letter = match &raw.routing.dead_letter {
         Some(name) => Some(
@@ -474,6 +487,38 @@ pub fn validate(raw: raw::Config, origin: &Location) -> Result<Plan, ConfigError
     Ok(plan)
 }
 
+/// Two S3 destinations that write the same bucket with the same key template
+/// would overwrite each other's objects: refused, unless the key uses
+/// `{destination}`.
+fn check_s3_keys_apart(destinations: &[DestinationPlan]) -> Result<(), (String, String)> {
+    let s3: Vec<(&str, &str, &Template)> = destinations
+        .iter()
+        .filter_map(|d| match &d.kind {
+            DestinationKind::S3 { bucket, key, .. } => {
+                Some((d.name.as_str(), bucket.as_str(), key))
+            }
+            _ => None,
+        })
+        .collect();
+    for (i, (a, bucket, key)) in s3.iter().enumerate() {
+        if key.uses("destination") {
+            continue;
+        }
+        if let Some((b, _, _)) = s3[i + 1..]
+            .iter()
+            .find(|(_, other_bucket, other_key)| other_bucket == bucket && *other_key == *key)
+        {
+            return Err((
+                format!("destinations.{b}.key"),
+                format!(
+                    "destinations `{a}` and `{b}` both write `s3://{bucket}/{key}`, so each would overwrite the other's objects: put `{{destination}}` in the key, or use another key or bucket"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn check_name(name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
         && name.len() <= 64
@@ -554,6 +599,38 @@ mod tests {
     fn bad_sha256_is_named() {
         assert!(parse_sha256("abc").unwrap_err().contains("64 hex digits"));
         assert_eq!(parse_sha256(&"ab".repeat(32)).unwrap(), [0xab; 32]);
+    }
+
+    #[test]
+    fn two_s3_destinations_cannot_write_the_same_keys() {
+        let s3 = |name: &str, key: &str| {
+            format!("[destinations.{name}]\ntype = \"s3\"\nbucket = \"b\"\nkey = \"{key}\"\n")
+        };
+        let text = format!(
+            "{}{}[routing]\ndefault = \"one\"\n",
+            s3("one", "x/{shard}-{first_seq}.jsonl"),
+            s3("two", "x/{shard}-{first_seq}.jsonl")
+        );
+        let e = err(&text);
+        assert!(e.contains("destinations.two.key"), "{e}");
+        assert!(
+            e.contains(
+                "destinations `one` and `two` both write `s3://b/x/{shard}-{first_seq}.jsonl`"
+            ),
+            "{e}"
+        );
+        let apart = format!(
+            "{}{}[routing]\ndefault = \"one\"\n",
+            s3("one", "{destination}/{shard}-{first_seq}.jsonl"),
+            s3("two", "{destination}/{shard}-{first_seq}.jsonl")
+        );
+        parse(&apart, &Location::File("p.toml".into())).unwrap();
+        let other_key = format!(
+            "{}{}[routing]\ndefault = \"one\"\n",
+            s3("one", "a/{shard}-{first_seq}.jsonl"),
+            s3("two", "b/{shard}-{first_seq}.jsonl")
+        );
+        parse(&other_key, &Location::File("p.toml".into())).unwrap();
     }
 
     #[test]

@@ -132,6 +132,28 @@ impl Sink {
         }
     }
 
+    /// Why this destination would refuse `output` every time it is sent (it
+    /// breaks the destination's rules), or `None`. Dispatch asks before
+    /// sending, so such a record fails under its policy (class `contract`)
+    /// instead of being retried forever.
+    pub fn refusal(&self, output: &Routed) -> Option<String> {
+        match self {
+            Sink::Sqs(q) => q.refusal(output),
+            Sink::S3(_) | Sink::File(_) | Sink::Stdout { .. } | Sink::Memory(_) => None,
+        }
+    }
+
+    /// Whether the destination can work inside AWS Lambda: a file (under
+    /// `/tmp`, the only writable place, it vanishes with the execution
+    /// environment) and standard output (it goes to the function's logs)
+    /// cannot.
+    pub fn works_in_lambda(kind: &DestinationKind) -> bool {
+        matches!(
+            kind,
+            DestinationKind::Sqs { .. } | DestinationKind::S3 { .. }
+        )
+    }
+
     /// Delivers `outputs` in order; returns those that were not delivered.
     pub async fn send(&mut self, outputs: &[&Routed]) -> Vec<SendFailure> {
         let all_failed = |reason: String| {
@@ -169,7 +191,8 @@ impl Sink {
 ///
 /// `raw` writes the payload bytes as they are; `envelope` writes a JSON
 /// object: `shard_id`, `sequence_number`, `sub_sequence_number` (when set),
-/// `output_index`, `partition_key`, `attributes` (an object, when any) and
+/// `output_index`, `partition_key`, `attributes` (an object, when any: the
+/// plugins' attributes, then Sluice's own, such as a dead letter's class) and
 /// `data` (the payload, when it is JSON) or `data_base64` (when it is not).
 pub fn encode(format: Format, routed: &Routed, buf: &mut Vec<u8>) {
     match format {
@@ -180,11 +203,14 @@ pub fn encode(format: Format, routed: &Routed, buf: &mut Vec<u8>) {
 }
 
 fn write_envelope(routed: &Routed, buf: &mut Vec<u8>) {
-    struct Attributes<'a>(&'a [(String, String)]);
+    struct Attributes<'a>(&'a [(String, String)], &'a [(&'static str, String)]);
     impl serde::Serialize for Attributes<'_> {
         fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-            let mut map = s.serialize_map(Some(self.0.len()))?;
+            let mut map = s.serialize_map(Some(self.0.len() + self.1.len()))?;
             for (k, v) in self.0 {
+                map.serialize_entry(k, v)?;
+            }
+            for (k, v) in self.1 {
                 map.serialize_entry(k, v)?;
             }
             map.end()
@@ -202,8 +228,11 @@ fn write_envelope(routed: &Routed, buf: &mut Vec<u8>) {
         }
         map.serialize_entry("output_index", &routed.output_index)?;
         map.serialize_entry("partition_key", &r.partition_key)?;
-        if !r.attributes.is_empty() {
-            map.serialize_entry("attributes", &Attributes(&r.attributes))?;
+        if !r.attributes.is_empty() || !routed.host_attributes.is_empty() {
+            map.serialize_entry(
+                "attributes",
+                &Attributes(&r.attributes, &routed.host_attributes),
+            )?;
         }
         match serde_json::from_slice::<&serde_json::value::RawValue>(&r.data) {
             Ok(json) => map.serialize_entry("data", json)?,
@@ -236,6 +265,7 @@ mod tests {
             origin: 0,
             output_index: 1,
             destinations: vec![0],
+            host_attributes: Vec::new(),
         }
     }
 

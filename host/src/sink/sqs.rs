@@ -1,18 +1,35 @@
 //! The `sqs` destination: one message per output, sent with `SendMessageBatch`.
 //!
 //! - Requests hold at most 10 entries and at most `max_message_bytes` (body
-//!   plus attributes); a message over the limit fails alone, naming its size.
+//!   plus attributes).
 //! - Bodies that are not text SQS accepts (valid UTF-8 without control
 //!   characters other than tab, CR, LF) are sent base64-encoded, with the
 //!   attribute `sluice.encoding = base64`.
 //! - Every message carries `sluice.shard-id`, `sluice.sequence-number` and
-//!   `sluice.output-index`, then the output's own attributes (SQS allows 10 in all).
+//!   `sluice.output-index`, then the output's own attributes, then Sluice's
+//!   own for that output (a dead letter's `sluice.failure-class` and
+//!   `sluice.failure-stage`); SQS allows 10 in all.
 //! - FIFO queues: `MessageGroupId` from the destination's template (default
 //!   the partition key) and a deterministic `MessageDeduplicationId` from
 //!   shard, sequence number, sub-sequence number and output index, so a
-//!   retried batch is deduplicated by SQS.
+//!   retried batch is deduplicated by SQS. A rendered group id that SQS would
+//!   refuse (empty, over 128 characters, or not ASCII letters, digits and
+//!   punctuation, as a Kinesis partition key may well be) is replaced by
+//!   `sluice-` and the first 40 hex digits of its SHA-256: the same key always
+//!   maps to the same group.
+//! - What SQS would refuse every time ([`SqsSink::refusal`]: an invalid
+//!   attribute name or value, too many attributes, a message over
+//!   `max_message_bytes`) is found before anything is sent, so the record
+//!   fails with class `contract` under its policy instead of being retried.
 //! - Entries that fail with `SenderFault = false` are resent, with backoff;
-//!   `SenderFault = true` is permanent for that output.
+//!   `SenderFault = true` is permanent for that output. An entry SQS does not
+//!   report as sent counts as not delivered.
+//! - Order: once an output of a shard fails, the later outputs of that shard
+//!   are not sent. When an entry is resent, the later entries of the same
+//!   request and ordering key (the shard; for FIFO the message group) that
+//!   SQS already took are resent after it, so the last copy of each stays in
+//!   order (FIFO resends carry the deduplication id suffixed `:r<attempt>`,
+//!   or SQS would drop them as duplicates).
 
 use std::time::Duration;
 
@@ -47,6 +64,10 @@ pub struct SqsSink {
 struct Entry {
     output: usize,
     bytes: usize,
+    /// What orders it: the shard, or for FIFO queues the message group.
+    key: String,
+    /// FIFO only: its deduplication id.
+    dedup_id: Option<String>,
     entry: SendMessageBatchRequestEntryBuilder,
 }
 
@@ -80,6 +101,13 @@ impl SqsSink {
         &self.queue_url
     }
 
+    /// Why SQS would refuse `r` every time it is sent (an invalid attribute
+    /// name or value, too many attributes, a message over
+    /// `max_message_bytes`), or `None` if it can be sent.
+    pub fn refusal(&self, r: &Routed) -> Option<String> {
+        self.entry(0, r, &mut Vec::new()).err()
+    }
+
     /// Sends `outputs` in order; returns the ones that were not delivered.
     ///
     /// Once an output of a shard fails, the later outputs of that shard are
@@ -91,13 +119,14 @@ impl SqsSink {
         let mut batch: Vec<Entry> = Vec::with_capacity(MAX_BATCH_ENTRIES);
         let mut batch_bytes = 0;
         let mut body = Vec::new();
+        let held_back = |shard: &str, output| SendFailure {
+            output,
+            reason: format!("not sent: an earlier output of `{shard}` was not delivered"),
+        };
         for (i, r) in outputs.iter().enumerate() {
             let shard = r.record.shard_id.as_str();
             if failed_shards.contains(&shard) {
-                failures.push(SendFailure {
-                    output: i,
-                    reason: format!("not sent: an earlier output of `{shard}` was not delivered"),
-                });
+                failures.push(held_back(shard, i));
                 continue;
             }
             let entry = match self.entry(i, r, &mut body) {
@@ -117,6 +146,12 @@ impl SqsSink {
                 );
                 failures.extend(failed);
                 batch_bytes = 0;
+                // The entry that triggered the flush may belong to a shard
+                // that has just failed.
+                if failed_shards.contains(&shard) {
+                    failures.push(held_back(shard, i));
+                    continue;
+                }
             }
             batch_bytes += entry.bytes;
             batch.push(entry);
@@ -125,6 +160,7 @@ impl SqsSink {
             failures.extend(self.send_batch(batch).await);
         }
         failures.sort_by_key(|f| f.output);
+        failures.dedup_by_key(|f| f.output);
         failures
     }
 
@@ -134,7 +170,7 @@ impl SqsSink {
         encode(self.format, r, body);
         body.pop(); // no trailing newline in a message
         let mut attributes: Vec<(&str, &str, String)> =
-            Vec::with_capacity(4 + rec.attributes.len());
+            Vec::with_capacity(4 + rec.attributes.len() + r.host_attributes.len());
         let text = match std::str::from_utf8(body) {
             Ok(s) if s.chars().all(sqs_allows) => s.to_owned(),
             _ => {
@@ -157,10 +193,21 @@ impl SqsSink {
             }
             attributes.push((k, "String", v.clone()));
         }
+        for (k, v) in &r.host_attributes {
+            attributes.push((k, "String", v.clone()));
+        }
         if attributes.len() > MAX_ATTRIBUTES {
             return Err(format!(
                 "has {} message attributes with Sluice's own; SQS allows {MAX_ATTRIBUTES}",
                 attributes.len()
+            ));
+        }
+        if let Some((k, _, _)) = attributes
+            .iter()
+            .find(|(_, _, v)| v.is_empty() || !v.chars().all(sqs_allows))
+        {
+            return Err(format!(
+                "attribute `{k}` has a value SQS refuses (empty, or characters outside what a message may hold)"
             ));
         }
         let bytes = text.len()
@@ -183,29 +230,47 @@ impl SqsSink {
                 .map_err(|e| e.to_string())?;
             b = b.message_attributes(k, value);
         }
-        if let Some(group) = &self.group_id {
-            let group = group.render(|v| match v {
-                "shard" => &rec.shard_id,
-                _ => &rec.partition_key,
-            });
-            b = b
-                .message_group_id(group)
-                .message_deduplication_id(dedup_id(r));
-        }
+        let (key, dedup) = match &self.group_id {
+            Some(group) => {
+                let group = group_id(&group.render(|v| match v {
+                    "shard" => &rec.shard_id,
+                    _ => &rec.partition_key,
+                }));
+                b = b.message_group_id(&group);
+                (group, Some(dedup_id(r)))
+            }
+            None => (rec.shard_id.clone(), None),
+        };
         Ok(Entry {
             output,
             bytes,
+            key,
+            dedup_id: dedup,
             entry: b,
         })
     }
 
     async fn send_batch(&self, mut batch: Vec<Entry>) -> Vec<SendFailure> {
         let mut failures = Vec::new();
+        // Entries SQS took but that are sent again, after an earlier entry of
+        // their key that failed: FIFO needs a fresh deduplication id for them.
+        let mut again = vec![false; batch.len()];
         for attempt in 1..=MAX_ATTEMPTS {
             let entries = batch
                 .iter()
+                .zip(&again)
                 .enumerate()
-                .map(|(id, e)| e.entry.clone().id(id.to_string()).build())
+                .map(|(id, (e, &again))| {
+                    let mut b = e.entry.clone().id(id.to_string());
+                    if let Some(dedup) = &e.dedup_id {
+                        b = b.message_deduplication_id(if again {
+                            resent_dedup_id(dedup, attempt)
+                        } else {
+                            dedup.clone()
+                        });
+                    }
+                    b.build()
+                })
                 .collect::<Result<Vec<_>, _>>();
             let entries = match entries {
                 Ok(e) => e,
@@ -238,11 +303,24 @@ impl SqsSink {
                     return failures;
                 }
             };
-            let mut retry = Vec::new();
+            // Fail closed: only an entry SQS reports as sent is delivered.
+            let mut sent = vec![false; batch.len()];
+            for ok in response.successful() {
+                if let Some(p) = ok.id().parse::<usize>().ok().filter(|&p| p < batch.len()) {
+                    sent[p] = true;
+                }
+            }
+            let mut reported = vec![false; batch.len()];
+            let mut retry = vec![false; batch.len()];
             for f in response.failed() {
                 let Some(pos) = f.id().parse::<usize>().ok().filter(|&p| p < batch.len()) else {
+                    tracing::warn!(destination = %self.name, id = f.id(), code = f.code(), "SQS reported a failure for an entry id it was not sent");
                     continue;
                 };
+                if sent[pos] || reported[pos] {
+                    continue;
+                }
+                reported[pos] = true;
                 let reason = format!(
                     "SQS refused the message for `{}`: {} {}",
                     self.queue_url,
@@ -256,23 +334,42 @@ impl SqsSink {
                     });
                 } else {
                     tracing::warn!(destination = %self.name, code = f.code(), attempt, "SQS entry failed; resending");
-                    retry.push(pos);
+                    retry[pos] = true;
                 }
             }
-            if retry.is_empty() {
+            for pos in 0..batch.len() {
+                if !sent[pos] && !reported[pos] {
+                    failures.push(SendFailure {
+                        output: batch[pos].output,
+                        reason: format!(
+                            "SQS did not report the message for `{}` as sent",
+                            self.queue_url
+                        ),
+                    });
+                }
+            }
+            if !retry.contains(&true) {
                 return failures;
             }
-            retry.sort_unstable();
-            let mut keep = retry.into_iter().peekable();
-            let mut idx = 0;
-            batch.retain(|_| {
-                let k = keep.peek() == Some(&idx);
-                if k {
-                    keep.next();
+            // What SQS took after an entry to resend, with the same key, is
+            // resent after it, so that its last copy stays in order.
+            let mut next_again = vec![false; batch.len()];
+            for first in (0..batch.len()).filter(|&p| retry[p]) {
+                for later in first + 1..batch.len() {
+                    if sent[later] && batch[later].key == batch[first].key {
+                        next_again[later] = true;
+                    }
                 }
-                idx += 1;
-                k
-            });
+            }
+            let kept: Vec<usize> = (0..batch.len())
+                .filter(|&p| retry[p] || next_again[p])
+                .collect();
+            again = kept
+                .iter()
+                .map(|&p| next_again[p] || (again[p] && retry[p]))
+                .collect();
+            let mut keep = (0..batch.len()).map(|p| retry[p] || next_again[p]);
+            batch.retain(|_| keep.next().unwrap_or(false));
             tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
         }
         failures
@@ -298,6 +395,38 @@ fn valid_attribute_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }
 
+/// A valid FIFO `MessageGroupId` for `rendered`: itself when SQS accepts it
+/// (1 to 128 ASCII letters, digits and punctuation), else `sluice-` and the
+/// first 40 hex digits of its SHA-256, so the same key keeps one group.
+pub fn group_id(rendered: &str) -> String {
+    let valid =
+        (1..=128).contains(&rendered.len()) && rendered.bytes().all(|b| b.is_ascii_graphic());
+    if valid {
+        rendered.to_owned()
+    } else {
+        format!(
+            "sluice-{}",
+            &hex(&Sha256::digest(rendered.as_bytes()))[..40]
+        )
+    }
+}
+
+/// The deduplication id of an entry SQS already took, sent again on
+/// `attempt` after an earlier entry of its group: SQS would drop a copy with
+/// the same id (at most 128 characters).
+fn resent_dedup_id(dedup: &str, attempt: u32) -> String {
+    let suffix = format!(":r{attempt}");
+    if dedup.len() + suffix.len() <= 128 {
+        format!("{dedup}{suffix}")
+    } else {
+        hex(&Sha256::digest(format!("{dedup}{suffix}").as_bytes()))
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// A deterministic deduplication id: the same output of the same record
 /// always gets the same id (at most 128 characters).
 pub fn dedup_id(r: &Routed) -> String {
@@ -314,10 +443,7 @@ pub fn dedup_id(r: &Routed) -> String {
     if id.len() <= 128 {
         id
     } else {
-        Sha256::digest(id.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        hex(&Sha256::digest(id.as_bytes()))
     }
 }
 
@@ -341,5 +467,16 @@ mod tests {
         assert!(!valid_attribute_name("sluice.shard-id"));
         assert!(!valid_attribute_name("has space"));
         assert!(!valid_attribute_name("a..b"));
+    }
+
+    #[test]
+    fn group_ids_sqs_refuses_map_to_a_stable_valid_one() {
+        assert_eq!(group_id("u-42"), "u-42");
+        for bad in ["", "with space", "ünïcode", &"k".repeat(129)] {
+            let g = group_id(bad);
+            assert!(g.starts_with("sluice-") && g.len() == 47, "{g}");
+            assert_eq!(g, group_id(bad), "deterministic");
+        }
+        assert_ne!(group_id("a b"), group_id("a  b"));
     }
 }
