@@ -20,9 +20,13 @@
 //! 6. plugins in other languages: each example plugin in C, Python and
 //!    JavaScript against its Rust counterpart, alone in a pipeline: size,
 //!    cost per record and load time (compiled, from the compilation cache,
-//!    precompiled).
+//!    precompiled);
+//! 7. isolating a poison record: a 1,000-record batch through the example
+//!    pipeline behind a step that traps on one marked record, against the
+//!    same batch without it: guest calls and time per batch.
 //!
-//! `SLUICE_BENCH_ONLY=languages` runs section 6 alone.
+//! `SLUICE_BENCH_ONLY=languages` runs section 6 alone, `SLUICE_BENCH_ONLY=poison`
+//! section 7 alone.
 //! `SLUICE_BENCH_SECONDS` (default 3) is the time spent per throughput cell.
 //! Every implementation's outputs are counted per destination and must agree,
 //! so the four rows do the same work.
@@ -52,9 +56,16 @@ fn main() {
     let work = root().join("target/bench");
     std::fs::create_dir_all(&work).unwrap();
     println!("# Sluice benchmark ({})\n", machine());
-    if std::env::var("SLUICE_BENCH_ONLY").as_deref() == Ok("languages") {
-        languages(&work, budget);
-        return;
+    match std::env::var("SLUICE_BENCH_ONLY").as_deref() {
+        Ok("languages") => {
+            languages(&work, budget);
+            return;
+        }
+        Ok("poison") => {
+            poison(budget);
+            return;
+        }
+        _ => {}
     }
 
     // 1. Throughput, four ways.
@@ -198,6 +209,76 @@ fn main() {
         q(0.5),
         q(0.25),
         q(0.75)
+    );
+    println!();
+
+    // 7. Isolating a poison record.
+    poison(budget);
+}
+
+/// 7. What isolating one poison record costs: the example pipeline behind a
+/// `hostile` step (trap mode, `on_error = "drop"`), on 1,000 records, clean
+/// and with one record that makes the step trap (first, middle, last).
+fn poison(budget: Duration) {
+    println!("## Isolating a poison record (1,000-record batch, example pipeline behind a step that traps on one record)\n");
+    let example = root().join("examples/clickstream/pipeline.toml");
+    let text = std::fs::read_to_string(&example).unwrap();
+    let at = text.find("[[steps]]").unwrap();
+    let text = format!(
+        "{}[[steps]]\nname = \"poison-trap\"\nkind = \"transform\"\nplugin = {:?}\nconfig = {{ mode = \"trap\" }}\non_error = \"drop\"\n\n{}",
+        &text[..at],
+        host::test_plugins::HOSTILE,
+        &text[at..]
+    );
+    let plan = config::parse(&text, &config::Location::File(example)).unwrap();
+    let runtime = Runtime::with_options(RuntimeOptions {
+        time_limits: true,
+        cache_dir: None,
+    })
+    .unwrap();
+    let mut pipeline = Pipeline::load(&runtime, plan).unwrap();
+    let clean = event_json(1000);
+    let with_poison = |index: usize| {
+        let mut v: serde_json::Value = serde_json::from_slice(&clean).unwrap();
+        v["Records"][index]["kinesis"]["data"] = base64::engine::general_purpose::STANDARD
+            .encode(r#"{"type":"page_view","user_id":"u-1","note":"HOSTILE"}"#)
+            .into();
+        serde_json::to_vec(&v).unwrap()
+    };
+    let mut bufs = vec![Vec::new(); pipeline.plan().destinations.len()];
+    let mut run = |json: &[u8]| {
+        let outcome = pipeline.run(event::decode(json, "bench").unwrap());
+        assert!(outcome.failures.is_empty(), "{:?}", outcome.failures);
+        bufs.iter_mut().for_each(Vec::clear);
+        for routed in &outcome.routed {
+            for d in &routed.destinations {
+                sink::encode(Format::Raw, routed, &mut bufs[*d]);
+            }
+        }
+        (outcome.steps[0].calls, outcome.dropped.len())
+    };
+    let (base, (calls, dropped)) = measure(budget, || run(&clean));
+    assert_eq!((calls, dropped), (1, 0));
+    println!("| batch | guest calls of the trapping step | batch time | throughput | vs clean |");
+    println!("|---|---:|---:|---:|---:|");
+    println!(
+        "| clean | {calls} | {:.2} ms | {:.0} k/s | 1.00× |",
+        base * 1e3,
+        1000.0 / base / 1e3
+    );
+    for index in [0, 500, 999] {
+        let json = with_poison(index);
+        let (t, (calls, dropped)) = measure(budget, || run(&json));
+        assert_eq!(dropped, 1, "only the poison record fails");
+        println!(
+            "| poison at #{index} | {calls} | {:.2} ms | {:.0} k/s | {:.2}× |",
+            t * 1e3,
+            1000.0 / t / 1e3,
+            base / t
+        );
+    }
+    println!(
+        "\n(each failed call re-runs its halves on fresh instances; a trap costs a restart: a new instance and `init`)\n"
     );
 }
 

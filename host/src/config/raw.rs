@@ -76,8 +76,9 @@ impl OnError {
 }
 
 /// A step's sandbox limits. A plugin that exceeds `timeout_ms`,
-/// `memory_bytes` or its stack traps: every event of that call fails (class
-/// `trap`) and the plugin is restarted for the next batch. An event over
+/// `memory_bytes` or its stack traps: it is restarted, and the call's events
+/// are re-run in halves until only those that make it trap fail (class
+/// `trap`). An event over
 /// `max_outputs_per_event` or `max_output_bytes` fails alone (class `contract`).
 ///
 /// What one call can make the host allocate is bounded by `memory_bytes`:

@@ -699,8 +699,9 @@ impl Instance {
     }
 
     /// Calls `filter` on the batch, for at most `timeout_ms` (and at most the
-    /// step's `limits.timeout_ms`). `Err` means the call trapped: every event
-    /// of the call fails and the instance must not be used again.
+    /// step's `limits.timeout_ms`). `Err` means the call trapped: the instance
+    /// must not be used again (the pipeline re-runs the events on fresh
+    /// instances to find the ones that make it trap).
     pub fn filter(
         &mut self,
         batch: &[Event],
