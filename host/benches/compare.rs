@@ -216,9 +216,10 @@ fn main() {
     poison(budget);
 }
 
-/// 7. What isolating one poison record costs: the example pipeline behind a
-/// `hostile` step (trap mode, `on_error = "drop"`), on 1,000 records, clean
-/// and with one record that makes the step trap (first, middle, last).
+/// Section 7: what isolating one poison record costs. The example pipeline
+/// behind a `hostile` step (trap mode, `on_error = "drop"`), on 1,000
+/// records, clean and with one record that makes the step trap (first,
+/// middle, last).
 fn poison(budget: Duration) {
     println!("## Isolating a poison record (1,000-record batch, example pipeline behind a step that traps on one record)\n");
     let example = root().join("examples/clickstream/pipeline.toml");
