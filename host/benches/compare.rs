@@ -221,7 +221,9 @@ fn main() {
 /// records, clean and with one record that makes the step trap (first,
 /// middle, last).
 fn poison(budget: Duration) {
-    println!("## Isolating a poison record (1,000-record batch, example pipeline behind a step that traps on one record)\n");
+    println!(
+        "## Isolating a poison record (1,000-record batch, example pipeline behind a step that traps on one record)\n"
+    );
     let example = root().join("examples/clickstream/pipeline.toml");
     let text = std::fs::read_to_string(&example).unwrap();
     let at = text.find("[[steps]]").unwrap();
