@@ -104,8 +104,12 @@ pub fn dead_letter_document(dead: &DeadLetter) -> Vec<u8> {
     document(dead, false)
 }
 
+/// Characters of a failure's reason kept in a dead letter sent without data.
+const MAX_OMITTED_REASON_CHARS: usize = 512;
+
 /// The dead-letter document; with `omit_data`, without the payload (or the
-/// undecodable record's JSON): `data_omitted` says why.
+/// undecodable record's JSON), and with the reason cut to
+/// [`MAX_OMITTED_REASON_CHARS`]: `data_omitted` says why.
 fn document(dead: &DeadLetter, omit_data: bool) -> Vec<u8> {
     #[derive(Serialize)]
     struct Doc<'a> {
@@ -139,11 +143,16 @@ fn document(dead: &DeadLetter, omit_data: bool) -> Vec<u8> {
         data_base64: Option<String>,
     }
     let f = &dead.failure;
+    // Without the data, the reason is cut too: a plugin's reason can be long.
+    let reason = match f.reason.char_indices().nth(MAX_OMITTED_REASON_CHARS) {
+        Some((end, _)) if omit_data => &f.reason[..end],
+        _ => f.reason.as_str(),
+    };
     let failure = Failure {
         stage: &f.stage,
         plugin: f.plugin.as_deref(),
         class: f.class,
-        reason: &f.reason,
+        reason,
     };
     let raw: Option<&RawValue>;
     let omitted = omit_data.then_some(
@@ -349,27 +358,25 @@ async fn send_dead_letters(
         return;
     };
     let name = &plan.destinations[d].name;
+    // Each letter, or why the dead-letter destination would refuse it even
+    // without the record's data.
     let mut letters: Vec<Routed> = Vec::with_capacity(outcome.dead_letters.len());
     let mut failures: Vec<SendFailure> = Vec::new();
+    let mut positions: Vec<usize> = Vec::with_capacity(outcome.dead_letters.len());
     for (i, dead) in outcome.dead_letters.iter().enumerate() {
         let mut letter = dead_letter_output(dead, d, false);
         if sinks[d].refusal(&letter).is_some() {
             letter = dead_letter_output(dead, d, true);
         }
-        if let Some(reason) = sinks[d].refusal(&letter) {
-            failures.push(SendFailure { output: i, reason });
+        match sinks[d].refusal(&letter) {
+            Some(reason) => failures.push(SendFailure { output: i, reason }),
+            None => {
+                positions.push(i);
+                letters.push(letter);
+            }
         }
-        letters.push(letter);
     }
-    let refs: Vec<&Routed> = letters
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| !failures.iter().any(|f| f.output == *i))
-        .map(|(_, l)| l)
-        .collect();
-    let positions: Vec<usize> = (0..letters.len())
-        .filter(|i| !failures.iter().any(|f| f.output == *i))
-        .collect();
+    let refs: Vec<&Routed> = letters.iter().collect();
     let sent_failures = send_until(&mut sinks[d], &refs, deadline).await;
     failures.extend(sent_failures.into_iter().map(|f| SendFailure {
         output: positions[f.output],
@@ -377,14 +384,14 @@ async fn send_dead_letters(
     }));
     failures.sort_by_key(|f| f.output);
     failures.dedup_by_key(|f| f.output);
-    let taken = delivered(letters.len(), &failures);
+    let taken = delivered(outcome.dead_letters.len(), &failures);
     report.delivered[d] += taken;
     report.dead_lettered = taken;
     if failures.is_empty() {
         return;
     }
     tracing::error!(destination = %name, failed = failures.len(), first_error = %failures[0].reason, "dead-lettering failed; those records will be retried");
-    let mut lost = vec![false; letters.len()];
+    let mut lost = vec![false; outcome.dead_letters.len()];
     for f in failures {
         lost[f.output] = true;
         let failure = &outcome.dead_letters[f.output].failure;
@@ -522,6 +529,23 @@ mod tests {
                 ("sluice.failure-stage", "event".to_owned())
             ]
         );
+    }
+
+    #[test]
+    fn a_dead_letter_without_data_cuts_a_long_reason() {
+        let mut dead = undecodable(r#"{"kinesis":"big"}"#);
+        dead.failure.reason = "é".repeat(10_000);
+        let doc: serde_json::Value = serde_json::from_slice(&document(&dead, true)).unwrap();
+        let reason = doc["failure"]["reason"].as_str().unwrap();
+        assert_eq!(reason.chars().count(), MAX_OMITTED_REASON_CHARS);
+        assert!(doc.get("kinesis_record").is_none());
+        assert!(doc["data_omitted"].is_string());
+        let full: serde_json::Value = serde_json::from_slice(&document(&dead, false)).unwrap();
+        assert_eq!(
+            full["failure"]["reason"].as_str().unwrap().chars().count(),
+            10_000
+        );
+        assert_eq!(full["kinesis_record"]["kinesis"], "big");
     }
 
     #[test]

@@ -60,6 +60,14 @@ pub struct SqsSink {
     format: Format,
 }
 
+/// A message's body and attributes (name, SQS data type, value), and its
+/// size as SQS counts it.
+struct Message<'a> {
+    text: String,
+    attributes: Vec<(&'a str, &'static str, String)>,
+    bytes: usize,
+}
+
 /// One message, ready to send but for its id (its position in the request).
 struct Entry {
     output: usize,
@@ -105,7 +113,7 @@ impl SqsSink {
     /// name or value, too many attributes, a message over
     /// `max_message_bytes`), or `None` if it can be sent.
     pub fn refusal(&self, r: &Routed) -> Option<String> {
-        self.entry(0, r, &mut Vec::new()).err()
+        self.message(r, &mut Vec::new()).err()
     }
 
     /// Sends `outputs` in order; returns the ones that were not delivered.
@@ -164,7 +172,8 @@ impl SqsSink {
         failures
     }
 
-    fn entry(&self, output: usize, r: &Routed, body: &mut Vec<u8>) -> Result<Entry, String> {
+    /// The message `r` becomes, or why SQS would refuse it every time.
+    fn message<'a>(&self, r: &'a Routed, body: &mut Vec<u8>) -> Result<Message<'a>, String> {
         let rec = &r.record;
         body.clear();
         encode(self.format, r, body);
@@ -221,6 +230,20 @@ impl SqsSink {
                 self.max_bytes
             ));
         }
+        Ok(Message {
+            text,
+            attributes,
+            bytes,
+        })
+    }
+
+    fn entry(&self, output: usize, r: &Routed, body: &mut Vec<u8>) -> Result<Entry, String> {
+        let Message {
+            text,
+            attributes,
+            bytes,
+        } = self.message(r, body)?;
+        let rec = &r.record;
         let mut b = SendMessageBatchRequestEntry::builder().message_body(text);
         for (k, t, v) in attributes {
             let value = MessageAttributeValue::builder()
