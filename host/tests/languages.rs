@@ -325,6 +325,30 @@ fn a_c_trap_or_abort_fails_its_record_as_a_trap() {
     );
 }
 
+/// Python's `time.sleep` waits inside the host; the wait is cut at the
+/// call's deadline and the call fails as timed out, within the limit + 10 %.
+#[test]
+fn a_python_plugin_that_sleeps_meets_its_time_limit() {
+    let plugin = built("tests/plugins/hostile-py");
+    let (mut app, _sink) = app("filter", &plugin, "{}").unwrap();
+    let started = std::time::Instant::now();
+    let failures = run(&mut app, &["sleep"]);
+    let took = started.elapsed();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert_eq!(failures[0].class, FailureClass::Trap);
+    assert!(
+        failures[0].reason.contains("plugin timed out"),
+        "{}",
+        failures[0].reason
+    );
+    let limit = std::time::Duration::from_millis(2000);
+    assert!(
+        took <= limit * 11 / 10,
+        "the call took {took:?} for a {limit:?} limit"
+    );
+    eprintln!("python sleep: limit {limit:?}, failed after {took:?}");
+}
+
 #[test]
 fn a_plugin_is_started_fresh_after_a_trap() {
     let plugin = built("tests/plugins/hostile-py");

@@ -554,3 +554,49 @@ fn no_plugin_runs_once_the_deadline_has_passed() {
         && f.reason == "the invocation's deadline passed before step `hostile-step` ran"));
     assert!(sink.contents().is_empty());
 }
+
+/// A plugin that sleeps waits inside the host (wasmtime-wasi's `poll`),
+/// where epoch interruption cannot reach it: its waits are cut at the call's
+/// deadline, and it fails with class `trap` ("timed out") within
+/// `timeout_ms` + 10 %.
+#[test]
+fn a_plugin_that_sleeps_meets_its_time_limit() {
+    for mode in ["sleep", "sleep-loop"] {
+        let (mut app, _sink) = app(&format!("{{ mode = \"{mode}\" }}"), "{ timeout_ms = 300 }");
+        let started = Instant::now();
+        let report = rt().block_on(app.process(batch_of(["HOSTILE".to_owned()].into_iter()), None));
+        let took = started.elapsed();
+        let failures = &report.outcome.failures;
+        assert_eq!(failures.len(), 1, "{mode}: {failures:?}");
+        assert_eq!(failures[0].class, FailureClass::Trap, "{mode}");
+        assert!(
+            failures[0]
+                .reason
+                .contains("plugin timed out: the call took more than 300 ms"),
+            "{mode}: {}",
+            failures[0].reason
+        );
+        assert!(
+            took <= Duration::from_millis(330),
+            "{mode}: the call took {took:?} for a 300 ms limit"
+        );
+        eprintln!("{mode}: limit 300 ms, failed after {took:?}");
+    }
+}
+
+/// A sleeping plugin is cut off at the invocation's deadline, not only at
+/// its own limit.
+#[test]
+fn a_plugin_that_sleeps_is_cut_off_at_the_invocation_deadline() {
+    let (mut app, _sinks) = app_with("{ mode = \"sleep\" }", "{ timeout_ms = 10000 }", "");
+    let started = Instant::now();
+    let report = rt().block_on(app.process(
+        batch_of(["HOSTILE".to_owned()].into_iter()),
+        Some(started + Duration::from_millis(200)),
+    ));
+    let took = started.elapsed();
+    assert!(took <= Duration::from_millis(220), "took {took:?}");
+    let failures = &report.outcome.failures;
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert_eq!(failures[0].class, FailureClass::Deadline);
+}

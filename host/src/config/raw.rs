@@ -81,17 +81,20 @@ impl OnError {
 /// `trap`). An event over
 /// `max_outputs_per_event` or `max_output_bytes` fails alone (class `contract`).
 ///
-/// What one call can make the host allocate is bounded by `memory_bytes`:
-/// the results are lifted out of the plugin's linear memory, so they cannot
-/// be bigger than it. Tables are capped at 2^20 elements, the Wasm stack at
-/// 512 KiB.
+/// `memory_bytes` caps the plugin's linear memory summed over all the
+/// memories of its component; tables are capped at 2^20 elements in all,
+/// the Wasm stack at 512 KiB. Known gap: results are lifted out of the
+/// plugin before `max_outputs_per_event` and `max_output_bytes` are
+/// checked, so a transform whose outputs all point at one large region of
+/// its memory makes the host allocate outputs × region size.
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
     /// `timeout_ms = 2000`: wall time one call (one batch) may take.
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
-    /// `memory_bytes = 134217728`: linear memory the plugin may grow to (128 MiB).
+    /// `memory_bytes = 134217728`: linear memory the plugin may grow to, all
+    /// its memories together (128 MiB).
     #[serde(default = "default_memory_bytes")]
     pub memory_bytes: usize,
     /// `max_outputs_per_event = 1000`: outputs a `transform` may make of one event.

@@ -6,6 +6,14 @@
 //! even when they never use them; linking them this way lets such components
 //! load while giving them no authority at all.
 //!
+//! Waiting is bounded too: `wasi:clocks/monotonic-clock` is replaced by
+//! [`CappedClock`], whose `subscribe-duration` and `subscribe-instant` never
+//! wait past the current call's deadline. A plugin that sleeps (Rust's
+//! `std::thread::sleep`, Python's `time.sleep`, a `poll` on a clock) blocks
+//! inside the host, where epoch interruption cannot reach it; with its sleep
+//! cut at the deadline it wakes into guest code, where the epoch check stops
+//! it (class `trap`, "timed out"), so the call ends at its budget.
+//!
 //! What a plugin prints to stdout or stderr (`console.log`, `print`, a
 //! traceback, `printf`) is captured per call, bounded by
 //! [`MAX_CAPTURE_BYTES`], and written to the host's structured logs line by
@@ -14,12 +22,15 @@
 //! the failure's reason: that is where a JavaScript exception or a Python
 //! traceback ends up.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
-use wasmtime::component::ResourceTable;
-use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
+use wasmtime::ResourceLimiter;
+use wasmtime::component::{HasData, Resource, ResourceTable};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
-use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
+use wasmtime_wasi::p2::bindings::clocks::monotonic_clock;
+use wasmtime_wasi::p2::{DynPollable, OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::log::{Host as LogHost, Level};
@@ -44,7 +55,7 @@ pub struct HostState {
     stdout: Captured,
     stderr: Captured,
     table: ResourceTable,
-    limits: StoreLimits,
+    limits: SandboxLimits,
     /// The step this instance serves (for log fields).
     pub step: String,
     /// The plugin's file name (for log fields).
@@ -53,6 +64,15 @@ pub struct HostState {
     pub log_budget: usize,
     /// Log lines dropped in the current call because the budget ran out.
     pub logs_dropped: usize,
+    /// When the current call's time is up: no wait the plugin asks for
+    /// lasts past it.
+    call_deadline: Option<Instant>,
+    /// Set when a wait of the plugin's reached the call's deadline: the call
+    /// has run out of time, even if the plugin returns before the epoch
+    /// check catches it.
+    out_of_time: Arc<AtomicBool>,
+    /// The origin of the plugin's monotonic clock.
+    clock_origin: Instant,
 }
 
 impl HostState {
@@ -72,18 +92,36 @@ impl HostState {
             stdout,
             stderr,
             table: ResourceTable::new(),
-            limits: StoreLimitsBuilder::new()
-                .memory_size(memory_bytes)
-                .table_elements(MAX_TABLE_ELEMENTS)
-                .instances(64)
-                .tables(64)
-                .memories(64)
-                .trap_on_grow_failure(true)
-                .build(),
+            limits: SandboxLimits::new(memory_bytes, MAX_TABLE_ELEMENTS),
             step: step.to_owned(),
             plugin: plugin.to_owned(),
             log_budget: 0,
             logs_dropped: 0,
+            call_deadline: None,
+            out_of_time: Arc::default(),
+            clock_origin: Instant::now(),
+        }
+    }
+
+    /// Arms the next call: waits end at `deadline`.
+    pub fn arm(&mut self, deadline: Option<Instant>) {
+        self.call_deadline = deadline;
+        self.out_of_time.store(false, Ordering::Relaxed);
+    }
+
+    /// Whether the plugin waited until the call's deadline: the call must
+    /// fail as timed out, whatever it returned.
+    pub fn ran_out_of_time(&self) -> bool {
+        self.out_of_time.load(Ordering::Relaxed)
+    }
+
+    /// The plugin's view of `wasi:clocks/monotonic-clock`.
+    pub fn clock(&mut self) -> CappedClock<'_> {
+        CappedClock {
+            table: &mut self.table,
+            origin: self.clock_origin,
+            deadline: self.call_deadline,
+            out_of_time: &self.out_of_time,
         }
     }
 
@@ -246,6 +284,197 @@ impl tokio::io::AsyncWrite for Captured {
     }
 }
 
+/// Most core instances, tables and memories one plugin instance may create
+/// (a component is several core modules: the adapter, the language runtime,
+/// the program); what they may hold in all is capped by [`SandboxLimits`].
+pub const MAX_CORE_INSTANCES: usize = 64;
+
+/// What one plugin instance may hold, **in all**: linear memory summed over
+/// every memory of the component (not per memory, which would let a
+/// component of 64 memories hold 64 × `memory_bytes`), and table elements
+/// summed over every table. Growing past either traps.
+#[derive(Debug)]
+pub struct SandboxLimits {
+    memory_bytes: usize,
+    memory_used: usize,
+    table_elements: usize,
+    table_used: usize,
+}
+
+impl SandboxLimits {
+    /// Limits of `memory_bytes` of linear memory and `table_elements` table
+    /// elements in all.
+    pub fn new(memory_bytes: usize, table_elements: usize) -> SandboxLimits {
+        SandboxLimits {
+            memory_bytes,
+            memory_used: 0,
+            table_elements,
+            table_used: 0,
+        }
+    }
+
+    /// Linear memory held now, summed over every memory.
+    pub fn memory_used(&self) -> usize {
+        self.memory_used
+    }
+}
+
+impl ResourceLimiter for SandboxLimits {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let total = (self.memory_used - current.min(self.memory_used)).saturating_add(desired);
+        if total > self.memory_bytes || maximum.is_some_and(|max| desired > max) {
+            wasmtime::bail!(
+                "plugin memory would grow to {total} bytes across its memories; the limit is {} (`limits.memory_bytes`)",
+                self.memory_bytes
+            );
+        }
+        self.memory_used = total;
+        Ok(true)
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        Err(error.context("the plugin's memory could not grow"))
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let total = (self.table_used - current.min(self.table_used)).saturating_add(desired);
+        if total > self.table_elements || maximum.is_some_and(|max| desired > max) {
+            wasmtime::bail!(
+                "plugin tables would grow to {total} elements in all; the limit is {}",
+                self.table_elements
+            );
+        }
+        self.table_used = total;
+        Ok(true)
+    }
+
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        Err(error.context("the plugin's table could not grow"))
+    }
+
+    fn instances(&self) -> usize {
+        MAX_CORE_INSTANCES
+    }
+
+    fn tables(&self) -> usize {
+        MAX_CORE_INSTANCES
+    }
+
+    fn memories(&self) -> usize {
+        MAX_CORE_INSTANCES
+    }
+}
+
+/// `wasi:clocks/monotonic-clock` for a plugin: real time, but a wait it
+/// subscribes to ends at the current call's deadline at the latest.
+pub struct CappedClock<'a> {
+    table: &'a mut ResourceTable,
+    origin: Instant,
+    deadline: Option<Instant>,
+    out_of_time: &'a Arc<AtomicBool>,
+}
+
+/// Links [`CappedClock`] as `wasi:clocks/monotonic-clock`.
+pub struct CappedClocks;
+
+impl HasData for CappedClocks {
+    type Data<'a> = CappedClock<'a>;
+}
+
+impl CappedClock<'_> {
+    /// A pollable that is ready after `wait`, or at the call's deadline if
+    /// that comes first.
+    fn sleep(&mut self, wait: Duration) -> wasmtime::Result<Resource<DynPollable>> {
+        let now = Instant::now();
+        if self.deadline.is_some_and(|d| d <= now) {
+            // Asking to wait once its time is up: stop the call here.
+            self.out_of_time.store(true, Ordering::Relaxed);
+            return Err(wasmtime::Trap::Interrupt.into());
+        }
+        let wanted = now.checked_add(wait);
+        let (until, cut) = match (wanted, self.deadline) {
+            (Some(w), Some(d)) if d < w => (Some(d), true),
+            (None, Some(d)) => (Some(d), true),
+            (w, _) => (w, false),
+        };
+        let sleep = Sleep {
+            until: until
+                .filter(|&u| u > now)
+                .map(tokio::time::Instant::from_std),
+            forever: until.is_none(),
+            yielded: false,
+            cut: cut.then(|| self.out_of_time.clone()),
+        };
+        let resource = self.table.push(sleep)?;
+        wasmtime_wasi::p2::subscribe(self.table, resource)
+    }
+}
+
+impl monotonic_clock::Host for CappedClock<'_> {
+    fn now(&mut self) -> wasmtime::Result<monotonic_clock::Instant> {
+        Ok(self.origin.elapsed().as_nanos() as u64)
+    }
+
+    fn resolution(&mut self) -> wasmtime::Result<monotonic_clock::Instant> {
+        Ok(1)
+    }
+
+    fn subscribe_instant(
+        &mut self,
+        when: monotonic_clock::Instant,
+    ) -> wasmtime::Result<Resource<DynPollable>> {
+        let now = self.origin.elapsed().as_nanos() as u64;
+        self.sleep(Duration::from_nanos(when.saturating_sub(now)))
+    }
+
+    fn subscribe_duration(
+        &mut self,
+        duration: monotonic_clock::Duration,
+    ) -> wasmtime::Result<Resource<DynPollable>> {
+        self.sleep(Duration::from_nanos(duration))
+    }
+}
+
+/// A wait on the monotonic clock: until an instant, or, for a zero wait,
+/// one yield to the runtime (as wasmtime-wasi's own clock does, so that a
+/// guest polling in a loop does not starve other pollables).
+struct Sleep {
+    until: Option<tokio::time::Instant>,
+    /// A wait too long to represent, with no call deadline to cut it.
+    forever: bool,
+    yielded: bool,
+    /// Cut at the call's deadline: reaching it flags the call out of time.
+    cut: Option<Arc<AtomicBool>>,
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for Sleep {
+    async fn ready(&mut self) {
+        match self.until {
+            Some(until) => tokio::time::sleep_until(until).await,
+            None if self.forever => std::future::pending().await,
+            None if !self.yielded => {
+                self.yielded = true;
+                tokio::task::yield_now().await;
+            }
+            None => {}
+        }
+        if let Some(flag) = &self.cut {
+            flag.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
@@ -271,5 +500,30 @@ impl LogHost for HostState {
             Level::Warn => tracing::warn!(target: "sluice.plugin.log", step, plugin, "{message}"),
             Level::Error => tracing::error!(target: "sluice.plugin.log", step, plugin, "{message}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_is_capped_across_all_memories_not_per_memory() {
+        let mut limits = SandboxLimits::new(100, 10);
+        // Two memories of 40: fine; a third of 40 would make 120.
+        assert!(limits.memory_growing(0, 40, None).unwrap());
+        assert!(limits.memory_growing(0, 40, None).unwrap());
+        let e = limits.memory_growing(0, 40, None).unwrap_err().to_string();
+        assert!(
+            e.contains("120 bytes across its memories; the limit is 100"),
+            "{e}"
+        );
+        // Growing one of them counts only the growth.
+        assert!(limits.memory_growing(40, 60, None).unwrap());
+        assert_eq!(limits.memory_used(), 100);
+        assert!(limits.memory_growing(60, 61, None).is_err());
+        // Tables alike.
+        assert!(limits.table_growing(0, 6, None).unwrap());
+        assert!(limits.table_growing(0, 5, None).is_err());
     }
 }

@@ -287,9 +287,18 @@ impl Runtime {
             std::thread::Builder::new()
                 .name("sluice-epoch".into())
                 .spawn(move || {
+                    // One tick per `EPOCH_TICK` of real time: sleeps run
+                    // long, so the ticks due are counted from the clock
+                    // (a 300 ms limit is 300 ms, not 300 sleeps).
+                    let started = std::time::Instant::now();
+                    let mut ticks: u128 = 0;
                     // Ends when the engine is gone.
                     while let Some(engine) = weak.upgrade() {
-                        engine.increment_epoch();
+                        let due = started.elapsed().as_nanos() / EPOCH_TICK.as_nanos() + 1;
+                        while ticks < due {
+                            engine.increment_epoch();
+                            ticks += 1;
+                        }
                         drop(engine);
                         std::thread::sleep(EPOCH_TICK);
                     }
@@ -300,6 +309,15 @@ impl Runtime {
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(anyhow::Error::from)
             .context("linking WASI")?;
+        // Waits on the clock end at the call's deadline (see `host`).
+        linker.allow_shadowing(true);
+        wasmtime_wasi::p2::bindings::clocks::monotonic_clock::add_to_linker::<
+            HostState,
+            host::CappedClocks,
+        >(&mut linker, HostState::clock)
+        .map_err(anyhow::Error::from)
+        .context("linking the capped monotonic clock")?;
+        linker.allow_shadowing(false);
         bindings::log::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
             .map_err(anyhow::Error::from)
             .context("linking sluice:plugin/log")?;
@@ -593,6 +611,10 @@ impl Plugin {
                 }
             })
         })();
+        let started = match started {
+            Ok(_) if store.data().ran_out_of_time() => Err(wasmtime::Trap::Interrupt.into()),
+            other => other,
+        };
         let stderr = after_call(&mut store, &self.limits);
         let (kind, init) = started.map_err(|error| PluginError::Instantiate {
             step: self.step.clone(),
@@ -617,6 +639,7 @@ fn prepare_call(store: &mut Store<HostState>, limits: &Limits, timeout_ms: u64) 
     let ticks = timeout_ms.div_ceil(EPOCH_TICK.as_millis() as u64).max(1);
     store.set_epoch_deadline(ticks);
     let state = store.data_mut();
+    state.arm(std::time::Instant::now().checked_add(std::time::Duration::from_millis(timeout_ms)));
     state.log_budget = limits.max_log_lines;
     state.logs_dropped = 0;
 }
@@ -693,7 +716,12 @@ impl Instance {
             &self.limits,
             timeout_ms.min(self.limits.timeout_ms),
         );
-        let r = call(&self.kind, &mut self.store);
+        let mut r = call(&self.kind, &mut self.store);
+        if r.is_ok() && self.store.data().ran_out_of_time() {
+            // It slept until its deadline and returned before the epoch
+            // check caught it: out of time all the same.
+            r = Err(wasmtime::Trap::Interrupt.into());
+        }
         let stderr = after_call(&mut self.store, &self.limits);
         r.map_err(|e| with_stderr(e, stderr))
     }

@@ -7,6 +7,7 @@ What it does depends on the event's payload (plain text):
     print   prints to stdout and stderr, then keeps the event
     probe   tries the host's environment, files and network, and fails the
             event with `invalid` and a JSON report of what it saw
+    sleep   sleeps for 10 minutes (`time.sleep`), then keeps the event
     other   keeps the event
 """
 
@@ -14,6 +15,7 @@ import json
 import os
 import socket
 import sys
+import time
 
 import wit_world
 from componentize_py_types import Err, Ok
@@ -56,6 +58,9 @@ class WitWorld(wit_world.WitWorld):
             elif text == "print":
                 print("hostile-py writes to stdout")
                 print("hostile-py writes to stderr", file=sys.stderr)
+                results.append(Ok(True))
+            elif text == "sleep":
+                time.sleep(600)
                 results.append(Ok(True))
             elif text == "probe":
                 results.append(Err(types.Failure_Invalid(json.dumps(probe()))))

@@ -8,7 +8,9 @@
 //! memory runs out), `recurse` (recurses until the stack runs out), `trap`
 //! (panics), `amplify` (emits `count` outputs), `flood` (logs `count` lines),
 //! `slow` (busy-waits `ms` milliseconds, then passes), `big` (emits one
-//! output of `count` bytes).
+//! output of `count` bytes), `sleep` (sleeps 10 minutes in
+//! `std::thread::sleep`, a wait inside the host), `sleep-loop` (sleeps 1 ms
+//! at a time, forever).
 //!
 //! Escape attempts, whose outputs say what the plugin could see: `env` (the
 //! environment), `fs` (the root directory and `/etc/passwd`), `net` (a TCP
@@ -97,6 +99,13 @@ impl Transform for Hostile {
                 Ok(vec![event.into_output()])
             }
             "big" => Ok(vec![event.output(vec![b'x'; self.0.count])]),
+            "sleep" => {
+                std::thread::sleep(Duration::from_secs(600));
+                Ok(vec![event.into_output()])
+            }
+            "sleep-loop" => loop {
+                std::thread::sleep(Duration::from_millis(1));
+            },
             "env" => {
                 let vars: Vec<(String, String)> = std::env::vars().collect();
                 let args: Vec<String> = std::env::args().collect();
