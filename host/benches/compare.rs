@@ -25,8 +25,8 @@
 //!    pipeline behind a step that traps on one marked record, against the
 //!    same batch without it: guest calls and time per batch.
 //!
-//! `SLUICE_BENCH_ONLY=languages` runs section 6 alone, `SLUICE_BENCH_ONLY=poison`
-//! section 7 alone.
+//! `SLUICE_BENCH_ONLY=languages` runs section 6 alone, `SLUICE_BENCH_ONLY=limit`
+//! section 5 and `SLUICE_BENCH_ONLY=poison` section 7.
 //! `SLUICE_BENCH_SECONDS` (default 3) is the time spent per throughput cell.
 //! Every implementation's outputs are counted per destination and must agree,
 //! so the four rows do the same work.
@@ -63,6 +63,10 @@ fn main() {
         }
         Ok("poison") => {
             poison(budget);
+            return;
+        }
+        Ok("limit") => {
+            time_limit_cost(&mut pipeline(true));
             return;
         }
         _ => {}
@@ -183,8 +187,17 @@ fn main() {
     }
     println!();
 
-    // 5. The cost of the time limit, in alternating pairs so that drift in
-    //    the machine's speed hits both alike.
+    // 5. The cost of the time limit.
+    time_limit_cost(&mut wasm);
+    println!();
+
+    // 7. Isolating a poison record.
+    poison(budget);
+}
+
+/// Section 5: the cost of the time limit, in alternating pairs so that
+/// drift in the machine's speed hits both alike.
+fn time_limit_cost(wasm: &mut Pipeline) {
     println!("## Cost of the execution-time limit (1,000-record batch, alternating pairs)\n");
     let json = event_json(1000);
     let mut off = pipeline(false);
@@ -195,13 +208,11 @@ fn main() {
         started.elapsed().as_secs_f64()
     };
     for _ in 0..5 {
-        time(&mut wasm);
+        time(wasm);
         time(&mut off);
     }
     let pairs = 60;
-    let mut ratios: Vec<f64> = (0..pairs)
-        .map(|_| time(&mut wasm) / time(&mut off))
-        .collect();
+    let mut ratios: Vec<f64> = (0..pairs).map(|_| time(wasm) / time(&mut off)).collect();
     ratios.sort_by(f64::total_cmp);
     let q = |f: f64| (ratios[((ratios.len() - 1) as f64 * f) as usize] - 1.0) * 100.0;
     println!(
@@ -210,10 +221,6 @@ fn main() {
         q(0.25),
         q(0.75)
     );
-    println!();
-
-    // 7. Isolating a poison record.
-    poison(budget);
 }
 
 /// Section 7: what isolating one poison record costs. The example pipeline

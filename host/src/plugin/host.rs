@@ -319,6 +319,22 @@ impl SandboxLimits {
     }
 }
 
+/// Moves `used` from `current` to `desired` if the total stays within
+/// `limit` (and `desired` within the item's own `maximum`); else the total
+/// it would have reached.
+fn grow(
+    used: &mut usize,
+    limit: usize,
+    (current, desired, maximum): (usize, usize, Option<usize>),
+) -> Result<(), usize> {
+    let total = (*used - current.min(*used)).saturating_add(desired);
+    if total > limit || maximum.is_some_and(|max| desired > max) {
+        return Err(total);
+    }
+    *used = total;
+    Ok(())
+}
+
 impl ResourceLimiter for SandboxLimits {
     fn memory_growing(
         &mut self,
@@ -326,14 +342,12 @@ impl ResourceLimiter for SandboxLimits {
         desired: usize,
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        let total = (self.memory_used - current.min(self.memory_used)).saturating_add(desired);
-        if total > self.memory_bytes || maximum.is_some_and(|max| desired > max) {
-            wasmtime::bail!(
-                "plugin memory would grow to {total} bytes across its memories; the limit is {} (`limits.memory_bytes`)",
-                self.memory_bytes
-            );
-        }
-        self.memory_used = total;
+        let limit = self.memory_bytes;
+        grow(&mut self.memory_used, limit, (current, desired, maximum)).map_err(|total| {
+            wasmtime::format_err!(
+                "plugin memory would grow to {total} bytes across its memories; the limit is {limit} (`limits.memory_bytes`)"
+            )
+        })?;
         Ok(true)
     }
 
@@ -347,14 +361,12 @@ impl ResourceLimiter for SandboxLimits {
         desired: usize,
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        let total = (self.table_used - current.min(self.table_used)).saturating_add(desired);
-        if total > self.table_elements || maximum.is_some_and(|max| desired > max) {
-            wasmtime::bail!(
-                "plugin tables would grow to {total} elements in all; the limit is {}",
-                self.table_elements
-            );
-        }
-        self.table_used = total;
+        let limit = self.table_elements;
+        grow(&mut self.table_used, limit, (current, desired, maximum)).map_err(|total| {
+            wasmtime::format_err!(
+                "plugin tables would grow to {total} elements in all; the limit is {limit}"
+            )
+        })?;
         Ok(true)
     }
 
