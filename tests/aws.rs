@@ -850,6 +850,39 @@ async fn partition_keys_sqs_refuses_as_group_ids_get_a_stable_valid_group() {
     }
 }
 
+/// One-shard page views `/p0`, `/p1`, …, with `/about` (the fault proxy's
+/// marker) as record `about`.
+fn page_views_with_about_at(n: usize, about: usize) -> Vec<(&'static str, String)> {
+    (0..n)
+        .map(|i| {
+            let url = if i == about {
+                "/about".to_owned()
+            } else {
+                format!("/p{i}")
+            };
+            ("u-1", page_view("u-1", &url))
+        })
+        .collect()
+}
+
+/// The example pipeline through `proxy`, with page views going to the
+/// queue `<name>` (analytics) and `<name>-archive`; returns the first.
+async fn analytics_queue_via(
+    moto: &Moto,
+    aws: &host::aws::Aws,
+    proxy: &FaultProxy,
+    name: &str,
+) -> (String, App) {
+    let queue = create_queue(aws, name).await;
+    let archive = create_queue(aws, &format!("{name}-archive")).await;
+    let destinations = format!(
+        "[destinations.orders]\ntype = \"stdout\"\n[destinations.analytics]\ntype = \"sqs\"\nqueue_url = \"{queue}\"\n\
+         [destinations.archive]\ntype = \"sqs\"\nqueue_url = \"{archive}\"\n"
+    );
+    let app = pipeline_at(moto, &proxy.endpoint, &destinations).await;
+    (queue, app)
+}
+
 /// Entry 3 of a request of 10 (one shard) fails once without the sender's
 /// fault: it is resent, and so are the entries after it that SQS already
 /// took, so the last copy of every record in the queue is in shard order.
@@ -857,24 +890,9 @@ async fn partition_keys_sqs_refuses_as_group_ids_get_a_stable_valid_group() {
 async fn a_resent_entry_does_not_stay_behind_the_later_entries_of_its_shard() {
     let moto = Moto::start();
     let aws = moto.aws().await;
-    let queue = create_queue(&aws, "ordered").await;
-    let archive = create_queue(&aws, "ordered-archive").await;
     let proxy = FaultProxy::start(moto.port, "/about", false, 1).await;
-    let destinations = format!(
-        "[destinations.orders]\ntype = \"stdout\"\n[destinations.analytics]\ntype = \"sqs\"\nqueue_url = \"{queue}\"\n\
-         [destinations.archive]\ntype = \"sqs\"\nqueue_url = \"{archive}\"\n"
-    );
-    let mut app = pipeline_at(&moto, &proxy.endpoint, &destinations).await;
-    let records: Vec<(&str, String)> = (0..10)
-        .map(|i| {
-            let url = if i == 3 {
-                "/about".to_owned()
-            } else {
-                format!("/p{i}")
-            };
-            ("u-1", page_view("u-1", &url))
-        })
-        .collect();
+    let (queue, mut app) = analytics_queue_via(&moto, &aws, &proxy, "ordered").await;
+    let records = page_views_with_about_at(10, 3);
     let batch = event::decode(&kinesis_event(&records), "e").unwrap();
     let report = app.process(batch, None).await;
     assert!(
@@ -919,24 +937,9 @@ async fn a_resent_entry_does_not_stay_behind_the_later_entries_of_its_shard() {
 async fn the_entry_that_triggers_a_flush_after_a_failure_is_held_back() {
     let moto = Moto::start();
     let aws = moto.aws().await;
-    let queue = create_queue(&aws, "stopper").await;
-    let archive = create_queue(&aws, "stopper-archive").await;
     let proxy = FaultProxy::start(moto.port, "/about", true, usize::MAX).await;
-    let destinations = format!(
-        "[destinations.orders]\ntype = \"stdout\"\n[destinations.analytics]\ntype = \"sqs\"\nqueue_url = \"{queue}\"\n\
-         [destinations.archive]\ntype = \"sqs\"\nqueue_url = \"{archive}\"\n"
-    );
-    let mut app = pipeline_at(&moto, &proxy.endpoint, &destinations).await;
-    let records: Vec<(&str, String)> = (0..12)
-        .map(|i| {
-            let url = if i == 2 {
-                "/about".to_owned()
-            } else {
-                format!("/p{i}")
-            };
-            ("u-1", page_view("u-1", &url))
-        })
-        .collect();
+    let (queue, mut app) = analytics_queue_via(&moto, &aws, &proxy, "stopper").await;
+    let records = page_views_with_about_at(12, 2);
     let batch = event::decode(&kinesis_event(&records), "e").unwrap();
     let report = app.process(batch, None).await;
     let failed: Vec<usize> = report.outcome.failures.iter().map(|f| f.index).collect();

@@ -165,14 +165,6 @@ fn seq(index: usize) -> String {
     format!("4959{index:016}")
 }
 
-fn mix(mut x: u64) -> u64 {
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    x ^ (x >> 33)
-}
-
 /// The Lambda event for `range` of the stream; counts the deliveries.
 fn event(records: &[Rec], range: std::ops::Range<usize>, deliveries: &mut [usize]) -> Vec<u8> {
     let b64 = base64::engine::general_purpose::STANDARD;

@@ -162,37 +162,38 @@ fn sluice_test_runs_the_fixture_cases() {
     assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
 }
 
-/// `sluice lambda` refuses, at cold start, a destination that cannot work in
-/// Lambda (the example pipeline writes files), naming it.
-#[test]
-fn lambda_refuses_file_and_stdout_destinations_at_cold_start() {
-    let dir = Dir::new("lambda-local");
-    let config = example_config(&dir.0);
+/// `sluice lambda` with `SLUICE_CONFIG=config`: whether it succeeded, and
+/// what it wrote (stdout and stderr).
+fn lambda_cold_start(config: &Path) -> (bool, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
         .arg("lambda")
-        .env("SLUICE_CONFIG", &config)
+        .env("SLUICE_CONFIG", config)
         .env("SLUICE_LOG", "warn")
         // Never reached: the cold start fails first.
         .env("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9")
         .output()
         .expect("running sluice lambda");
-    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
-    assert!(!out.status.success(), "{all}");
+    (
+        out.status.success(),
+        format!("{}{}", text(&out.stdout), text(&out.stderr)),
+    )
+}
+
+/// `sluice lambda` refuses, at cold start, a destination that cannot work in
+/// Lambda (the example pipeline writes files), naming it.
+#[test]
+fn lambda_refuses_file_and_stdout_destinations_at_cold_start() {
+    let dir = Dir::new("lambda-local");
+    let (ok, all) = lambda_cold_start(&example_config(&dir.0));
+    assert!(!ok, "{all}");
     assert!(
         all.contains("destinations.analytics: a `file` destination cannot work in AWS Lambda"),
         "{all}"
     );
     let stdout_config = dir.0.join("stdout.toml");
     std::fs::write(&stdout_config, "[destinations.out]\ntype = \"stdout\"\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .arg("lambda")
-        .env("SLUICE_CONFIG", &stdout_config)
-        .env("SLUICE_LOG", "warn")
-        .env("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9")
-        .output()
-        .expect("running sluice lambda");
-    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
-    assert!(!out.status.success(), "{all}");
+    let (ok, all) = lambda_cold_start(&stdout_config);
+    assert!(!ok, "{all}");
     assert!(
         all.contains("destinations.out: a `stdout` destination cannot work in AWS Lambda"),
         "{all}"

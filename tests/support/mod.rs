@@ -452,7 +452,6 @@ async fn proxy_connection(
     batches: &std::sync::Mutex<Vec<usize>>,
     take: impl Fn(&std::sync::atomic::AtomicUsize) -> bool,
 ) -> std::io::Result<()> {
-    use tokio::io::AsyncWriteExt as _;
     let mut buf = Vec::new();
     while let Some((head, mut body)) = read_message(&mut client, &mut buf).await? {
         let mut failed_ids = Vec::new();
@@ -488,40 +487,62 @@ async fn proxy_connection(
             });
             body = serde_json::to_vec(&json).unwrap();
         }
-        let mut up = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await?;
-        up.write_all(with_length(&head, body.len(), true).as_bytes())
-            .await?;
-        up.write_all(&body).await?;
-        let mut rbuf = Vec::new();
-        let Some((rhead, mut rbody)) = read_message(&mut up, &mut rbuf).await? else {
-            return Ok(());
-        };
-        if !failed_ids.is_empty()
-            && let Ok(mut json) = serde_json::from_slice::<serde_json::Value>(&rbody)
-        {
-            let failed = json
-                .as_object_mut()
-                .unwrap()
-                .entry("Failed")
-                .or_insert_with(|| serde_json::json!([]));
-            for id in failed_ids {
+        let failed: Vec<serde_json::Value> = failed_ids
+            .into_iter()
+            .map(|id| {
                 let id = match tamper {
                     Tamper::Honest => id,
                     Tamper::BogusId => format!("bogus-{id}"),
                 };
-                failed.as_array_mut().unwrap().push(serde_json::json!({
+                serde_json::json!({
                     "Id": id, "SenderFault": sender_fault,
                     "Code": "InjectedFault", "Message": "injected by the test proxy"
-                }));
-            }
-            rbody = serde_json::to_vec(&json).unwrap();
+                })
+            })
+            .collect();
+        if !forward(&mut client, upstream, &head, &body, failed).await? {
+            return Ok(());
         }
-        client
-            .write_all(with_length(&rhead, rbody.len(), false).as_bytes())
-            .await?;
-        client.write_all(&rbody).await?;
     }
     Ok(())
+}
+
+/// Sends one request to moto on `upstream` and its answer back to `client`,
+/// with `failed` added to the answer's `Failed` list (a `SendMessageBatch`
+/// whose entries the proxy kept from moto). `false`: moto hung up.
+async fn forward(
+    client: &mut tokio::net::TcpStream,
+    upstream: u16,
+    head: &str,
+    body: &[u8],
+    failed: Vec<serde_json::Value>,
+) -> std::io::Result<bool> {
+    use tokio::io::AsyncWriteExt as _;
+    let mut up = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await?;
+    up.write_all(with_length(head, body.len(), true).as_bytes())
+        .await?;
+    up.write_all(body).await?;
+    let mut rbuf = Vec::new();
+    let Some((rhead, mut rbody)) = read_message(&mut up, &mut rbuf).await? else {
+        return Ok(false);
+    };
+    if !failed.is_empty()
+        && let Ok(mut json) = serde_json::from_slice::<serde_json::Value>(&rbody)
+    {
+        json.as_object_mut()
+            .unwrap()
+            .entry("Failed")
+            .or_insert_with(|| serde_json::json!([]))
+            .as_array_mut()
+            .unwrap()
+            .extend(failed);
+        rbody = serde_json::to_vec(&json).unwrap();
+    }
+    client
+        .write_all(with_length(&rhead, rbody.len(), false).as_bytes())
+        .await?;
+    client.write_all(&rbody).await?;
+    Ok(true)
 }
 
 /// An HTTP proxy in front of moto that injects random faults: each
@@ -578,7 +599,8 @@ impl ChaosProxy {
     }
 }
 
-fn chaos_mix(mut x: u64) -> u64 {
+/// A cheap, well-mixed hash for deterministic fault decisions.
+pub fn mix(mut x: u64) -> u64 {
     x ^= x >> 33;
     x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
     x ^= x >> 33;
@@ -598,7 +620,7 @@ async fn chaos_connection(
     use tokio::io::AsyncWriteExt as _;
     let hit = || {
         let n = draws.fetch_add(1, Ordering::SeqCst) as u64;
-        let yes = chaos_mix(seed ^ chaos_mix(n + 1)) % 1000 < per_mille;
+        let yes = mix(seed ^ mix(n + 1)) % 1000 < per_mille;
         if yes {
             injected.fetch_add(1, Ordering::SeqCst);
         }
@@ -634,34 +656,18 @@ async fn chaos_connection(
             });
             body = serde_json::to_vec(&json).unwrap();
         }
-        let mut up = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await?;
-        up.write_all(with_length(&head, body.len(), true).as_bytes())
-            .await?;
-        up.write_all(&body).await?;
-        let mut rbuf = Vec::new();
-        let Some((rhead, mut rbody)) = read_message(&mut up, &mut rbuf).await? else {
-            return Ok(());
-        };
-        if !failed_ids.is_empty()
-            && let Ok(mut json) = serde_json::from_slice::<serde_json::Value>(&rbody)
-        {
-            let failed = json
-                .as_object_mut()
-                .unwrap()
-                .entry("Failed")
-                .or_insert_with(|| serde_json::json!([]));
-            for id in failed_ids {
-                failed.as_array_mut().unwrap().push(serde_json::json!({
+        let failed: Vec<serde_json::Value> = failed_ids
+            .into_iter()
+            .map(|id| {
+                serde_json::json!({
                     "Id": id, "SenderFault": false,
                     "Code": "ServiceUnavailable", "Message": "injected by the chaos proxy"
-                }));
-            }
-            rbody = serde_json::to_vec(&json).unwrap();
+                })
+            })
+            .collect();
+        if !forward(&mut client, upstream, &head, &body, failed).await? {
+            return Ok(());
         }
-        client
-            .write_all(with_length(&rhead, rbody.len(), false).as_bytes())
-            .await?;
-        client.write_all(&rbody).await?;
     }
     Ok(())
 }
