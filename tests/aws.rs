@@ -106,7 +106,7 @@ gzip = true
     .await;
 
     let started = Instant::now();
-    let mut app = App::load_with(&uri, Some(aws.clone()))
+    let mut app = App::load_with(&uri, None, Some(aws.clone()))
         .await
         .expect("cold start");
     eprintln!(
@@ -192,7 +192,7 @@ async fn a_retried_batch_is_idempotent() {
          [destinations.archive]\ntype = \"s3\"\nbucket = \"archive\"\nkey = \"all/{{shard}}-{{first_seq}}-{{last_seq}}.jsonl\"\n"
     ));
     let uri = upload_pipeline(&aws, "config", "p.toml", &config).await;
-    let mut app = App::load_with(&uri, Some(aws.clone())).await.unwrap();
+    let mut app = App::load_with(&uri, None, Some(aws.clone())).await.unwrap();
     let json = event("events/example-kinesis-event.json");
     for _ in 0..2 {
         let report = app.process(event::decode(&json, "e").unwrap(), None).await;
@@ -219,7 +219,7 @@ async fn a_missing_config_object_is_named() {
     let moto = Moto::start();
     let aws = moto.aws().await;
     create_bucket(&aws, "config").await;
-    let e = App::load_with("s3://config/nope/pipeline.toml", Some(aws))
+    let e = App::load_with("s3://config/nope/pipeline.toml", None, Some(aws))
         .await
         .err()
         .expect("cold start must fail");
@@ -241,7 +241,7 @@ async fn a_missing_plugin_object_is_named_with_its_step() {
     let uri = upload_pipeline(&aws, "config", "p/pipeline.toml", &config).await;
     let e = format!(
         "{:#}",
-        App::load_with(&uri, Some(aws))
+        App::load_with(&uri, None, Some(aws))
             .await
             .err()
             .expect("must fail")
@@ -268,7 +268,7 @@ async fn a_plugin_that_does_not_match_its_sha256_pin_is_refused() {
     let uri = upload_pipeline(&aws, "config", "pipeline.toml", &config).await;
     let e = format!(
         "{:#}",
-        App::load_with(&uri, Some(aws))
+        App::load_with(&uri, None, Some(aws))
             .await
             .err()
             .expect("must fail")
@@ -290,7 +290,7 @@ async fn access_denied_is_reported_with_the_resource() {
     let aws = moto.aws().await;
     let e = format!(
         "{:#}",
-        App::load_with("s3://config/pipeline.toml", Some(aws))
+        App::load_with("s3://config/pipeline.toml", None, Some(aws))
             .await
             .err()
             .expect("must fail")
@@ -321,7 +321,10 @@ async fn app_with(moto: &Moto, spec: &str) -> (App, host::aws::Aws) {
         &clickstream_config(&destinations),
     )
     .await;
-    (App::load_with(&uri, Some(aws.clone())).await.unwrap(), aws)
+    (
+        App::load_with(&uri, None, Some(aws.clone())).await.unwrap(),
+        aws,
+    )
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -468,7 +471,7 @@ async fn app_via(moto: &Moto, proxy: &FaultProxy, queue: &str, extra: &str) -> A
     )
     .await;
     let via = host::aws::Aws::for_endpoint(&proxy.endpoint, REGION, "testing").await;
-    App::load_with(&uri, Some(via)).await.unwrap()
+    App::load_with(&uri, None, Some(via)).await.unwrap()
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -618,7 +621,7 @@ async fn pipeline_at(moto: &Moto, endpoint: &str, destinations: &str) -> App {
     )
     .await;
     let via = host::aws::Aws::for_endpoint(endpoint, REGION, "testing").await;
-    App::load_with(&uri, Some(via)).await.unwrap()
+    App::load_with(&uri, None, Some(via)).await.unwrap()
 }
 
 /// Every destination of the example pipeline is the queue at `queue`;

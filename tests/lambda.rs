@@ -60,8 +60,12 @@ fn runtime_api() -> (Proc, u16) {
 }
 
 /// Starts the `sluice` binary as the function, as the Lambda service would.
-fn function(port: u16, moto: &Moto, config: &str, log: &Path) -> Proc {
-    let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+fn function(port: u16, moto: &Moto, config: &str, pin: Option<&str>, log: &Path) -> Proc {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
+    if let Some(pin) = pin {
+        command.env(host::app::CONFIG_PIN_VAR, pin);
+    }
+    let child = command
         .env(
             "AWS_LAMBDA_RUNTIME_API",
             format!("http://127.0.0.1:{port}/.rt"),
@@ -125,11 +129,11 @@ async fn the_sluice_binary_serves_kinesis_invocations_under_the_runtime_api() {
          [destinations.archive]\ntype = \"s3\"\nbucket = \"archive\"\n\
          key = \"clicks/{{yyyy}}/{{mm}}/{{dd}}/{{shard}}-{{first_seq}}-{{last_seq}}.jsonl.gz\"\nformat = \"envelope\"\ngzip = true\n"
     ));
-    let uri = deploy_precompiled(&aws, "config", "clickstream", &config).await;
+    let (uri, pin) = deploy_precompiled(&aws, "config", "clickstream", &config).await;
 
     let (_api, port) = runtime_api();
     let log = std::env::temp_dir().join(format!("sluice-lambda-{}.log", std::process::id()));
-    let _function = function(port, &moto, &uri, &log);
+    let _function = function(port, &moto, &uri, Some(&pin), &log);
 
     // Everything delivered: an empty failure list.
     let examples = root().join("examples/clickstream");
@@ -179,14 +183,14 @@ async fn the_sluice_binary_serves_kinesis_invocations_under_the_runtime_api() {
 
 /// The deploy path: the config and its plugins go through `sluice
 /// precompile`, and its output folder is uploaded under `prefix`. Returns
-/// the config's URI.
+/// the config's URI and the pin `sluice precompile` printed for it.
 async fn deploy_precompiled(
     aws: &host::aws::Aws,
     bucket: &str,
     prefix: &str,
     config: &str,
-) -> String {
-    let dir = std::env::temp_dir().join(format!("sluice-deploy-{}", std::process::id()));
+) -> (String, String) {
+    let dir = std::env::temp_dir().join(format!("sluice-deploy-{}-{prefix}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("plugins")).unwrap();
     for path in [
@@ -199,14 +203,23 @@ async fn deploy_precompiled(
     }
     std::fs::write(dir.join("pipeline.toml"), config).unwrap();
     let out = dir.join("build");
-    let status = Command::new(env!("CARGO_BIN_EXE_sluice"))
+    let precompile = Command::new(env!("CARGO_BIN_EXE_sluice"))
         .args(["precompile", "--config"])
         .arg(dir.join("pipeline.toml"))
         .arg("--out")
         .arg(&out)
-        .status()
+        .output()
         .unwrap();
-    assert!(status.success(), "sluice precompile failed");
+    let stdout = String::from_utf8_lossy(&precompile.stdout);
+    assert!(
+        precompile.status.success(),
+        "sluice precompile failed: {stdout}"
+    );
+    let pin = stdout
+        .lines()
+        .find_map(|l| l.split_once("SLUICE_CONFIG_SHA256="))
+        .map(|(_, pin)| pin.trim().to_owned())
+        .unwrap_or_else(|| panic!("sluice precompile printed no pin:\n{stdout}"));
     for entry in std::fs::read_dir(out.join("plugins")).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_str().unwrap();
@@ -217,7 +230,7 @@ async fn deploy_precompiled(
     let config = std::fs::read(out.join("pipeline.toml")).unwrap();
     put(aws, bucket, &format!("{prefix}/pipeline.toml"), config).await;
     let _ = std::fs::remove_dir_all(&dir);
-    format!("s3://{bucket}/{prefix}/pipeline.toml")
+    (format!("s3://{bucket}/{prefix}/pipeline.toml"), pin)
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -234,7 +247,16 @@ async fn a_bad_config_fails_the_cold_start_with_a_clear_message() {
     .await;
     let (_api, port) = runtime_api();
     let log = std::env::temp_dir().join(format!("sluice-lambda-bad-{}.log", std::process::id()));
-    let mut function = function(port, &moto, "s3://config/pipeline.toml", &log);
+    let function = function(port, &moto, "s3://config/pipeline.toml", None, &log);
+    let logs = failed_cold_start(function, &log);
+    assert!(logs.contains("s3://config/pipeline.toml"), "{logs}");
+    assert!(logs.contains("unknown variant `map`"), "{logs}");
+    let _ = std::fs::remove_file(&log);
+}
+
+/// Waits for a function whose cold start must fail; returns its logs, which
+/// say so.
+fn failed_cold_start(mut function: Proc, log: &Path) -> String {
     let started = Instant::now();
     let status = loop {
         if let Some(status) = function.0.try_wait().unwrap() {
@@ -242,14 +264,54 @@ async fn a_bad_config_fails_the_cold_start_with_a_clear_message() {
         }
         assert!(
             started.elapsed() < Duration::from_secs(60),
-            "a bad config must end the cold start"
+            "the cold start must end"
         );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(!status.success());
-    let logs = std::fs::read_to_string(&log).unwrap();
+    let logs = std::fs::read_to_string(log).unwrap();
     assert!(logs.contains("cold start failed"), "{logs}");
-    assert!(logs.contains("s3://config/pipeline.toml"), "{logs}");
-    assert!(logs.contains("unknown variant `map`"), "{logs}");
+    logs
+}
+
+/// Precompiled artifacts are native code: in S3 they load only when the
+/// function's environment pins the config that names them, so that write
+/// access to the config's prefix is not enough to run native code with the
+/// function's role.
+#[tokio::test(flavor = "current_thread")]
+async fn precompiled_plugins_in_s3_need_the_config_pinned_in_the_environment() {
+    let moto = Moto::start();
+    let aws = moto.aws().await;
+    create_bucket(&aws, "config").await;
+    create_bucket(&aws, "archive").await;
+    let config = clickstream_config(&["orders", "analytics", "archive"].map(|d| {
+        format!(
+            "[destinations.{d}]\ntype = \"s3\"\nbucket = \"archive\"\nkey = \"{d}/{{shard}}-{{first_seq}}.jsonl\"\n"
+        )
+    }).concat());
+    let (uri, pin) = deploy_precompiled(&aws, "config", "pinned", &config).await;
+    let (_api, port) = runtime_api();
+    let log = std::env::temp_dir().join(format!("sluice-lambda-pin-{}.log", std::process::id()));
+
+    let logs = failed_cold_start(function(port, &moto, &uri, None, &log), &log);
+    assert!(
+        logs.contains("is precompiled native code from S3, and the config `s3://config/pinned/pipeline.toml` that names it is not pinned"),
+        "{logs}"
+    );
+    assert!(logs.contains("SLUICE_CONFIG_SHA256"), "{logs}");
+
+    let wrong = format!("{}0", &pin[..63]);
+    let wrong = if wrong == pin {
+        format!("{}1", &pin[..63])
+    } else {
+        wrong
+    };
+    let logs = failed_cold_start(function(port, &moto, &uri, Some(&wrong), &log), &log);
+    assert!(
+        logs.contains(&format!(
+            "has SHA-256 {pin}, but the function's environment pins {wrong}"
+        )),
+        "{logs}"
+    );
     let _ = std::fs::remove_file(&log);
 }

@@ -10,13 +10,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::Context as _;
+use sha2::{Digest as _, Sha256};
 
 use crate::aws::Aws;
 use crate::config::{self, ConfigError, DestinationKind, Location, Plan, StepPlan};
 use crate::dispatch::{self, DispatchReport};
 use crate::event::Batch;
 use crate::pipeline::{BatchOutcome, Pipeline};
-use crate::plugin::{PluginError, Runtime};
+use crate::plugin::{PluginError, Runtime, hex};
 use crate::sink::Sink;
 
 /// One batch's result: the outcome per record and what each destination took.
@@ -39,18 +40,26 @@ pub struct App {
 }
 
 impl App {
-    /// Cold start from `config`: a path or an `s3://bucket/key` URI. AWS
-    /// clients are created only if the config, a plugin or a destination
-    /// lives in AWS.
+    /// Cold start from `config`: a path or an `s3://bucket/key` URI, checked
+    /// against the pin in [`CONFIG_PIN_VAR`] when that is set. AWS clients are
+    /// created only if the config, a plugin or a destination lives in AWS.
     pub async fn load(config: &str) -> anyhow::Result<App> {
-        App::load_with(config, None).await
+        let pin = std::env::var(CONFIG_PIN_VAR).ok();
+        App::load_with(config, pin.as_deref(), None).await
     }
 
-    /// Like [`App::load`], with AWS clients made by the caller (tests point
-    /// them at a local endpoint).
-    pub async fn load_with(config: &str, mut aws: Option<Aws>) -> anyhow::Result<App> {
+    /// Like [`App::load`], with the config's pin (64 hex digits of its
+    /// SHA-256) and AWS clients (tests point them at a local endpoint) given
+    /// by the caller.
+    pub async fn load_with(
+        config: &str,
+        pin: Option<&str>,
+        mut aws: Option<Aws>,
+    ) -> anyhow::Result<App> {
         let (text, origin) = read_config(config, &mut aws).await?;
-        let plan = config::parse(&text, &origin)?;
+        let pinned = check_config_pin(&text, &origin, pin)?;
+        let mut plan = config::parse(&text, &origin)?;
+        plan.trusted |= pinned;
         if aws.is_none() && needs_aws(&plan) {
             aws = Some(Aws::from_env().await);
         }
@@ -62,7 +71,9 @@ impl App {
         let started = Instant::now();
         let mut components = Vec::with_capacity(plan.steps.len());
         for step in &plan.steps {
-            components.push(fetch_plugin(step, aws).await?);
+            let bytes = fetch_plugin(step, aws).await?;
+            refuse_untrusted_native_code(&plan, step, &bytes)?;
+            components.push(bytes);
         }
         let fetched = started.elapsed();
         let sinks = plan
@@ -167,6 +178,53 @@ pub async fn read_config(
         }
     };
     Ok((text, origin))
+}
+
+/// The environment variable that pins the pipeline config's SHA-256 (64 hex
+/// digits). The deploy template sets it, so changing it takes
+/// `lambda:UpdateFunctionConfiguration`, not just write access to the config's
+/// S3 prefix. A config that does not match fails the cold start; only a
+/// pinned (or local) config may name precompiled artifacts in S3.
+pub const CONFIG_PIN_VAR: &str = "SLUICE_CONFIG_SHA256";
+
+/// Checks the config's text against `pin`: `Ok(true)` when it matches,
+/// `Ok(false)` when there is no pin, an error naming both digests otherwise.
+fn check_config_pin(text: &str, origin: &Location, pin: Option<&str>) -> anyhow::Result<bool> {
+    let Some(pin) = pin.map(str::trim).filter(|p| !p.is_empty()) else {
+        return Ok(false);
+    };
+    let expected = config::parse_sha256(&pin.to_ascii_lowercase())
+        .map_err(|m| anyhow::anyhow!("`{CONFIG_PIN_VAR}`: {m}"))?;
+    let actual: [u8; 32] = Sha256::digest(text.as_bytes()).into();
+    anyhow::ensure!(
+        actual == expected,
+        "pipeline config `{origin}` has SHA-256 {}, but the function's environment pins {} \
+         (`{CONFIG_PIN_VAR}`): refusing to start. Whoever changes the config must also update \
+         the pin, which takes a change to the function's configuration",
+        hex(&actual),
+        hex(&expected)
+    );
+    Ok(true)
+}
+
+/// Refuses a precompiled artifact (native code) fetched from S3 when the
+/// config that names it is not trusted: whoever can write the config's S3
+/// prefix could otherwise run native code with the function's role, which a
+/// `.wasm` plugin can never do.
+fn refuse_untrusted_native_code(
+    plan: &Plan,
+    step: &StepPlan,
+    bytes: &[u8],
+) -> Result<(), PluginError> {
+    let native = wasmtime::Engine::detect_precompiled(bytes).is_some();
+    if native && !plan.trusted && matches!(step.plugin, Location::S3 { .. }) {
+        return Err(PluginError::UntrustedNative {
+            step: step.name.clone(),
+            plugin: step.plugin.to_string(),
+            config: plan.source.to_string(),
+        });
+    }
+    Ok(())
 }
 
 /// Reads a step's plugin bytes from disk or S3.

@@ -29,7 +29,9 @@ use std::time::Instant;
 
 use crate::config::{DestinationId, OnError, Plan, StepKind};
 use crate::event::{Batch, Record};
-use crate::plugin::{CallError, Event, Failure, Instance, Output, Plugin, PluginError, Runtime};
+use crate::plugin::{
+    CallError, Event, Failure, Instance, Output, Plugin, PluginError, ResultsTooBig, Runtime,
+};
 
 /// Why a record failed, independent of the plugin's language.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -530,6 +532,11 @@ impl Step {
                     })
                 }
             }
+            Err(e) if e.downcast_ref::<ResultsTooBig>().is_some() => Err(CallFailure {
+                class: FailureClass::Contract,
+                reason: format!("plugin broke the contract: {e}"),
+                isolate: true,
+            }),
             Err(e) => {
                 tracing::debug!(step = %self.plugin.step(), plugin = %self.plugin.name(), error = ?e, "plugin trap in full");
                 Err(CallFailure {

@@ -53,6 +53,10 @@ pub struct Report {
     pub target: String,
     /// The config written, `<out>/pipeline.toml`.
     pub config: PathBuf,
+    /// The SHA-256 of the written config (64 hex digits): the value of
+    /// [`crate::app::CONFIG_PIN_VAR`] in the function's environment, without
+    /// which a config in S3 may not name the artifacts.
+    pub config_sha256: String,
     /// The artifacts, in step order.
     pub artifacts: Vec<Artifact>,
     /// Whether the written config was loaded back and every plugin started
@@ -125,6 +129,7 @@ pub async fn precompile(config: &str, out: &Path, target: Option<&str>) -> anyho
 
     let rewritten = rewrite(&text, &pins).with_context(|| format!("rewriting `{origin}`"))?;
     let config_path = out.join("pipeline.toml");
+    let config_sha256 = hex(&Sha256::digest(rewritten.as_bytes()));
     std::fs::write(&config_path, rewritten)
         .with_context(|| format!("cannot write `{}`", config_path.display()))?;
 
@@ -138,6 +143,7 @@ pub async fn precompile(config: &str, out: &Path, target: Option<&str>) -> anyho
     Ok(Report {
         target: precompiler.target().to_owned(),
         config: config_path,
+        config_sha256,
         artifacts,
         verified,
     })

@@ -349,6 +349,45 @@ fn a_python_plugin_that_sleeps_meets_its_time_limit() {
     eprintln!("python sleep: limit {limit:?}, failed after {took:?}");
 }
 
+/// `deterministic = true`: the wall clock reads the arrival time of the
+/// call's first record, and the randomness repeats when the same records
+/// come again, even in a fresh instance; without it, both are real.
+#[test]
+fn a_deterministic_step_sees_the_records_clock_and_repeatable_randomness() {
+    let plugin = built("tests/plugins/hostile-py");
+    let reasons = |deterministic: bool| -> Vec<String> {
+        let text = format!(
+            "[[steps]]\nname = \"step\"\nkind = \"filter\"\nplugin = {:?}\non_error = \"drop\"\n\
+             deterministic = {deterministic}\n\n[destinations.out]\ntype = \"stdout\"\n",
+            plugin.display().to_string()
+        );
+        let plan = config::parse(&text, &Location::File("/tmp/languages.toml".into())).unwrap();
+        let sink = MemorySink::new("out", Format::Raw);
+        let mut app = App::with_sinks(plan, vec![Sink::Memory(sink)]).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let outcome = rt
+            .block_on(app.process(batch_of(&["entropy", "entropy"]), None))
+            .outcome;
+        outcome.dropped.into_iter().map(|f| f.reason).collect()
+    };
+    let first = reasons(true);
+    assert_eq!(first.len(), 2, "{first:?}");
+    // Arrival 1.0 s: the clock reads 1,000,000,000 ns, for both records.
+    for r in &first {
+        assert!(r.starts_with("1000000000 "), "{r}");
+    }
+    // The records of one call draw on one stream: different bytes.
+    assert_ne!(first[0], first[1]);
+    // The same records again, in a new instance: the same values.
+    assert_eq!(first, reasons(true));
+    let free = reasons(false);
+    assert!(!free[0].starts_with("1000000000 "), "{free:?}");
+    assert_ne!(free, reasons(false), "real randomness differs");
+}
+
 #[test]
 fn a_plugin_is_started_fresh_after_a_trap() {
     let plugin = built("tests/plugins/hostile-py");

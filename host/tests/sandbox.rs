@@ -59,6 +59,11 @@ fn batch(marked: bool) -> event::Batch {
 
 /// One record per payload on one shard; record `i` has sequence number `i00`.
 fn batch_of(payloads: impl Iterator<Item = String>) -> event::Batch {
+    event::decode(event_json(payloads).as_bytes(), "e").unwrap()
+}
+
+/// The Lambda event JSON of [`batch_of`].
+fn event_json<P: AsRef<[u8]>>(payloads: impl Iterator<Item = P>) -> String {
     let records: Vec<String> = payloads
         .enumerate()
         .map(|(i, payload)| {
@@ -68,11 +73,27 @@ fn batch_of(payloads: impl Iterator<Item = String>) -> event::Batch {
             )
         })
         .collect();
-    event::decode(
-        format!(r#"{{"Records":[{}]}}"#, records.join(",")).as_bytes(),
-        "e",
-    )
-    .unwrap()
+    format!(r#"{{"Records":[{}]}}"#, records.join(","))
+}
+
+/// `sluice run` in `dir` on `config` (its text) and an event of one record
+/// per payload; checks that it succeeded and returns its stdout and stderr.
+fn sluice_run(dir: &Path, config: &str, payloads: &[&str]) -> (String, String) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("pipeline.toml"), config).unwrap();
+    std::fs::write(dir.join("event.json"), event_json(payloads.iter())).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["run", "--config", "pipeline.toml", "--event", "event.json"])
+        .env("SLUICE_CACHE_DIR", "")
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert!(out.status.success(), "{stdout}{stderr}");
+    (stdout, stderr)
 }
 
 fn rt() -> tokio::runtime::Runtime {
@@ -86,6 +107,21 @@ fn rt() -> tokio::runtime::Runtime {
 /// delivered) then a clean one (expecting the restarted plugin to deliver
 /// all).
 fn contained(settings: &str, limits: &str, class: FailureClass, reason: &str) -> Duration {
+    // A trap is isolated in 4 more calls: [0, 1] fails, [2, 3] passes, then
+    // [0] passes and [1] fails. A per-record failure needs none.
+    let calls = if class == FailureClass::Trap { 5 } else { 1 };
+    contained_in(settings, limits, class, reason, calls)
+}
+
+/// [`contained`], with the number of guest calls it takes to isolate the
+/// record.
+fn contained_in(
+    settings: &str,
+    limits: &str,
+    class: FailureClass,
+    reason: &str,
+    calls: usize,
+) -> Duration {
     let (mut app, sink) = app(settings, limits);
     let rt = rt();
     let started = Instant::now();
@@ -101,9 +137,6 @@ fn contained(settings: &str, limits: &str, class: FailureClass, reason: &str) ->
     // and 3 come after it: held back, for Lambda to redeliver from record 1.
     assert_eq!(String::from_utf8(sink.contents()).unwrap(), "ok-0\n");
     assert_eq!(report.outcome.deferred, 2);
-    // A trap is isolated in 4 more calls: [0, 1] fails, [2, 3] passes, then
-    // [0] passes and [1] fails. A per-record failure needs none.
-    let calls = if class == FailureClass::Trap { 5 } else { 1 };
     assert_eq!(report.outcome.steps[0].calls, calls);
     for f in failures {
         assert_eq!(f.class, class, "{f:?}");
@@ -193,6 +226,93 @@ fn an_oversized_output_fails_only_its_record() {
         FailureClass::Contract,
         "transform made an output of 70000 bytes; the limit is 65536",
     );
+}
+
+/// Outputs that all point at one region of the plugin's memory are refused
+/// before the host copies them: what one call hands the host is capped at
+/// `memory_bytes`, and the record that did it fails alone, isolated like a
+/// trap (5 calls), with class `contract`.
+#[test]
+fn outputs_aliasing_one_region_fail_only_their_record() {
+    contained_in(
+        "{ mode = \"alias\", count = 4194304, outputs = 1000 }",
+        "{ memory_bytes = 16777216, max_output_bytes = 8388608 }",
+        FailureClass::Contract,
+        "the plugin's results add up to more than 16777216 bytes (`limits.memory_bytes`)",
+        5,
+    );
+}
+
+const MIB: u64 = 1 << 20;
+
+/// The same attack at scale, in a child process: a 64 MiB region aliased
+/// into 1,000 outputs (64 GB if the host copied each) fails its record while
+/// the process's peak RSS stays under 2 × `memory_bytes` + 64 MiB.
+#[test]
+fn aliasing_64_mib_into_1000_outputs_keeps_the_host_within_twice_the_memory_limit() {
+    let peak = alias_in_a_child_process(64 * MIB, 72 * MIB);
+    eprintln!(
+        "peak RSS of the aliasing plugin's process (64 MiB region, memory_bytes 72 MiB): {} MiB",
+        peak / MIB
+    );
+}
+
+/// The cap follows `memory_bytes`, not wasmtime's default of 128 MiB per
+/// call: with 32 MiB of memory, a 24 MiB region is copied once, not five
+/// times.
+#[test]
+fn what_the_host_copies_out_of_a_call_follows_memory_bytes() {
+    let peak = alias_in_a_child_process(24 * MIB, 32 * MIB);
+    eprintln!(
+        "peak RSS of the aliasing plugin's process (24 MiB region, memory_bytes 32 MiB): {} MiB",
+        peak / MIB
+    );
+}
+
+/// Runs `sluice run` on four records, the second of which makes the hostile
+/// plugin alias a region of `region` bytes into 1,000 outputs, under
+/// `memory_bytes`. Checks that only that record fails, with the reason, and
+/// that the peak RSS stays under 2 × `memory_bytes` + 64 MiB; returns it.
+fn alias_in_a_child_process(region: u64, memory_bytes: u64) -> u64 {
+    let dir = std::env::temp_dir().join(format!(
+        "sluice-alias-{}-{}",
+        std::process::id(),
+        region / MIB
+    ));
+    let config = format!(
+        "[[steps]]\nname = \"alias\"\nkind = \"transform\"\nplugin = {:?}\n\
+         config = {{ mode = \"alias\", count = {region}, outputs = 1000 }}\n\
+         limits = {{ memory_bytes = {memory_bytes}, max_output_bytes = {} }}\n\
+         on_error = \"drop\"\n\
+         [destinations.out]\ntype = \"file\"\npath = \"out.txt\"\n",
+        host::test_plugins::HOSTILE,
+        2 * region,
+    );
+    let (stdout, _) = sluice_run(&dir, &config, &["ok-0", "HOSTILE", "ok-2", "ok-3"]);
+    assert!(stdout.contains("dropped records: 1"), "{stdout}");
+    let reason = format!(
+        "#1 shardId-000000000000:100 [contract] alias (hostile.wasm): plugin broke the contract: \
+         the plugin's results add up to more than {memory_bytes} bytes (`limits.memory_bytes`)"
+    );
+    assert!(stdout.contains(&reason), "{stdout}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("out.txt")).unwrap(),
+        "ok-0\nok-2\nok-3\n"
+    );
+    let peak: u64 = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("peak RSS: "))
+        .and_then(|v| v.trim_end_matches(" bytes").parse().ok())
+        .unwrap_or_else(|| panic!("no peak RSS in sluice's output:\n{stdout}"));
+    let limit = 2 * memory_bytes + 64 * MIB;
+    assert!(
+        peak < limit,
+        "peak RSS {} MiB, limit {} MiB",
+        peak / MIB,
+        limit / MIB
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    peak
 }
 
 #[test]
@@ -289,39 +409,13 @@ fn a_plugin_cannot_open_a_socket() {
 #[test]
 fn what_a_plugin_prints_reaches_only_the_logs_as_tagged_records() {
     let dir = std::env::temp_dir().join(format!("sluice-print-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("pipeline.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[[steps]]\nname = \"printer\"\nkind = \"transform\"\nplugin = {:?}\n\
-             config = {{ mode = \"print\", marker = \"ESCAPED\" }}\n\
-             [destinations.out]\ntype = \"file\"\npath = \"out.txt\"\n",
-            host::test_plugins::HOSTILE
-        ),
-    )
-    .unwrap();
-    let event = dir.join("event.json");
-    let data = base64::engine::general_purpose::STANDARD.encode("ESCAPED");
-    std::fs::write(
-        &event,
-        format!(
-            r#"{{"Records":[{{"eventID":"shardId-000000000000:1","kinesis":{{"partitionKey":"k","data":"{data}","sequenceNumber":"1","approximateArrivalTimestamp":1.0}}}}]}}"#
-        ),
-    )
-    .unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(["run", "--config"])
-        .arg(&config)
-        .arg("--event")
-        .arg(&event)
-        .output()
-        .unwrap();
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
+    let config = format!(
+        "[[steps]]\nname = \"printer\"\nkind = \"transform\"\nplugin = {:?}\n\
+         config = {{ mode = \"print\", marker = \"ESCAPED\" }}\n\
+         [destinations.out]\ntype = \"file\"\npath = \"out.txt\"\n",
+        host::test_plugins::HOSTILE
     );
-    assert!(out.status.success(), "{stdout}{stderr}");
+    let (stdout, stderr) = sluice_run(&dir, &config, &["ESCAPED"]);
     assert_eq!(
         std::fs::read_to_string(dir.join("out.txt")).unwrap(),
         "ESCAPED\n"

@@ -260,6 +260,11 @@ fn precompile(config: String, out: PathBuf, target: Option<String>) -> anyhow::R
             "; not loaded back (another architecture): run `sluice check` where it runs"
         }
     );
+    println!(
+        "pin it in the function's environment: {}={}",
+        host::app::CONFIG_PIN_VAR,
+        report.config_sha256
+    );
     Ok(ExitCode::SUCCESS)
 }
 

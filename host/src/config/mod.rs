@@ -56,6 +56,12 @@ pub enum ConfigError {
 pub struct Plan {
     /// Where the config came from.
     pub source: Location,
+    /// Whether the config is as well protected as the function's code: read
+    /// from a local file (the deployment package, a layer, your own disk), or
+    /// from S3 with the SHA-256 that the function's environment pins
+    /// (`SLUICE_CONFIG_SHA256`). Only a trusted config may name precompiled
+    /// artifacts (native code) in S3.
+    pub trusted: bool,
     /// The steps, in order.
     pub steps: Vec<StepPlan>,
     /// The destinations, sorted by name; a [`DestinationId`] indexes this.
@@ -86,6 +92,14 @@ pub struct StepPlan {
     pub limits: Limits,
     /// What becomes of a record this step fails.
     pub on_error: OnError,
+    /// `deterministic = true`: in each call, the plugin's wall clock
+    /// (`wasi:clocks/wall-clock`) is stopped at the arrival time of the
+    /// call's first record, and its randomness (`wasi:random`) comes from a
+    /// generator seeded with the step's name and that record's shard and
+    /// sequence number. A call on the same records sees the same clock and
+    /// the same bytes, so a plugin whose outputs depend on them still makes
+    /// the same outputs when Lambda retries the batch.
+    pub deterministic: bool,
 }
 
 /// One validated destination.
@@ -458,11 +472,13 @@ pub fn validate(raw: raw::Config, origin: &Location) -> Result<Plan, ConfigError
             settings_json,
             limits: step.limits,
             on_error: step.on_error.unwrap_or(default_on_error),
+            deterministic: step.deterministic,
         });
     }
 
     let mut plan = Plan {
         source: origin.clone(),
+        trusted: matches!(origin, Location::File(_)),
         steps,
         destinations,
         default_destination: None,
@@ -534,7 +550,8 @@ fn check_name(name: &str) -> Result<(), String> {
     }
 }
 
-fn parse_sha256(hex: &str) -> Result<[u8; 32], String> {
+/// Parses a SHA-256 digest written as 64 hex digits.
+pub(crate) fn parse_sha256(hex: &str) -> Result<[u8; 32], String> {
     let bad = || format!("`{hex}` is not a SHA-256 digest: expected 64 hex digits");
     if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(bad());

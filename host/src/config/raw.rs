@@ -46,6 +46,11 @@ pub struct Step {
     /// record this step fails; see [`OnError`]. Default: `dead-letter` when
     /// `routing.dead_letter` is set, else `retry`.
     pub on_error: Option<OnError>,
+    /// `deterministic = true`: the plugin's wall clock and randomness are a
+    /// function of the records of each call, so a replayed call sees the
+    /// same values. See [`crate::config::StepPlan::deterministic`].
+    #[serde(default)]
+    pub deterministic: bool,
 }
 
 /// What becomes of a record that a step fails (the plugin said `invalid`,
@@ -83,10 +88,11 @@ impl OnError {
 ///
 /// `memory_bytes` caps the plugin's linear memory summed over all the
 /// memories of its component; tables are capped at 2^20 elements in all,
-/// the Wasm stack at 512 KiB. Known gap: results are lifted out of the
-/// plugin before `max_outputs_per_event` and `max_output_bytes` are
-/// checked, so a transform whose outputs all point at one large region of
-/// its memory makes the host allocate outputs × region size.
+/// the Wasm stack at 512 KiB. What the host copies out of one call is
+/// capped at `memory_bytes` too, before it allocates: a call whose results
+/// add up to more (outputs that all point at one region of its memory) is
+/// split like a trap, and the events that do it fail alone (class
+/// `contract`).
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {

@@ -14,6 +14,11 @@
 //! cut at the deadline it wakes into guest code, where the epoch check stops
 //! it (class `trap`, "timed out"), so the call ends at its budget.
 //!
+//! A step with `deterministic = true` gets a [`Replay`]: a wall clock
+//! stopped at the arrival time of each call's first record, and randomness
+//! seeded from the step's name and that record's identity, so that the same
+//! call on the same records sees the same values.
+//!
 //! What a plugin prints to stdout or stderr (`console.log`, `print`, a
 //! traceback, `printf`) is captured per call, bounded by
 //! [`MAX_CAPTURE_BYTES`], and written to the host's structured logs line by
@@ -22,22 +27,33 @@
 //! the failure's reason: that is where a JavaScript exception or a Python
 //! traceback ends up.
 
+use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use rand::rngs::StdRng;
+use rand::{Rng as _, SeedableRng as _, TryRng};
+use sha2::{Digest as _, Sha256};
 use wasmtime::ResourceLimiter;
 use wasmtime::component::{HasData, Resource, ResourceTable};
+use wasmtime_wasi::HostWallClock;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::bindings::clocks::monotonic_clock;
 use wasmtime_wasi::p2::{DynPollable, OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use super::bindings::Event;
 use super::bindings::log::{Host as LogHost, Level};
 
 /// Elements a plugin's table may grow to (function pointers: far more than
 /// any real plugin has; a table bomb traps here).
 pub const MAX_TABLE_ELEMENTS: usize = 1 << 20;
+
+/// WASI resources (streams, pollables) a plugin may hold at once: far more
+/// than any real plugin needs, and a plugin that leaks them in a loop fails
+/// its call here instead of growing the host's table without bound.
+pub const MAX_WASI_RESOURCES: usize = 4096;
 
 /// The longest log message a plugin may write; longer ones are truncated.
 pub const MAX_LOG_BYTES: usize = 4096;
@@ -73,25 +89,41 @@ pub struct HostState {
     out_of_time: Arc<AtomicBool>,
     /// The origin of the plugin's monotonic clock.
     clock_origin: Instant,
+    /// The clock and randomness of a `deterministic` step.
+    replay: Option<Replay>,
 }
 
 impl HostState {
     /// A store state with no ambient authority and at most `memory_bytes` of
-    /// linear memory.
-    pub fn new(step: &str, plugin: &str, memory_bytes: usize) -> HostState {
+    /// linear memory; `deterministic` gives it a [`Replay`] clock and
+    /// randomness.
+    pub fn new(step: &str, plugin: &str, memory_bytes: usize, deterministic: bool) -> HostState {
         let (stdout, stderr) = (Captured::default(), Captured::default());
-        let wasi = WasiCtx::builder()
+        let mut builder = WasiCtx::builder();
+        builder
             .stdout(stdout.clone())
             .stderr(stderr.clone())
             .allow_tcp(false)
             .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .build();
+            .allow_ip_name_lookup(false);
+        let replay = deterministic.then(|| Replay::new(step));
+        if let Some(replay) = &replay {
+            builder
+                .wall_clock(replay.clone())
+                .secure_random(replay.clone())
+                .insecure_random(replay.clone())
+                .insecure_random_seed(replay.insecure_seed());
+        }
+        let wasi = builder.build();
         HostState {
             wasi,
             stdout,
             stderr,
-            table: ResourceTable::new(),
+            table: {
+                let mut table = ResourceTable::new();
+                table.set_max_capacity(MAX_WASI_RESOURCES);
+                table
+            },
             limits: SandboxLimits::new(memory_bytes, MAX_TABLE_ELEMENTS),
             step: step.to_owned(),
             plugin: plugin.to_owned(),
@@ -100,6 +132,15 @@ impl HostState {
             call_deadline: None,
             out_of_time: Arc::default(),
             clock_origin: Instant::now(),
+            replay,
+        }
+    }
+
+    /// For a `deterministic` step: sets the clock and reseeds the randomness
+    /// for a call on `batch`. Does nothing for other steps.
+    pub fn replay(&self, batch: &[Event]) {
+        if let Some(replay) = &self.replay {
+            replay.arm(batch.first());
         }
     }
 
@@ -281,6 +322,109 @@ impl tokio::io::AsyncWrite for Captured {
         _: &mut std::task::Context<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
         std::task::Poll::Ready(Ok(()))
+    }
+}
+
+/// The wall clock and randomness of a `deterministic = true` step, shared
+/// by its WASI context's clock and generators and re-armed before every
+/// call ([`HostState::replay`]).
+///
+/// In a call, `wasi:clocks/wall-clock` reads the arrival time of the call's
+/// first record and does not move; `wasi:random` (secure and insecure)
+/// yields a ChaCha stream seeded with SHA-256 of the step's name and that
+/// record's shard, sequence number and sub-sequence number. The same call
+/// on the same records therefore sees the same time and the same bytes.
+/// `wasi:random/insecure-seed` is a function of the step's name.
+#[derive(Clone)]
+pub struct Replay {
+    step: Arc<str>,
+    state: Arc<Mutex<ReplayState>>,
+}
+
+struct ReplayState {
+    now: Duration,
+    rng: StdRng,
+}
+
+impl Replay {
+    /// A replay for `step`, armed as for an empty call.
+    pub fn new(step: &str) -> Replay {
+        let replay = Replay {
+            step: step.into(),
+            state: Arc::new(Mutex::new(ReplayState {
+                now: Duration::ZERO,
+                rng: StdRng::from_seed([0; 32]),
+            })),
+        };
+        replay.arm(None);
+        replay
+    }
+
+    /// Sets the clock to `first`'s arrival time and reseeds the generator
+    /// from its identity (or from the step's name alone for no record).
+    pub fn arm(&self, first: Option<&Event>) {
+        let mut seed = Sha256::new();
+        seed.update(b"sluice replay\0");
+        seed.update(self.step.as_bytes());
+        if let Some(e) = first {
+            seed.update(b"\0");
+            seed.update(e.shard_id.as_bytes());
+            seed.update(b"\0");
+            seed.update(e.sequence_number.as_bytes());
+            seed.update(b"\0");
+            seed.update(
+                e.sub_sequence_number
+                    .map_or(u64::MAX, u64::from)
+                    .to_le_bytes(),
+            );
+        }
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.now = Duration::from_millis(first.map_or(0, |e| e.arrival_ms));
+        state.rng = StdRng::from_seed(seed.finalize().into());
+    }
+
+    /// What `wasi:random/insecure-seed` returns: a function of the step's name.
+    fn insecure_seed(&self) -> u128 {
+        let digest = Sha256::digest(format!("sluice insecure seed\0{}", self.step));
+        u128::from_le_bytes(digest[..16].try_into().expect("16 bytes"))
+    }
+
+    fn with_rng<T>(&self, f: impl FnOnce(&mut StdRng) -> T) -> T {
+        f(&mut self
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .rng)
+    }
+}
+
+impl HostWallClock for Replay {
+    fn resolution(&self) -> Duration {
+        Duration::from_millis(1)
+    }
+
+    fn now(&self) -> Duration {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .now
+    }
+}
+
+impl TryRng for Replay {
+    type Error = Infallible;
+
+    fn try_next_u32(&mut self) -> Result<u32, Infallible> {
+        Ok(self.with_rng(|r| r.next_u32()))
+    }
+
+    fn try_next_u64(&mut self) -> Result<u64, Infallible> {
+        Ok(self.with_rng(|r| r.next_u64()))
+    }
+
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Infallible> {
+        self.with_rng(|r| r.fill_bytes(dst));
+        Ok(())
     }
 }
 

@@ -160,6 +160,22 @@ pub enum PluginError {
         /// The plugin's location.
         plugin: String,
     },
+    /// A precompiled artifact in S3, named by a config that is not pinned.
+    #[error(
+        "step `{step}`: plugin `{plugin}` is precompiled native code from S3, and the config \
+         `{config}` that names it is not pinned: whoever can write the config could run native \
+         code with this function's role. Pin the config in the function's environment \
+         (`SLUICE_CONFIG_SHA256`, which `sluice precompile` prints), or ship the artifacts in \
+         the deployment package or a layer"
+    )]
+    UntrustedNative {
+        /// The step.
+        step: String,
+        /// The plugin's location.
+        plugin: String,
+        /// The config's location.
+        config: String,
+    },
     /// Instantiation or the plugin's `init` trapped.
     #[error("step `{step}`: plugin `{plugin}` failed to start: {error:#}")]
     Instantiate {
@@ -423,6 +439,7 @@ impl Runtime {
             location: location.to_owned(),
             settings_json: step.settings_json.clone(),
             limits: step.limits,
+            deterministic: step.deterministic,
             pre,
         })
     }
@@ -558,6 +575,7 @@ pub struct Plugin {
     location: String,
     settings_json: String,
     limits: Limits,
+    deterministic: bool,
     pre: KindPre,
 }
 
@@ -586,9 +604,19 @@ impl Plugin {
         };
         let mut store = Store::new(
             engine,
-            HostState::new(&self.step, &self.plugin, self.limits.memory_bytes),
+            HostState::new(
+                &self.step,
+                &self.plugin,
+                self.limits.memory_bytes,
+                self.deterministic,
+            ),
         );
         store.limiter(|s| s.limiter());
+        // What the host may copy out of the guest in one call (its results,
+        // or one log line): no more than its memory may hold. wasmtime counts
+        // it before it allocates, so outputs that all point at one region of
+        // the plugin's memory cannot make the host allocate outputs × region.
+        store.set_hostcall_fuel(self.limits.memory_bytes);
         store.epoch_deadline_trap();
         prepare_call(&mut store, &self.limits, self.limits.timeout_ms);
         let settings = self.settings_json.as_str();
@@ -651,6 +679,31 @@ pub struct Instance {
     limits: Limits,
 }
 
+/// What wasmtime says when a guest hands the host more data in one call
+/// than [`wasmtime::Store::set_hostcall_fuel`] allows.
+const HOSTCALL_FUEL_EXHAUSTED: &str = "fuel allocated for hostcalls has been exhausted";
+
+/// A call whose results add up to more than the plugin's memory may hold
+/// (`limits.memory_bytes`): they were refused before the host copied them.
+#[derive(Debug)]
+pub struct ResultsTooBig {
+    /// The limit, in bytes.
+    pub limit: usize,
+}
+
+impl std::fmt::Display for ResultsTooBig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the plugin's results add up to more than {} bytes (`limits.memory_bytes`), more than \
+             its memory can hold: outputs that point at the same memory count once per output",
+            self.limit
+        )
+    }
+}
+
+impl std::error::Error for ResultsTooBig {}
+
 /// A guest call that did not return: a trap, or a contract violation.
 pub type CallError = wasmtime::Error;
 
@@ -708,6 +761,7 @@ impl Instance {
     /// `timeout_ms`, and never longer than the step's `limits.timeout_ms`.
     fn guarded<R>(
         &mut self,
+        batch: &[Event],
         timeout_ms: u64,
         call: impl FnOnce(&KindInstance, &mut Store<HostState>) -> Result<R, CallError>,
     ) -> Result<R, CallError> {
@@ -716,11 +770,21 @@ impl Instance {
             &self.limits,
             timeout_ms.min(self.limits.timeout_ms),
         );
+        self.store.data().replay(batch);
         let mut r = call(&self.kind, &mut self.store);
         if r.is_ok() && self.store.data().ran_out_of_time() {
             // It slept until its deadline and returned before the epoch
             // check caught it: out of time all the same.
             r = Err(wasmtime::Trap::Interrupt.into());
+        }
+        if let Err(e) = &r
+            && e.downcast_ref::<wasmtime::Trap>().is_none()
+            && e.root_cause().to_string().contains(HOSTCALL_FUEL_EXHAUSTED)
+        {
+            r = Err(ResultsTooBig {
+                limit: self.limits.memory_bytes,
+            }
+            .into());
         }
         let stderr = after_call(&mut self.store, &self.limits);
         r.map_err(|e| with_stderr(e, stderr))
@@ -735,7 +799,7 @@ impl Instance {
         batch: &[Event],
         timeout_ms: u64,
     ) -> Result<Vec<Result<bool, Failure>>, CallError> {
-        self.guarded(timeout_ms, |kind, store| match kind {
+        self.guarded(batch, timeout_ms, |kind, store| match kind {
             KindInstance::Filter(b) => b.call_filter(store, batch),
             _ => wasmtime::bail!("not a filter plugin"),
         })
@@ -747,7 +811,7 @@ impl Instance {
         batch: &[Event],
         timeout_ms: u64,
     ) -> Result<Vec<Result<Vec<Output>, Failure>>, CallError> {
-        self.guarded(timeout_ms, |kind, store| match kind {
+        self.guarded(batch, timeout_ms, |kind, store| match kind {
             KindInstance::Transform(b) => b.call_transform(store, batch),
             _ => wasmtime::bail!("not a transform plugin"),
         })
@@ -759,7 +823,7 @@ impl Instance {
         batch: &[Event],
         timeout_ms: u64,
     ) -> Result<Vec<Result<Vec<String>, Failure>>, CallError> {
-        self.guarded(timeout_ms, |kind, store| match kind {
+        self.guarded(batch, timeout_ms, |kind, store| match kind {
             KindInstance::Route(b) => b.call_route(store, batch),
             _ => wasmtime::bail!("not a route plugin"),
         })

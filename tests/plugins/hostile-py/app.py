@@ -8,6 +8,9 @@ What it does depends on the event's payload (plain text):
     probe   tries the host's environment, files and network, and fails the
             event with `invalid` and a JSON report of what it saw
     sleep   sleeps for 10 minutes (`time.sleep`), then keeps the event
+    entropy fails the event with `invalid` and a reason of what it reads from
+            the wall clock (`time.time_ns()`) and the randomness
+            (`os.urandom(16)`), for the `deterministic` option's tests
     other   keeps the event
 """
 
@@ -62,6 +65,8 @@ class WitWorld(wit_world.WitWorld):
             elif text == "sleep":
                 time.sleep(600)
                 results.append(Ok(True))
+            elif text == "entropy":
+                results.append(Err(types.Failure_Invalid(f"{time.time_ns()} {os.urandom(16).hex()}")))
             elif text == "probe":
                 results.append(Err(types.Failure_Invalid(json.dumps(probe()))))
             else:

@@ -10,7 +10,9 @@
 //! `slow` (busy-waits `ms` milliseconds, then passes), `big` (emits one
 //! output of `count` bytes), `sleep` (sleeps 10 minutes in
 //! `std::thread::sleep`, a wait inside the host), `sleep-loop` (sleeps 1 ms
-//! at a time, forever).
+//! at a time, forever), `alias` (`outputs` outputs whose data all point at
+//! one region of `count` bytes of its memory: small for the guest, huge for
+//! a host that copied each).
 //!
 //! Escape attempts, whose outputs say what the plugin could see: `env` (the
 //! environment), `fs` (the root directory and `/etc/passwd`), `net` (a TCP
@@ -39,6 +41,8 @@ pub struct Settings {
     count: usize,
     #[serde(default)]
     ms: u64,
+    #[serde(default)]
+    outputs: usize,
     #[serde(default)]
     addr: String,
 }
@@ -99,6 +103,7 @@ impl Transform for Hostile {
                 Ok(vec![event.into_output()])
             }
             "big" => Ok(vec![event.output(vec![b'x'; self.0.count])]),
+            "alias" => Ok(alias(&event, self.0.count, self.0.outputs)),
             "sleep" => {
                 std::thread::sleep(Duration::from_secs(600));
                 Ok(vec![event.into_output()])
@@ -160,6 +165,24 @@ fn script(event: Event) -> Result<Vec<Output>, Failure> {
         "trap" => panic!("scripted: trap"),
         other => Err(Failure::Invalid(format!("unknown act `{other}`"))),
     }
+}
+
+/// `outputs` outputs of `event` whose data are one and the same leaked
+/// region of `bytes` bytes. The canonical ABI passes each list by pointer
+/// and length, so the guest hands the host `outputs` × `bytes` of results
+/// while holding `bytes`.
+#[allow(
+    unsafe_code,
+    reason = "aliasing one buffer into many Vecs is the attack under test"
+)]
+fn alias(event: &Event, bytes: usize, outputs: usize) -> Vec<Output> {
+    let region: &'static mut [u8] = Vec::leak(vec![b'x'; bytes]);
+    let (ptr, len) = (region.as_mut_ptr(), region.len());
+    (0..outputs)
+        // SAFETY: none; the Vecs alias, and freeing them would be a double
+        // free. The host must refuse them before the guest frees anything.
+        .map(|_| event.output(unsafe { Vec::from_raw_parts(ptr, len, len) }))
+        .collect()
 }
 
 #[allow(
