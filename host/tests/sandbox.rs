@@ -243,6 +243,19 @@ fn outputs_aliasing_one_region_fail_only_their_record() {
     );
 }
 
+/// A plugin that asks for WASI resources and never drops them fails its
+/// call at 4,096 live resources (a pollable takes two), instead of growing
+/// the host's table without bound.
+#[test]
+fn leaked_wasi_resources_are_capped() {
+    contained(
+        "{ mode = \"leak\", count = 100000 }",
+        "{}",
+        FailureClass::Trap,
+        "resource table has no free keys",
+    );
+}
+
 const MIB: u64 = 1 << 20;
 
 /// The same attack at scale, in a child process: a 64 MiB region aliased

@@ -12,7 +12,8 @@
 //! `std::thread::sleep`, a wait inside the host), `sleep-loop` (sleeps 1 ms
 //! at a time, forever), `alias` (`outputs` outputs whose data all point at
 //! one region of `count` bytes of its memory: small for the guest, huge for
-//! a host that copied each).
+//! a host that copied each), `leak` (asks the host for `count` clock
+//! pollables and never drops them).
 //!
 //! Escape attempts, whose outputs say what the plugin could see: `env` (the
 //! environment), `fs` (the root directory and `/etc/passwd`), `net` (a TCP
@@ -104,6 +105,10 @@ impl Transform for Hostile {
             }
             "big" => Ok(vec![event.output(vec![b'x'; self.0.count])]),
             "alias" => Ok(alias(&event, self.0.count, self.0.outputs)),
+            "leak" => {
+                leak_pollables(self.0.count);
+                Ok(vec![event.into_output()])
+            }
             "sleep" => {
                 std::thread::sleep(Duration::from_secs(600));
                 Ok(vec![event.into_output()])
@@ -166,6 +171,26 @@ fn script(event: Event) -> Result<Vec<Output>, Failure> {
         other => Err(Failure::Invalid(format!("unknown act `{other}`"))),
     }
 }
+
+/// Calls `wasi:clocks/monotonic-clock.subscribe-duration` `n` times and
+/// drops none of the pollables: each stays in the host's resource table.
+#[cfg(target_arch = "wasm32")]
+#[allow(unsafe_code, reason = "a raw WASI import, to leak its resources")]
+fn leak_pollables(n: usize) {
+    #[link(wasm_import_module = "wasi:clocks/monotonic-clock@0.2.6")]
+    unsafe extern "C" {
+        #[link_name = "subscribe-duration"]
+        fn subscribe_duration(nanos: i64) -> i32;
+    }
+    for _ in 0..n {
+        // SAFETY: the import takes a duration and returns a handle.
+        black_box(unsafe { subscribe_duration(1_000_000_000) });
+    }
+}
+
+/// Natively there is no WASI host to leak from.
+#[cfg(not(target_arch = "wasm32"))]
+fn leak_pollables(_: usize) {}
 
 /// `outputs` outputs of `event` whose data are one and the same leaked
 /// region of `bytes` bytes. The canonical ABI passes each list by pointer
