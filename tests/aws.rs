@@ -1,18 +1,15 @@
 //! End to end against AWS-compatible services: a real moto server on a
 //! loopback port, the real AWS SDK, the real plugins.
 //!
-//! Run with `cargo test -p host --test aws` (needs `moto_server`: `tests/run`
+//! Run with `cargo test -p host --test all aws::` (needs `moto_server`: `tests/run`
 //! installs it).
-
-mod esm;
-mod support;
 
 use std::io::Read as _;
 use std::time::Instant;
 
+use crate::support::*;
 use host::app::App;
 use host::event;
-use support::*;
 
 fn expected(case: &str, dest: &str) -> Vec<String> {
     let path = root().join(format!(

@@ -1,9 +1,7 @@
 //! The deployment example: the SAM template passes `cfn-lint`, and the
 //! deployed pipeline config is valid once the stack's outputs are filled in.
 //!
-//! Run with `cargo test -p host --test deploy` (needs `cfn-lint`: `tests/run` installs it).
-
-mod support;
+//! Run with `cargo test -p host --test all deploy::` (needs `cfn-lint`: `tests/run` installs it).
 
 use std::process::Command;
 
@@ -11,7 +9,7 @@ use host::config::{self, DestinationKind, Location};
 
 #[test]
 fn the_sam_template_passes_cfn_lint() {
-    let template = support::root().join("examples/deploy/template.yaml");
+    let template = crate::support::root().join("examples/deploy/template.yaml");
     let out = Command::new("cfn-lint")
         .arg(&template)
         .output()
@@ -27,17 +25,18 @@ fn the_sam_template_passes_cfn_lint() {
 
 #[test]
 fn the_deployed_pipeline_config_is_valid() {
-    let text = std::fs::read_to_string(support::root().join("examples/deploy/pipeline.toml"))
-        .unwrap()
-        .replace(
-            "@ORDERS_QUEUE_URL@",
-            "https://sqs.eu-west-1.amazonaws.com/123456789012/s-orders.fifo",
-        )
-        .replace(
-            "@ANALYTICS_QUEUE_URL@",
-            "https://sqs.eu-west-1.amazonaws.com/123456789012/s-analytics",
-        )
-        .replace("@ARCHIVE_BUCKET@", "s-archive");
+    let text =
+        std::fs::read_to_string(crate::support::root().join("examples/deploy/pipeline.toml"))
+            .unwrap()
+            .replace(
+                "@ORDERS_QUEUE_URL@",
+                "https://sqs.eu-west-1.amazonaws.com/123456789012/s-orders.fifo",
+            )
+            .replace(
+                "@ANALYTICS_QUEUE_URL@",
+                "https://sqs.eu-west-1.amazonaws.com/123456789012/s-analytics",
+            )
+            .replace("@ARCHIVE_BUCKET@", "s-archive");
     let origin = Location::parse("s3://config/clickstream/pipeline.toml").unwrap();
     let plan = config::parse(&text, &origin).unwrap();
     assert_eq!(

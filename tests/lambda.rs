@@ -4,17 +4,15 @@
 //! plugins and destinations in a moto server. The pipeline is deployed the
 //! way the README says: `sluice precompile`, then upload its output folder.
 //!
-//! Run with `cargo test -p host --test lambda` (needs `moto_server` and
+//! Run with `cargo test -p host --test all lambda::` (needs `moto_server` and
 //! `cargo-lambda`: `tests/run` installs both).
-
-mod support;
 
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::*;
+use crate::support::*;
 
 /// A child process killed on drop.
 struct Proc(Child);

@@ -20,20 +20,27 @@
 //!   or S3); [`lambda`] serves Lambda invocations with it, and the `sluice`
 //!   binary is both the Lambda bootstrap and the local CLI.
 //! - [`aws`] builds the AWS clients once.
-//! - [`precompile`] compiles a pipeline's plugins ahead of time (`sluice precompile`).
-//! - [`author`] is the plugin-author loop: `sluice new`, `sluice build`, `sluice test`.
+//! - `precompile` compiles a pipeline's plugins ahead of time (`sluice
+//!   precompile`); it comes with the default `compiler` feature (Cranelift),
+//!   without which Sluice loads only precompiled artifacts.
+//! - `author` is the plugin-author loop (`sluice new`, `sluice build`, `sluice
+//!   test`) and `fixture` its golden-file runner; both come with the
+//!   default `author` feature, which the Lambda build leaves out.
 
 pub mod app;
+#[cfg(feature = "author")]
 pub mod author;
 pub mod aws;
 pub mod config;
 pub mod dispatch;
 pub mod event;
+#[cfg(feature = "author")]
 pub mod fixture;
 pub mod lambda;
 pub mod logging;
 pub mod pipeline;
 pub mod plugin;
+#[cfg(feature = "compiler")]
 pub mod precompile;
 pub mod sink;
 pub mod summary;

@@ -3,7 +3,7 @@
 
 Run with: python3 tests/corpus/make_corpus.py   (then BLESS=1 cargo test -p host --test corpus)
 
-Every input here is wrong in one way. `host/tests/corpus.rs` runs each one and
+Every input here is wrong in one way. `host/tests/all/corpus.rs` runs each one and
 compares the error with the committed golden file next to it
 (`<name>.expected`). Add a case by adding it below (or by dropping a file in
 `events/` or `configs/`), re-running this script and blessing.

@@ -2,7 +2,10 @@
 //! port (stopped when dropped), AWS SDK clients for it, and helpers to set up
 //! buckets, queues and the example pipeline in it.
 
-#![allow(dead_code, reason = "each test binary uses a different subset")]
+#![allow(
+    dead_code,
+    reason = "helpers for the tests to come, kept with the ones in use"
+)]
 
 use std::io::{Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
@@ -256,6 +259,44 @@ pub fn clickstream_config(destinations: &str) -> String {
         "{}\n{destinations}",
         steps.replace("../../target/plugins/", "plugins/")
     )
+}
+
+/// A Lambda Kinesis event of one record per payload, all on shard
+/// `shardId-000000000000`; record `i` has sequence number `i00` and arrived
+/// at 1.0 s.
+pub fn event_json<P: AsRef<[u8]>>(payloads: impl IntoIterator<Item = P>) -> String {
+    use base64::Engine as _;
+    let records: Vec<String> = payloads
+        .into_iter()
+        .enumerate()
+        .map(|(i, payload)| {
+            let data = base64::engine::general_purpose::STANDARD.encode(payload);
+            format!(
+                r#"{{"eventID":"shardId-000000000000:{i}00","kinesis":{{"partitionKey":"k","data":"{data}","sequenceNumber":"{i}00","approximateArrivalTimestamp":1.0}}}}"#
+            )
+        })
+        .collect();
+    format!(r#"{{"Records":[{}]}}"#, records.join(","))
+}
+
+/// A scratch folder `sluice-<name>-<pid>` under the system's temp dir,
+/// emptied when made and removed when dropped.
+pub struct Dir(pub PathBuf);
+
+impl Dir {
+    /// Makes (or empties) the folder for `name`.
+    pub fn new(name: &str) -> Dir {
+        let dir = std::env::temp_dir().join(format!("sluice-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Dir(dir)
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// A fixture case's event.

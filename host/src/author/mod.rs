@@ -137,6 +137,11 @@ pub fn build(dir: &Path) -> anyhow::Result<Built> {
     let dir =
         &std::path::absolute(dir).with_context(|| format!("cannot resolve `{}`", dir.display()))?;
     let manifest = Manifest::read(dir)?;
+    if manifest.lang == Lang::Rust {
+        // A plugin made by `sluice new` carries the SDK: bring it up to this
+        // Sluice's (unchanged files keep their times, so freshness holds).
+        templates::refresh_rust_sdk(dir)?;
+    }
     let out_dir = dir.join("build");
     std::fs::create_dir_all(&out_dir)
         .with_context(|| format!("cannot create `{}`", out_dir.display()))?;

@@ -2,7 +2,7 @@
 //!
 //! The templates live in `templates/` next to this file and are compiled into
 //! the binary. Every kind behaves the same in every language, so one set of
-//! expected outputs per kind serves all three; `host/tests/author.rs` builds
+//! expected outputs per kind serves all three; `host/tests/all/author.rs` builds
 //! and tests each (kind, language) pair.
 
 use std::path::{Path, PathBuf};
@@ -56,6 +56,61 @@ fn expected(kind: StepKind) -> &'static [(&'static str, &'static str)] {
             ),
         ],
     }
+}
+
+/// The Rust SDK (`plugins/sdk`) as it goes next to a Rust plugin, in
+/// `sluice-plugin/`: `(path, contents)`. The plugin depends on it by path, so
+/// it builds anywhere with only the Rust toolchain and crates.io, no checkout
+/// of Sluice.
+fn rust_sdk() -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "sluice-plugin/Cargo.toml",
+            include_str!("templates/rust/sdk.Cargo.toml")
+                .replace("{{sdk_version}}", env!("CARGO_PKG_VERSION")),
+        ),
+        (
+            "sluice-plugin/src/lib.rs",
+            include_str!("../../../plugins/sdk/src/lib.rs").into(),
+        ),
+        (
+            "sluice-plugin/src/json.rs",
+            include_str!("../../../plugins/sdk/src/json.rs").into(),
+        ),
+        (
+            "sluice-plugin/src/log.rs",
+            include_str!("../../../plugins/sdk/src/log.rs").into(),
+        ),
+        ("sluice-plugin/wit/plugin.wit", WIT.into()),
+    ]
+}
+
+/// Rewrites the SDK next to the Rust plugin in `dir`, if it has one
+/// (`sluice-plugin/Cargo.toml`), with this Sluice's; files that did not
+/// change are not touched.
+pub(super) fn refresh_rust_sdk(dir: &Path) -> anyhow::Result<()> {
+    if !dir.join("sluice-plugin/Cargo.toml").is_file() {
+        return Ok(());
+    }
+    write_files(dir, rust_sdk())
+}
+
+/// Writes `(path, contents)` under `dir`, skipping files that already hold
+/// exactly that.
+fn write_files(dir: &Path, files: Vec<(impl AsRef<Path>, String)>) -> anyhow::Result<()> {
+    for (file, text) in files {
+        let path = dir.join(file);
+        if std::fs::read(&path).is_ok_and(|old| old == text.as_bytes()) {
+            continue;
+        }
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create `{}`", parent.display()))?;
+        }
+        std::fs::write(&path, text)
+            .with_context(|| format!("cannot write `{}`", path.display()))?;
+    }
+    Ok(())
 }
 
 /// The plugin's source files: `(path, contents)`.
@@ -169,14 +224,9 @@ pub fn new(parent: &Path, kind: StepKind, name: &str, lang: Lang) -> anyhow::Res
     for (file, text) in sources(lang, kind) {
         files.push((file.into(), fill(text)));
     }
-    for (file, text) in files {
-        let path = dir.join(file);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("cannot create `{}`", parent.display()))?;
-        }
-        std::fs::write(&path, text)
-            .with_context(|| format!("cannot write `{}`", path.display()))?;
+    if lang == Lang::Rust {
+        files.extend(rust_sdk().into_iter().map(|(f, t)| (f.to_owned(), t)));
     }
+    write_files(&dir, files)?;
     Ok(dir)
 }

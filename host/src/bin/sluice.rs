@@ -44,6 +44,7 @@ enum Command {
         #[arg(long, short)]
         config: String,
     },
+    #[cfg(feature = "compiler")]
     /// Compiles a pipeline's plugins ahead of time into `<out>/plugins/*.cwasm`
     /// and writes `<out>/pipeline.toml` pointing at them, pinned by SHA-256.
     /// Upload `<out>` as a whole; relative destination paths now resolve
@@ -61,6 +62,7 @@ enum Command {
         #[arg(long)]
         target: Option<String>,
     },
+    #[cfg(feature = "author")]
     /// Runs the golden-file cases of a plugin folder (building it first), a
     /// pipeline folder, or a folder of either, and prints a diff for each
     /// file that differs.
@@ -78,6 +80,7 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    #[cfg(feature = "author")]
     /// Makes a new plugin folder from a template: code, build file, README,
     /// a pipeline running it alone and one test case.
     New {
@@ -93,6 +96,7 @@ enum Command {
         #[arg(long, default_value = ".")]
         dir: PathBuf,
     },
+    #[cfg(feature = "author")]
     /// Builds a plugin folder into a component, `build/<name>.wasm`, with its
     /// language's toolchain (cargo, componentize-js, componentize-py, clang).
     Build {
@@ -129,18 +133,22 @@ fn main() -> ExitCode {
         Command::Lambda => unreachable!("handled above"),
         Command::Run { config, event } => run(config, event),
         Command::Check { config } => check(config),
+        #[cfg(feature = "compiler")]
         Command::Precompile {
             config,
             out,
             target,
         } => precompile(config, out, target),
+        #[cfg(feature = "author")]
         Command::Test { dir, bless, config } => test(dir, bless, config),
+        #[cfg(feature = "author")]
         Command::New {
             kind,
             name,
             lang,
             dir,
         } => new(&kind, &name, lang, &dir),
+        #[cfg(feature = "author")]
         Command::Build { dir } => build(&dir).map(|_| ExitCode::SUCCESS),
     };
     match result {
@@ -233,6 +241,7 @@ fn check(config: String) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+#[cfg(feature = "compiler")]
 fn precompile(config: String, out: PathBuf, target: Option<String>) -> anyhow::Result<ExitCode> {
     let report = runtime()?.block_on(host::precompile::precompile(
         &config,
@@ -268,6 +277,7 @@ fn precompile(config: String, out: PathBuf, target: Option<String>) -> anyhow::R
     Ok(ExitCode::SUCCESS)
 }
 
+#[cfg(feature = "author")]
 fn new(
     kind: &str,
     name: &str,
@@ -287,6 +297,7 @@ fn new(
     Ok(ExitCode::SUCCESS)
 }
 
+#[cfg(feature = "author")]
 fn build(dir: &std::path::Path) -> anyhow::Result<host::author::Built> {
     let built = host::author::build(dir)?;
     if built.fresh {
@@ -302,6 +313,7 @@ fn build(dir: &std::path::Path) -> anyhow::Result<host::author::Built> {
     Ok(built)
 }
 
+#[cfg(feature = "author")]
 fn test(dir: PathBuf, bless: bool, variant: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let mut passed = 0;
     let mut failed = 0;

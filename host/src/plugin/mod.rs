@@ -160,6 +160,19 @@ pub enum PluginError {
         /// The plugin's location.
         plugin: String,
     },
+    /// A `.wasm` component, in a Sluice built without a compiler.
+    #[error(
+        "step `{step}`: plugin `{plugin}` is a `.wasm` component, and this Sluice was built \
+         without a compiler (no `compiler` feature): it loads only precompiled artifacts. \
+         Precompile the pipeline with `sluice precompile`, or deploy a Sluice built with the \
+         `compiler` feature"
+    )]
+    NoCompiler {
+        /// The step.
+        step: String,
+        /// The plugin's location.
+        plugin: String,
+    },
     /// A precompiled artifact in S3, named by a config that is not pinned.
     #[error(
         "step `{step}`: plugin `{plugin}` is precompiled native code from S3, and the config \
@@ -264,6 +277,7 @@ fn engine_config(options: &RuntimeOptions) -> Config {
             ARTIFACT_VERSION.into(),
         ))
         .expect("a short version string");
+    #[cfg(feature = "compiler")]
     if let Some(dir) = &options.cache_dir {
         let mut cache = wasmtime::CacheConfig::new();
         cache.with_directory(dir);
@@ -392,10 +406,16 @@ impl Runtime {
                 error,
             })?
         } else {
-            Component::new(&self.engine, bytes).map_err(|error| PluginError::Compile {
-                step: name(),
-                plugin: location.to_owned(),
-                error: error.into(),
+            compile(&self.engine, bytes).map_err(|error| match error {
+                Some(error) => PluginError::Compile {
+                    step: name(),
+                    plugin: location.to_owned(),
+                    error: error.into(),
+                },
+                None => PluginError::NoCompiler {
+                    step: name(),
+                    plugin: location.to_owned(),
+                },
             })?
         };
         check_wit_version(&self.engine, &component).map_err(|(found, compatible)| {
@@ -480,6 +500,20 @@ fn check_wit_version(engine: &Engine, component: &Component) -> Result<(), (Stri
     Ok(())
 }
 
+/// Compiles a `.wasm` component with Cranelift; `Err(None)` in a Sluice
+/// built without the `compiler` feature.
+#[cfg(feature = "compiler")]
+fn compile(engine: &Engine, bytes: &[u8]) -> Result<Component, Option<wasmtime::Error>> {
+    Component::new(engine, bytes).map_err(Some)
+}
+
+/// Compiles a `.wasm` component with Cranelift; `Err(None)` in a Sluice
+/// built without the `compiler` feature.
+#[cfg(not(feature = "compiler"))]
+fn compile(_: &Engine, _: &[u8]) -> Result<Component, Option<wasmtime::Error>> {
+    Err(None)
+}
+
 /// Loads a precompiled component artifact.
 ///
 /// wasmtime checks that the artifact was made by this wasmtime version, with
@@ -507,6 +541,7 @@ fn load_precompiled(engine: &Engine, bytes: &[u8]) -> anyhow::Result<Component> 
 }
 
 /// Compiles plugins ahead of time: what `sluice precompile` runs.
+#[cfg(feature = "compiler")]
 ///
 /// The engine has the settings of a [`Runtime`] with the same
 /// [`RuntimeOptions`]; the code is generated for `target` and its baseline
@@ -517,6 +552,7 @@ pub struct Precompiler {
     target: String,
 }
 
+#[cfg(feature = "compiler")]
 impl Precompiler {
     /// The triple `sluice precompile` compiles for by default: the one this
     /// Sluice was built for.

@@ -42,7 +42,7 @@ pub mod bindings {
     pub mod filter {
         wit_bindgen::generate!({
             world: "filter",
-            path: "../../wit",
+            path: "wit",
             pub_export_macro: true,
             export_macro_name: "__export_filter_world",
             default_bindings_module: "sluice_plugin::bindings::filter",
@@ -54,7 +54,7 @@ pub mod bindings {
     pub mod transform {
         wit_bindgen::generate!({
             world: "transform",
-            path: "../../wit",
+            path: "wit",
             pub_export_macro: true,
             export_macro_name: "__export_transform_world",
             default_bindings_module: "sluice_plugin::bindings::transform",
@@ -70,7 +70,7 @@ pub mod bindings {
     pub mod route {
         wit_bindgen::generate!({
             world: "route",
-            path: "../../wit",
+            path: "wit",
             pub_export_macro: true,
             export_macro_name: "__export_route_world",
             default_bindings_module: "sluice_plugin::bindings::route",
@@ -272,41 +272,10 @@ pub mod __rt {
 #[macro_export]
 macro_rules! export_filter {
     (fn $f:path) => {
-        struct __SluiceFnFilter;
-        impl $crate::Filter for __SluiceFnFilter {
-            type Settings = $crate::NoSettings;
-            fn init(_: $crate::NoSettings) -> ::core::result::Result<Self, ::std::string::String> {
-                Ok(__SluiceFnFilter)
-            }
-            fn filter(&self, event: &$crate::Event) -> ::core::result::Result<bool, $crate::Failure> {
-                $f(event)
-            }
-        }
-        $crate::export_filter!(__SluiceFnFilter);
+        $crate::__export_world!(fn $f => filter, Filter, filter_init, __export_filter_world, (&$crate::Event) -> bool);
     };
     ($ty:ty) => {
-        // Exported only when building the component: natively (tests,
-        // benchmarks) a plugin is a plain Rust type.
-        #[cfg(target_arch = "wasm32")]
-        ::std::thread_local! {
-            static __SLUICE_STATE: ::core::cell::RefCell<::core::option::Option<$ty>> =
-                const { ::core::cell::RefCell::new(None) };
-        }
-        #[cfg(target_arch = "wasm32")]
-        struct __SluiceGuest;
-        #[cfg(target_arch = "wasm32")]
-        impl $crate::bindings::filter::Guest for __SluiceGuest {
-            fn init(settings: ::std::string::String) -> ::core::result::Result<(), ::std::string::String> {
-                $crate::__rt::filter_init::<$ty>(&__SLUICE_STATE, settings)
-            }
-            fn filter(
-                batch: ::std::vec::Vec<$crate::Event>,
-            ) -> ::std::vec::Vec<::core::result::Result<bool, $crate::Failure>> {
-                $crate::__rt::filter::<$ty>(&__SLUICE_STATE, batch)
-            }
-        }
-        #[cfg(target_arch = "wasm32")]
-        $crate::bindings::filter::__export_filter_world!(__SluiceGuest with_types_in $crate::bindings::filter);
+        $crate::__export_world!($ty => filter, Filter, filter_init, __export_filter_world, (&$crate::Event) -> bool);
     };
 }
 
@@ -315,44 +284,10 @@ macro_rules! export_filter {
 #[macro_export]
 macro_rules! export_transform {
     (fn $f:path) => {
-        struct __SluiceFnTransform;
-        impl $crate::Transform for __SluiceFnTransform {
-            type Settings = $crate::NoSettings;
-            fn init(_: $crate::NoSettings) -> ::core::result::Result<Self, ::std::string::String> {
-                Ok(__SluiceFnTransform)
-            }
-            fn transform(
-                &self,
-                event: $crate::Event,
-            ) -> ::core::result::Result<::std::vec::Vec<$crate::Output>, $crate::Failure> {
-                $f(event)
-            }
-        }
-        $crate::export_transform!(__SluiceFnTransform);
+        $crate::__export_world!(fn $f => transform, Transform, transform_init, __export_transform_world, ($crate::Event) -> ::std::vec::Vec<$crate::Output>);
     };
     ($ty:ty) => {
-        // Exported only when building the component: natively (tests,
-        // benchmarks) a plugin is a plain Rust type.
-        #[cfg(target_arch = "wasm32")]
-        ::std::thread_local! {
-            static __SLUICE_STATE: ::core::cell::RefCell<::core::option::Option<$ty>> =
-                const { ::core::cell::RefCell::new(None) };
-        }
-        #[cfg(target_arch = "wasm32")]
-        struct __SluiceGuest;
-        #[cfg(target_arch = "wasm32")]
-        impl $crate::bindings::transform::Guest for __SluiceGuest {
-            fn init(settings: ::std::string::String) -> ::core::result::Result<(), ::std::string::String> {
-                $crate::__rt::transform_init::<$ty>(&__SLUICE_STATE, settings)
-            }
-            fn transform(
-                batch: ::std::vec::Vec<$crate::Event>,
-            ) -> ::std::vec::Vec<::core::result::Result<::std::vec::Vec<$crate::Output>, $crate::Failure>> {
-                $crate::__rt::transform::<$ty>(&__SLUICE_STATE, batch)
-            }
-        }
-        #[cfg(target_arch = "wasm32")]
-        $crate::bindings::transform::__export_transform_world!(__SluiceGuest with_types_in $crate::bindings::transform);
+        $crate::__export_world!($ty => transform, Transform, transform_init, __export_transform_world, ($crate::Event) -> ::std::vec::Vec<$crate::Output>);
     };
 }
 
@@ -361,22 +296,35 @@ macro_rules! export_transform {
 #[macro_export]
 macro_rules! export_route {
     (fn $f:path) => {
-        struct __SluiceFnRoute;
-        impl $crate::Route for __SluiceFnRoute {
+        $crate::__export_world!(fn $f => route, Route, route_init, __export_route_world, (&$crate::Event) -> ::std::vec::Vec<::std::string::String>);
+    };
+    ($ty:ty) => {
+        $crate::__export_world!($ty => route, Route, route_init, __export_route_world, (&$crate::Event) -> ::std::vec::Vec<::std::string::String>);
+    };
+}
+
+/// The one body of [`export_filter!`], [`export_transform!`] and
+/// [`export_route!`]: `world` is the bindings module and the function's
+/// name, `Trait` the plugin trait, `init` and `export` the runtime's init
+/// and wit-bindgen's export macro, `(In) -> Out` the trait method's shape.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_world {
+    // A plain function: wrap it in a plugin type without settings.
+    (fn $f:path => $world:ident, $trait:ident, $init:ident, $export:ident, ($input:ty) -> $output:ty) => {
+        struct __SluiceFnPlugin;
+        impl $crate::$trait for __SluiceFnPlugin {
             type Settings = $crate::NoSettings;
             fn init(_: $crate::NoSettings) -> ::core::result::Result<Self, ::std::string::String> {
-                Ok(__SluiceFnRoute)
+                Ok(__SluiceFnPlugin)
             }
-            fn route(
-                &self,
-                event: &$crate::Event,
-            ) -> ::core::result::Result<::std::vec::Vec<::std::string::String>, $crate::Failure> {
+            fn $world(&self, event: $input) -> ::core::result::Result<$output, $crate::Failure> {
                 $f(event)
             }
         }
-        $crate::export_route!(__SluiceFnRoute);
+        $crate::__export_world!(__SluiceFnPlugin => $world, $trait, $init, $export, ($input) -> $output);
     };
-    ($ty:ty) => {
+    ($ty:ty => $world:ident, $trait:ident, $init:ident, $export:ident, ($input:ty) -> $output:ty) => {
         // Exported only when building the component: natively (tests,
         // benchmarks) a plugin is a plain Rust type.
         #[cfg(target_arch = "wasm32")]
@@ -387,17 +335,17 @@ macro_rules! export_route {
         #[cfg(target_arch = "wasm32")]
         struct __SluiceGuest;
         #[cfg(target_arch = "wasm32")]
-        impl $crate::bindings::route::Guest for __SluiceGuest {
+        impl $crate::bindings::$world::Guest for __SluiceGuest {
             fn init(settings: ::std::string::String) -> ::core::result::Result<(), ::std::string::String> {
-                $crate::__rt::route_init::<$ty>(&__SLUICE_STATE, settings)
+                $crate::__rt::$init::<$ty>(&__SLUICE_STATE, settings)
             }
-            fn route(
+            fn $world(
                 batch: ::std::vec::Vec<$crate::Event>,
-            ) -> ::std::vec::Vec<::core::result::Result<::std::vec::Vec<::std::string::String>, $crate::Failure>> {
-                $crate::__rt::route::<$ty>(&__SLUICE_STATE, batch)
+            ) -> ::std::vec::Vec<::core::result::Result<$output, $crate::Failure>> {
+                $crate::__rt::$world::<$ty>(&__SLUICE_STATE, batch)
             }
         }
         #[cfg(target_arch = "wasm32")]
-        $crate::bindings::route::__export_route_world!(__SluiceGuest with_types_in $crate::bindings::route);
+        $crate::bindings::$world::$export!(__SluiceGuest with_types_in $crate::bindings::$world);
     };
 }

@@ -2,46 +2,37 @@
 //! `true` to the destination named by the `urgent` setting; the others go to
 //! the pipeline's default destination.
 
-use std::sync::OnceLock;
+use serde::Deserialize;
+use sluice_plugin::{Event, Failure, Route};
 
-use serde_json::Value;
+/// The step's `config` table.
+#[derive(Deserialize)]
+pub struct Settings {
+    /// The destination urgent events go to.
+    urgent: String,
+}
 
-wit_bindgen::generate!({ path: "wit", world: "route" });
+/// The plugin: its settings, read once per instance.
+pub struct Plugin(Settings);
 
-use sluice::plugin::log::{Level, log};
+impl Route for Plugin {
+    type Settings = Settings;
 
-/// The `urgent` setting, set once by `init`.
-static URGENT: OnceLock<String> = OnceLock::new();
-
-struct Plugin;
-
-impl Guest for Plugin {
-    fn init(settings: String) -> Result<(), String> {
-        let settings: Value = serde_json::from_str(&settings).map_err(|e| e.to_string())?;
-        let urgent = settings["urgent"]
-            .as_str()
-            .ok_or("missing `urgent` (a destination name)")?;
-        log(Level::Debug, &format!("urgent events go to {urgent}"));
-        let _ = URGENT.set(urgent.to_owned());
-        Ok(())
+    fn init(settings: Settings) -> Result<Self, String> {
+        sluice_plugin::debug!("urgent events go to {}", settings.urgent);
+        Ok(Plugin(settings))
     }
 
-    fn route(batch: Vec<Event>) -> Vec<Result<Vec<String>, Failure>> {
-        let urgent = URGENT.get().cloned().unwrap_or_default();
-        batch
-            .iter()
-            .map(|event| {
-                let payload: Value = serde_json::from_slice(&event.data)
-                    .map_err(|e| Failure::Invalid(format!("payload is not JSON: {e}")))?;
-                // `[]`: the pipeline's default destination.
-                Ok(if payload["urgent"] == Value::Bool(true) {
-                    vec![urgent.clone()]
-                } else {
-                    vec![]
-                })
-            })
-            .collect()
+    fn route(&self, event: &Event) -> Result<Vec<String>, Failure> {
+        let payload: serde_json::Value = serde_json::from_slice(&event.data)
+            .map_err(|e| Failure::Invalid(format!("payload is not JSON: {e}")))?;
+        // `[]`: the pipeline's default destination.
+        Ok(if payload["urgent"] == serde_json::Value::Bool(true) {
+            vec![self.0.urgent.clone()]
+        } else {
+            vec![]
+        })
     }
 }
 
-export!(Plugin);
+sluice_plugin::export_route!(Plugin);

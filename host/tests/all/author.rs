@@ -54,6 +54,9 @@ fn loop_for(lang: &str) {
         }
         let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
         assert!(readme.contains("Build with:"), "{readme}");
+        if lang == "rust" {
+            rust_plugin_uses_its_own_copy_of_the_sdk(&dir, kind);
+        }
         let built = sluice(&scratch, &["build", &name]);
         let stdout = ok(&built, "sluice build");
         assert!(stdout.contains(&format!("build/{name}.wasm")), "{stdout}");
@@ -81,6 +84,64 @@ fn loop_for(lang: &str) {
     let again = sluice(&scratch, &["new", "filter", "my-filter", "--lang", lang]);
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+}
+
+/// A Rust plugin from `sluice new` is written with the SDK's export macro
+/// and depends on nothing outside its folder but crates.io: the SDK is in
+/// `sluice-plugin/`, written from inside the `sluice` binary.
+fn rust_plugin_uses_its_own_copy_of_the_sdk(dir: &Path, kind: &str) {
+    let source = std::fs::read_to_string(dir.join("src/lib.rs")).unwrap();
+    assert!(
+        source.contains(&format!("sluice_plugin::export_{kind}!(Plugin);")),
+        "{source}"
+    );
+    assert!(!source.contains("wit_bindgen"), "{source}");
+    for file in [
+        "sluice-plugin/Cargo.toml",
+        "sluice-plugin/src/lib.rs",
+        "sluice-plugin/wit/plugin.wit",
+    ] {
+        assert!(dir.join(file).is_file(), "{kind}: no {file}");
+    }
+    for manifest in ["Cargo.toml", "sluice-plugin/Cargo.toml"] {
+        let text = std::fs::read_to_string(dir.join(manifest)).unwrap();
+        assert!(
+            !text.contains(".."),
+            "{manifest} reaches outside the plugin:\n{text}"
+        );
+        assert!(!text.contains("workspace = true"), "{manifest}:\n{text}");
+    }
+}
+
+/// The SDK crate packages for crates.io as it is: its WIT goes with it.
+#[test]
+fn the_sdk_crate_packages_with_its_wit() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args([
+            "package",
+            "-p",
+            "sluice-plugin",
+            "--list",
+            "--allow-dirty",
+            "--locked",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let stdout = ok(&out, "cargo package --list");
+    for file in [
+        "Cargo.toml",
+        "src/lib.rs",
+        "src/json.rs",
+        "src/log.rs",
+        "wit/plugin.wit",
+    ] {
+        assert!(
+            stdout.lines().any(|l| l == file),
+            "{file} not packaged:\n{stdout}"
+        );
+    }
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //! and these settings, or that the config does not pin, is refused with a
 //! message naming the step, the plugin and the reason.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use host::config::{self, Plan};
@@ -13,22 +13,7 @@ use host::plugin::{Precompiler, Runtime, RuntimeOptions};
 use host::test_plugins::FILTER_FIELD;
 use sha2::{Digest, Sha256};
 
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(name: &str) -> Dir {
-        let dir =
-            std::env::temp_dir().join(format!("sluice-precompiled-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        Dir(dir)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use crate::support::Dir;
 
 const SETTINGS: &str = "config = { field = \"bot\", equals = true, negate = true }";
 
@@ -79,7 +64,7 @@ fn assert_refused_as_foreign(e: &str) {
 
 #[test]
 fn a_pinned_artifact_loads_and_filters_like_its_component() {
-    let dir = Dir::new("ok");
+    let dir = Dir::new("precompiled-ok");
     let mut pipeline = Pipeline::load(
         &Runtime::new().unwrap(),
         pinned(&dir.0, &artifact(RuntimeOptions::default(), None)),
@@ -100,7 +85,7 @@ fn a_pinned_artifact_loads_and_filters_like_its_component() {
 
 #[test]
 fn an_unpinned_artifact_is_refused() {
-    let dir = Dir::new("unpinned");
+    let dir = Dir::new("precompiled-unpinned");
     let e = load_error(plan(
         &dir.0,
         &artifact(RuntimeOptions::default(), None),
@@ -117,7 +102,7 @@ fn an_unpinned_artifact_is_refused() {
 
 #[test]
 fn a_tampered_artifact_fails_its_pin() {
-    let dir = Dir::new("tampered");
+    let dir = Dir::new("precompiled-tampered");
     let good = artifact(RuntimeOptions::default(), None);
     let pin = hex(&Sha256::digest(&good));
     let mut bad = good.clone();
@@ -132,7 +117,7 @@ fn a_tampered_artifact_fails_its_pin() {
 fn an_artifact_made_with_other_engine_settings_is_refused() {
     // Without epoch interruption the code has no time-limit checks: loading
     // it would silently lose `limits.timeout_ms`.
-    let dir = Dir::new("settings");
+    let dir = Dir::new("precompiled-settings");
     let e = load_error(pinned(
         &dir.0,
         &artifact(
@@ -149,7 +134,7 @@ fn an_artifact_made_with_other_engine_settings_is_refused() {
 
 #[test]
 fn an_artifact_for_another_architecture_is_refused() {
-    let dir = Dir::new("arch");
+    let dir = Dir::new("precompiled-arch");
     let other = if cfg!(target_arch = "aarch64") {
         "x86_64-unknown-linux-gnu"
     } else {
@@ -165,7 +150,7 @@ fn an_artifact_for_another_architecture_is_refused() {
 
 #[test]
 fn an_artifact_from_another_wasmtime_version_is_refused() {
-    let dir = Dir::new("version");
+    let dir = Dir::new("precompiled-version");
     let mut bytes = artifact(RuntimeOptions::default(), None);
     // The artifact records the Sluice and wasmtime versions that made it;
     // make it claim an older wasmtime patch release (same length, so the
@@ -192,7 +177,7 @@ fn an_artifact_from_another_wasmtime_version_is_refused() {
 
 #[test]
 fn sluice_precompile_writes_a_pinned_config_that_runs_like_the_original() {
-    let dir = Dir::new("cli");
+    let dir = Dir::new("precompiled-cli");
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let example = root.join("examples/clickstream");
     let out = dir.0.join("build");

@@ -66,21 +66,7 @@ fn app(kind: &str, plugin: &Path, settings: &str) -> anyhow::Result<(App, Memory
 
 /// One record per payload on one shard; record `i` has sequence number `<i>00`.
 fn batch_of(payloads: &[&str]) -> event::Batch {
-    let records: Vec<String> = payloads
-        .iter()
-        .enumerate()
-        .map(|(i, payload)| {
-            let data = base64::engine::general_purpose::STANDARD.encode(payload);
-            format!(
-                r#"{{"eventID":"shardId-000000000000:{i}00","kinesis":{{"partitionKey":"k","data":"{data}","sequenceNumber":"{i}00","approximateArrivalTimestamp":1.0}}}}"#
-            )
-        })
-        .collect();
-    event::decode(
-        format!(r#"{{"Records":[{}]}}"#, records.join(",")).as_bytes(),
-        "e",
-    )
-    .unwrap()
+    event::decode(crate::support::event_json(payloads).as_bytes(), "e").unwrap()
 }
 
 /// Runs one batch of `payloads` and returns its failures.

@@ -1,29 +1,14 @@
 //! Loading plugins: every way a component can be wrong is caught at start-up
 //! with a message that names the step and the plugin.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use host::config::{self, Plan};
 use host::pipeline::Pipeline;
 use host::plugin::Runtime;
 use host::test_plugins::{FILTER_FIELD, REDACT, ROUTE_FIELD};
 
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(name: &str) -> Dir {
-        let dir =
-            std::env::temp_dir().join(format!("sluice-plugins-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        Dir(dir)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use crate::support::Dir;
 
 fn plan(dir: &Path, kind: &str, plugin: &str, extra: &str) -> Plan {
     let text = format!(
@@ -43,7 +28,7 @@ fn load_error(plan: Plan) -> String {
 
 #[test]
 fn a_file_that_is_not_wasm_is_refused_with_its_name() {
-    let dir = Dir::new("not-wasm");
+    let dir = Dir::new("plugins-not-wasm");
     std::fs::write(dir.0.join("junk.wasm"), b"this is not webassembly").unwrap();
     let e = load_error(plan(&dir.0, "filter", "junk.wasm", ""));
     assert!(e.contains("step `the-step`"), "{e}");
@@ -53,7 +38,7 @@ fn a_file_that_is_not_wasm_is_refused_with_its_name() {
 
 #[test]
 fn a_core_module_is_not_a_component() {
-    let dir = Dir::new("core");
+    let dir = Dir::new("plugins-core");
     std::fs::write(dir.0.join("core.wasm"), wat::parse_str("(module)").unwrap()).unwrap();
     let e = load_error(plan(&dir.0, "filter", "core.wasm", ""));
     assert!(
@@ -64,7 +49,7 @@ fn a_core_module_is_not_a_component() {
 
 #[test]
 fn a_plugin_for_another_world_lacks_the_export() {
-    let dir = Dir::new("world");
+    let dir = Dir::new("plugins-world");
     let e = load_error(plan(
         &dir.0,
         "transform",
@@ -81,7 +66,7 @@ fn a_plugin_for_another_world_lacks_the_export() {
 
 #[test]
 fn an_import_sluice_does_not_offer_is_named() {
-    let dir = Dir::new("import");
+    let dir = Dir::new("plugins-import");
     let component = wat::parse_str(
         r#"(component
              (import "acme:secrets/vault@1.0.0" (instance (export "read" (func (result string))))))"#,
@@ -98,7 +83,7 @@ fn an_import_sluice_does_not_offer_is_named() {
 
 #[test]
 fn a_sha256_pin_that_does_not_match_is_refused() {
-    let dir = Dir::new("pin");
+    let dir = Dir::new("plugins-pin");
     let e = load_error(plan(
         &dir.0,
         "route",
@@ -114,7 +99,7 @@ fn a_sha256_pin_that_does_not_match_is_refused() {
 
 #[test]
 fn bad_settings_are_rejected_by_init_naming_the_step() {
-    let dir = Dir::new("settings");
+    let dir = Dir::new("plugins-settings");
     let e = load_error(plan(
         &dir.0,
         "filter",
@@ -141,7 +126,7 @@ fn bad_settings_are_rejected_by_init_naming_the_step() {
 
 #[test]
 fn the_example_plugins_load_for_their_own_kinds() {
-    let dir = Dir::new("ok");
+    let dir = Dir::new("plugins-ok");
     let runtime = Runtime::new().unwrap();
     for (kind, plugin, cfg) in [
         (

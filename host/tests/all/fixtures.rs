@@ -1,7 +1,7 @@
 //! Runs every golden-file case under `examples/` through the real plugins.
 //!
 //! Add a case by adding a folder `examples/<pipeline>/tests/<case>/` with an
-//! `event.json`, then run `BLESS=1 cargo test -p host --test fixtures` and
+//! `event.json`, then run `BLESS=1 cargo test -p host --test all fixtures::` and
 //! review the new `expected/` files. See `host::fixture` for the convention.
 
 use std::path::Path;

@@ -5,6 +5,8 @@ use std::process::{Command, Output};
 
 use host::test_plugins::{FILTER_FIELD, REDACT, ROUTE_FIELD};
 
+use crate::support::Dir;
+
 fn sluice(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_sluice"))
         .args(args)
@@ -21,23 +23,6 @@ fn examples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/clickstream")
 }
 
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(name: &str) -> Dir {
-        let dir = std::env::temp_dir().join(format!("sluice-cli-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Dir(dir)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// The example pipeline, with absolute plugin paths and outputs under `dir`.
 fn example_config(dir: &Path) -> PathBuf {
     let text = std::fs::read_to_string(examples().join("pipeline.toml"))
@@ -52,7 +37,7 @@ fn example_config(dir: &Path) -> PathBuf {
 
 #[test]
 fn run_prints_a_summary_and_writes_outputs() {
-    let dir = Dir::new("run");
+    let dir = Dir::new("cli-run");
     let config = example_config(&dir.0);
     let event = examples().join("events/example-kinesis-event.json");
     let out = sluice(&[
@@ -91,7 +76,7 @@ fn run_prints_a_summary_and_writes_outputs() {
 
 #[test]
 fn check_loads_every_plugin_without_running() {
-    let dir = Dir::new("check");
+    let dir = Dir::new("cli-check");
     let config = example_config(&dir.0);
     let out = sluice(&["check", "--config", config.to_str().unwrap()]);
     let stdout = text(&out.stdout);
@@ -113,7 +98,7 @@ fn a_missing_config_file_is_named() {
 
 #[test]
 fn a_malformed_event_is_named_with_its_position() {
-    let dir = Dir::new("bad-event");
+    let dir = Dir::new("cli-bad-event");
     let config = example_config(&dir.0);
     let event = dir.0.join("broken.json");
     std::fs::write(&event, "{\"Records\": [{\"kinesis\": ").unwrap();
@@ -135,7 +120,7 @@ fn a_malformed_event_is_named_with_its_position() {
 
 #[test]
 fn failed_records_make_run_exit_2_and_are_listed() {
-    let dir = Dir::new("failed");
+    let dir = Dir::new("cli-failed");
     let config = example_config(&dir.0);
     let event = examples().join("tests/not-json-payload/event.json");
     let out = sluice(&[
@@ -183,7 +168,7 @@ fn lambda_cold_start(config: &Path) -> (bool, String) {
 /// Lambda (the example pipeline writes files), naming it.
 #[test]
 fn lambda_refuses_file_and_stdout_destinations_at_cold_start() {
-    let dir = Dir::new("lambda-local");
+    let dir = Dir::new("cli-lambda-local");
     let (ok, all) = lambda_cold_start(&example_config(&dir.0));
     assert!(!ok, "{all}");
     assert!(

@@ -16,6 +16,8 @@ use host::pipeline::FailureClass;
 use host::sink::Sink;
 use host::sink::memory::MemorySink;
 
+use crate::support::event_json;
+
 fn app(settings: &str, limits: &str) -> (App, MemorySink) {
     let (app, mut sinks) = app_with(settings, limits, "");
     (app, sinks.remove(0))
@@ -62,26 +64,12 @@ fn batch_of(payloads: impl Iterator<Item = String>) -> event::Batch {
     event::decode(event_json(payloads).as_bytes(), "e").unwrap()
 }
 
-/// The Lambda event JSON of [`batch_of`].
-fn event_json<P: AsRef<[u8]>>(payloads: impl Iterator<Item = P>) -> String {
-    let records: Vec<String> = payloads
-        .enumerate()
-        .map(|(i, payload)| {
-            let data = base64::engine::general_purpose::STANDARD.encode(payload);
-            format!(
-                r#"{{"eventID":"shardId-000000000000:{i}00","kinesis":{{"partitionKey":"k","data":"{data}","sequenceNumber":"{i}00","approximateArrivalTimestamp":1.0}}}}"#
-            )
-        })
-        .collect();
-    format!(r#"{{"Records":[{}]}}"#, records.join(","))
-}
-
 /// `sluice run` in `dir` on `config` (its text) and an event of one record
 /// per payload; checks that it succeeded and returns its stdout and stderr.
 fn sluice_run(dir: &Path, config: &str, payloads: &[&str]) -> (String, String) {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join("pipeline.toml"), config).unwrap();
-    std::fs::write(dir.join("event.json"), event_json(payloads.iter())).unwrap();
+    std::fs::write(dir.join("event.json"), event_json(payloads)).unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
         .args(["run", "--config", "pipeline.toml", "--event", "event.json"])
         .env("SLUICE_CACHE_DIR", "")

@@ -1,0 +1,27 @@
+//! Every integration test of the `host` crate, in one binary: wasmtime and
+//! the AWS SDK are linked once instead of once per test file.
+//!
+//! Run one area with a filter: `cargo test -p host --test all sandbox::`.
+//! The areas that need services (moto, cargo-lambda, cfn-lint: `tests/run`
+//! installs them) live in the repository's top-level `tests/` folder.
+
+mod author;
+mod cli;
+mod corpus;
+mod fixtures;
+mod languages;
+mod no_record_lost;
+mod plugins;
+mod precompiled;
+mod sandbox;
+
+#[path = "../../../tests/aws.rs"]
+mod aws;
+#[path = "../../../tests/deploy.rs"]
+mod deploy;
+#[path = "../../../tests/esm.rs"]
+mod esm;
+#[path = "../../../tests/lambda.rs"]
+mod lambda;
+#[path = "../../../tests/support/mod.rs"]
+mod support;
