@@ -140,6 +140,7 @@ impl App {
     /// and nothing is sent past `deadline`; what was not done is reported as
     /// failed, to be retried.
     pub async fn process(&mut self, batch: Batch, deadline: Option<Instant>) -> Report {
+        let batch = crate::source::expand(batch, &self.plan.stream);
         let pipeline = self.pipeline.clone();
         let run = tokio::task::spawn_blocking(move || lock(&pipeline).run_until(batch, deadline));
         let mut outcome = match run.await {

@@ -9,7 +9,8 @@
 //! ```
 //!
 //! - [`event`] turns the Lambda Kinesis event into Sluice's own [`event::Batch`];
-//!   no AWS type leaks past it.
+//!   no AWS type leaks past it. [`source`] then reads what the payloads hold
+//!   (`[source]`: KPL aggregates, gzip or zstd, CloudWatch Logs).
 //! - [`config`] parses the TOML pipeline config and validates it into a [`config::Plan`].
 //! - [`plugin`] compiles components once and runs them in a sandbox with no
 //!   ambient authority (the one `bindgen!` site lives in `plugin::bindings`).
@@ -43,6 +44,7 @@ pub mod plugin;
 #[cfg(feature = "compiler")]
 pub mod precompile;
 pub mod sink;
+pub mod source;
 pub mod summary;
 
 /// Paths of the example plugins, built from `plugins/` by `build.rs`.

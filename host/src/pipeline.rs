@@ -146,8 +146,11 @@ pub struct StepStats {
 /// What became of a batch.
 #[derive(Debug, Default)]
 pub struct BatchOutcome {
-    /// Records in the event (decoded or not).
+    /// Records in the event (decoded or not; after `[source]`, one per user
+    /// record or log event).
     pub records_in: usize,
+    /// What `[source]` made of the event's Kinesis records.
+    pub source: crate::event::SourceStats,
     /// Outputs, in input order, each with its destinations.
     pub routed: Vec<Routed>,
     /// Failed input records to retry (reported to Lambda), in input order;
@@ -256,6 +259,7 @@ impl Pipeline {
     /// [`FailureClass::Deadline`] and are retried).
     pub fn run_until(&mut self, batch: Batch, deadline: Option<Instant>) -> BatchOutcome {
         let records_in = batch.len();
+        let source = batch.source;
         let default_action = self.plan.default_on_error();
         let mut failed = Failed {
             slots: vec![None; records_in],
@@ -311,6 +315,7 @@ impl Pipeline {
 
         let mut outcome = BatchOutcome {
             records_in,
+            source,
             steps: stats,
             ..BatchOutcome::default()
         };

@@ -20,6 +20,14 @@ pub fn render(plan: &Plan, outcome: &BatchOutcome, report: &DispatchReport) -> S
         .map(|d| d.name.len())
         .max()
         .unwrap_or(0);
+    let src = &outcome.source;
+    if src.aggregates + src.decompressed + src.control_messages > 0 {
+        let _ = writeln!(
+            w,
+            "kinesis records: {} (KPL aggregates: {}, decompressed: {}, control messages: {})",
+            src.kinesis_records, src.aggregates, src.decompressed, src.control_messages
+        );
+    }
     let _ = writeln!(w, "records in: {}", outcome.records_in);
     for (i, (step, st)) in plan.steps.iter().zip(&outcome.steps).enumerate() {
         let _ = writeln!(

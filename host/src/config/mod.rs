@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use location::Location;
-pub use raw::{Format, Limits, OnError, StepKind};
+pub use raw::{Decompress, Format, Limits, OnError, Source, SourceFormat, StepKind};
 pub use template::Template;
 
 /// Something is wrong with a pipeline config.
@@ -62,6 +62,8 @@ pub struct Plan {
     /// (`SLUICE_CONFIG_SHA256`). Only a trusted config may name precompiled
     /// artifacts (native code) in S3.
     pub trusted: bool,
+    /// How the stream's payloads are read before the first step (`[source]`).
+    pub stream: raw::Source,
     /// The steps, in order.
     pub steps: Vec<StepPlan>,
     /// The destinations, sorted by name; a [`DestinationId`] indexes this.
@@ -479,6 +481,7 @@ pub fn validate(raw: raw::Config, origin: &Location) -> Result<Plan, ConfigError
     let mut plan = Plan {
         source: origin.clone(),
         trusted: matches!(origin, Location::File(_)),
+        stream: check_source(&raw.source).map_err(|(field, m)| invalid(field, m))?,
         steps,
         destinations,
         default_destination: None,
@@ -548,6 +551,33 @@ fn check_name(name: &str) -> Result<(), String> {
             "`{name}` is not a valid name: use 1 to 64 letters, digits, `-` or `_`"
         ))
     }
+}
+
+/// Checks `[source]`: a CloudWatch Logs subscription is gzip, so only
+/// `decompress = "gzip"` or `"auto"` fit it (`"none"` means gzip there).
+fn check_source(source: &raw::Source) -> Result<raw::Source, (String, String)> {
+    use raw::{Decompress, SourceFormat};
+    if source.max_decompressed_bytes == 0 {
+        return Err((
+            "source.max_decompressed_bytes".into(),
+            "must be at least 1".into(),
+        ));
+    }
+    let mut source = source.clone();
+    if source.format == SourceFormat::CloudwatchLogs {
+        match source.decompress {
+            Decompress::None => source.decompress = Decompress::Gzip,
+            Decompress::Gzip | Decompress::Auto => {}
+            Decompress::Zstd => {
+                return Err((
+                    "source.decompress".into(),
+                    "is `zstd`, but CloudWatch Logs subscription data is gzip: use `gzip` or `auto`"
+                        .into(),
+                ));
+            }
+        }
+    }
+    Ok(source)
 }
 
 /// Parses a SHA-256 digest written as 64 hex digits.

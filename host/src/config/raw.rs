@@ -21,6 +21,69 @@ pub struct Config {
     /// `[routing]`: routing defaults.
     #[serde(default)]
     pub routing: Routing,
+    /// `[source]`: what the stream's payloads hold; see [`Source`].
+    #[serde(default)]
+    pub source: Source,
+}
+
+/// `[source]`: how Sluice reads each Kinesis payload before the first step.
+///
+/// In this order: a KPL aggregate is split into its user records
+/// (`deaggregate`), each payload is decompressed (`decompress`), and a
+/// CloudWatch Logs subscription payload is split into its log events
+/// (`format`).
+#[derive(Debug, Deserialize, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Source {
+    /// `format = "records" | "cloudwatch-logs"`: `records` (the default) is
+    /// one event per payload; `cloudwatch-logs` reads a subscription's
+    /// gzipped JSON: one event per log event, control messages skipped.
+    pub format: SourceFormat,
+    /// `decompress = "none" | "gzip" | "zstd" | "auto"`: `auto` looks at the
+    /// magic bytes and leaves other payloads alone. Default `none`.
+    pub decompress: Decompress,
+    /// `max_decompressed_bytes = 8388608`: the most one payload may grow to
+    /// when decompressed (8 MiB); more fails the record (a compression bomb).
+    pub max_decompressed_bytes: usize,
+    /// `deaggregate = true`: split KPL aggregates (payloads that start with
+    /// `f3 89 9a c2`) into their user records. Default `true`.
+    pub deaggregate: bool,
+}
+
+impl Default for Source {
+    fn default() -> Source {
+        Source {
+            format: SourceFormat::Records,
+            decompress: Decompress::None,
+            max_decompressed_bytes: 8 << 20,
+            deaggregate: true,
+        }
+    }
+}
+
+/// `[source] format`.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum SourceFormat {
+    /// One event per payload.
+    Records,
+    /// A CloudWatch Logs subscription: one event per log event.
+    CloudwatchLogs,
+}
+
+/// `[source] decompress`.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Decompress {
+    /// Payloads are used as they are.
+    None,
+    /// Every payload is gzip.
+    Gzip,
+    /// Every payload is zstd.
+    Zstd,
+    /// Gzip or zstd when the payload starts with its magic bytes; as it is
+    /// otherwise.
+    Auto,
 }
 
 /// One `[[steps]]` entry.

@@ -64,12 +64,32 @@ pub struct Batch {
     pub slot: Vec<usize>,
     /// The records that did not decode.
     pub rejected: Vec<Rejected>,
+    /// Slots whose Kinesis record held no events (a CloudWatch Logs control
+    /// message): they count as filtered.
+    pub empty: Vec<usize>,
+    /// What reading the payloads (`[source]`) made of the event's records.
+    pub source: SourceStats,
+}
+
+/// What reading the payloads (`[source]`: KPL aggregates, compression,
+/// CloudWatch Logs) made of an event's Kinesis records.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SourceStats {
+    /// Kinesis records in the event.
+    pub kinesis_records: usize,
+    /// KPL aggregates among them.
+    pub aggregates: usize,
+    /// Payloads decompressed.
+    pub decompressed: usize,
+    /// CloudWatch Logs control messages skipped.
+    pub control_messages: usize,
 }
 
 impl Batch {
-    /// Number of records the event held, decoded or not.
+    /// Number of slots: records (after de-aggregation, one per user record),
+    /// records that did not decode, and records that held nothing.
     pub fn len(&self) -> usize {
-        self.records.len() + self.rejected.len()
+        self.records.len() + self.rejected.len() + self.empty.len()
     }
 
     /// Whether the event held no records at all.
@@ -168,7 +188,11 @@ pub fn decode(json: &[u8], source_name: &str) -> Result<Batch, EventError> {
     let mut batch = Batch {
         records: Vec::with_capacity(envelope.records.len()),
         slot: Vec::with_capacity(envelope.records.len()),
-        rejected: Vec::new(),
+        source: SourceStats {
+            kinesis_records: envelope.records.len(),
+            ..SourceStats::default()
+        },
+        ..Batch::default()
     };
     for (index, raw) in envelope.records.into_iter().enumerate() {
         match decode_record(raw) {

@@ -14,6 +14,7 @@ mod no_record_lost;
 mod plugins;
 mod precompiled;
 mod sandbox;
+mod source;
 
 #[path = "../../../tests/aws.rs"]
 mod aws;

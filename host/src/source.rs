@@ -1,0 +1,499 @@
+//! What a Kinesis payload holds, read before the first step (`[source]`).
+//!
+//! Real producers rarely write one plain record per payload. The KPL packs
+//! many user records into one aggregate; producers compress; a CloudWatch
+//! Logs subscription writes gzipped JSON holding many log events. [`expand`]
+//! turns each decoded Kinesis record into the events the pipeline should
+//! see, in this order:
+//!
+//! 1. **KPL de-aggregation** (`deaggregate = true`, the default): a payload
+//!    that starts with the magic `f3 89 9a c2` is a protobuf
+//!    `AggregatedRecord` followed by the MD5 of the protobuf. Each user
+//!    record becomes a record with its own partition key, the aggregate's
+//!    sequence number and its index as sub-sequence number (and attribute
+//!    `kinesis.explicit-hash-key` when the producer set one).
+//! 2. **Decompression** (`decompress`): gzip or zstd, or `auto` by magic
+//!    bytes, never past `max_decompressed_bytes`.
+//! 3. **CloudWatch Logs** (`format = "cloudwatch-logs"`): `CONTROL_MESSAGE`
+//!    payloads are skipped (counted, and the record counts as filtered);
+//!    every `logEvents[]` entry becomes a record whose data is the message,
+//!    with attributes `logGroup`, `logStream`, `owner`, `id`, `timestamp`
+//!    and its index as sub-sequence number.
+//!
+//! Each resulting record gets its own slot in the batch, so one user record
+//! failing does not take its siblings' outcomes with it; Lambda still
+//! checkpoints by the aggregate's sequence number, so a retried aggregate
+//! replays all of its user records (FIFO deduplication ids, S3 keys and
+//! dead letters carry the sub-sequence number). A payload that cannot be
+//! read (an aggregate whose MD5 does not match, a truncated protobuf, a
+//! compression bomb, malformed CloudWatch Logs JSON) fails alone, with class
+//! `decode` and a reason that names the problem, and is dead-lettered as
+//! Lambda sent it under the default policy.
+
+use std::io::Read as _;
+
+use base64::Engine as _;
+use md5::{Digest as _, Md5};
+use prost::Message as _;
+
+use crate::config::{Decompress, Source, SourceFormat};
+use crate::event::{Batch, Record, Rejected, SourceStats};
+
+/// The four bytes a KPL aggregate starts with.
+pub const KPL_MAGIC: [u8; 4] = [0xf3, 0x89, 0x9a, 0xc2];
+
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+
+/// The KPL aggregation format (`AggregatedRecord` in the KPL's
+/// `messages.proto`, proto2).
+#[derive(Clone, PartialEq, prost::Message)]
+struct AggregatedRecord {
+    #[prost(string, repeated, tag = "1")]
+    partition_key_table: Vec<String>,
+    #[prost(string, repeated, tag = "2")]
+    explicit_hash_key_table: Vec<String>,
+    #[prost(message, repeated, tag = "3")]
+    records: Vec<UserRecord>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct UserRecord {
+    #[prost(uint64, required, tag = "1")]
+    partition_key_index: u64,
+    #[prost(uint64, optional, tag = "2")]
+    explicit_hash_key_index: Option<u64>,
+    #[prost(bytes = "vec", required, tag = "3")]
+    data: Vec<u8>,
+}
+
+/// A CloudWatch Logs subscription payload (after gunzip).
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LogsData {
+    message_type: String,
+    #[serde(default)]
+    owner: String,
+    #[serde(default)]
+    log_group: String,
+    #[serde(default)]
+    log_stream: String,
+    #[serde(default)]
+    log_events: Vec<LogEvent>,
+}
+
+#[derive(serde::Deserialize)]
+struct LogEvent {
+    id: String,
+    timestamp: i64,
+    message: String,
+}
+
+/// Whether `source` leaves every payload as it is (nothing to do).
+pub fn is_plain(source: &Source) -> bool {
+    !source.deaggregate
+        && source.decompress == Decompress::None
+        && source.format == SourceFormat::Records
+}
+
+/// Reads every record of `batch` as `source` says; see the module docs.
+/// Slots are renumbered: one per resulting record, in order, plus one for
+/// each record that held none (it counts as filtered).
+pub fn expand(batch: Batch, source: &Source) -> Batch {
+    let kinesis_records = batch.len();
+    if is_plain(source) || batch.records.is_empty() {
+        return Batch {
+            source: SourceStats {
+                kinesis_records,
+                ..batch.source
+            },
+            ..batch
+        };
+    }
+    enum Entry {
+        Record(Record),
+        Rejected(Rejected),
+        Empty,
+    }
+    let mut entries: Vec<Option<Entry>> = (0..batch.len()).map(|_| None).collect();
+    for (record, slot) in batch.records.into_iter().zip(batch.slot) {
+        entries[slot] = Some(Entry::Record(record));
+    }
+    for r in batch.rejected {
+        let i = r.index;
+        entries[i] = Some(Entry::Rejected(r));
+    }
+    for i in batch.empty {
+        entries[i] = Some(Entry::Empty);
+    }
+    let mut stats = SourceStats {
+        kinesis_records,
+        ..SourceStats::default()
+    };
+    let mut out = Batch::default();
+    let mut next = 0;
+    for entry in entries.into_iter().flatten() {
+        match entry {
+            Entry::Rejected(r) => {
+                out.rejected.push(Rejected { index: next, ..r });
+                next += 1;
+            }
+            Entry::Empty => {
+                out.empty.push(next);
+                next += 1;
+            }
+            Entry::Record(record) => match read(&record, source, &mut stats) {
+                Ok(records) if records.is_empty() => {
+                    out.empty.push(next);
+                    next += 1;
+                }
+                Ok(records) => {
+                    for r in records {
+                        out.records.push(r);
+                        out.slot.push(next);
+                        next += 1;
+                    }
+                }
+                Err(reason) => {
+                    out.rejected.push(Rejected {
+                        index: next,
+                        shard_id: Some(record.shard_id.clone()),
+                        sequence_number: Some(record.sequence_number.clone()),
+                        reason,
+                        raw: as_lambda_sent_it(&record),
+                    });
+                    next += 1;
+                }
+            },
+        }
+    }
+    out.source = stats;
+    out
+}
+
+/// The records `record`'s payload holds, or why it cannot be read.
+fn read(record: &Record, source: &Source, stats: &mut SourceStats) -> Result<Vec<Record>, String> {
+    let users = if source.deaggregate && record.data.starts_with(&KPL_MAGIC) {
+        stats.aggregates += 1;
+        deaggregate(record)?
+    } else {
+        vec![record.clone()]
+    };
+    let mut out = Vec::with_capacity(users.len());
+    for mut user in users {
+        if let Some(data) = decompress(&user.data, source)? {
+            stats.decompressed += 1;
+            user.data = data;
+        }
+        match source.format {
+            SourceFormat::Records => out.push(user),
+            SourceFormat::CloudwatchLogs => {
+                let events = cloudwatch_logs(&user)?;
+                if events.is_none() {
+                    stats.control_messages += 1;
+                }
+                out.extend(events.into_iter().flatten());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Splits a KPL aggregate into its user records.
+fn deaggregate(record: &Record) -> Result<Vec<Record>, String> {
+    let body = &record.data[KPL_MAGIC.len()..];
+    let Some(split) = body.len().checked_sub(16) else {
+        return Err(format!(
+            "a KPL aggregate (it starts with f3 89 9a c2) too short for its MD5 trailer: {} bytes",
+            record.data.len()
+        ));
+    };
+    let (message, digest) = body.split_at(split);
+    let actual = Md5::digest(message);
+    if actual.as_slice() != digest {
+        return Err(format!(
+            "a KPL aggregate (it starts with f3 89 9a c2) whose MD5 does not match: the trailer says \
+             {}, the protobuf hashes to {}",
+            hex(digest),
+            hex(&actual)
+        ));
+    }
+    let aggregate = AggregatedRecord::decode(message)
+        .map_err(|e| format!("a KPL aggregate whose protobuf does not decode: {e}"))?;
+    aggregate
+        .records
+        .into_iter()
+        .enumerate()
+        .map(|(i, user)| {
+            let key = usize::try_from(user.partition_key_index)
+                .ok()
+                .and_then(|k| aggregate.partition_key_table.get(k))
+                .ok_or_else(|| {
+                    format!(
+                        "a KPL aggregate whose user record {i} names partition key {} of a table of {}",
+                        user.partition_key_index,
+                        aggregate.partition_key_table.len()
+                    )
+                })?;
+            let mut attributes = Vec::new();
+            if let Some(h) = user.explicit_hash_key_index {
+                let hash_key = usize::try_from(h)
+                    .ok()
+                    .and_then(|k| aggregate.explicit_hash_key_table.get(k))
+                    .ok_or_else(|| {
+                        format!(
+                            "a KPL aggregate whose user record {i} names explicit hash key {h} of a table of {}",
+                            aggregate.explicit_hash_key_table.len()
+                        )
+                    })?;
+                attributes.push(("kinesis.explicit-hash-key".to_owned(), hash_key.clone()));
+            }
+            Ok(Record {
+                shard_id: record.shard_id.clone(),
+                sequence_number: record.sequence_number.clone(),
+                sub_sequence_number: Some(u32::try_from(i).map_err(|_| "too many user records")?),
+                partition_key: key.clone(),
+                arrival_ms: record.arrival_ms,
+                data: user.data,
+                attributes,
+            })
+        })
+        .collect()
+}
+
+/// The payload decompressed, `None` when `source` leaves it as it is.
+fn decompress(data: &[u8], source: &Source) -> Result<Option<Vec<u8>>, String> {
+    let mode = match (source.format, source.decompress) {
+        // CloudWatch Logs subscription data is gzip.
+        (SourceFormat::CloudwatchLogs, Decompress::None) => Decompress::Gzip,
+        (_, mode) => mode,
+    };
+    let gzip = match mode {
+        Decompress::None => return Ok(None),
+        Decompress::Gzip => true,
+        Decompress::Zstd => false,
+        Decompress::Auto if data.starts_with(&GZIP_MAGIC) => true,
+        Decompress::Auto if data.starts_with(&ZSTD_MAGIC) => false,
+        Decompress::Auto => return Ok(None),
+    };
+    let limit = source.max_decompressed_bytes;
+    let mut out = Vec::new();
+    // One byte past the limit tells "exactly the limit" from "more".
+    let read = if gzip {
+        flate2::read::MultiGzDecoder::new(data)
+            .take(limit as u64 + 1)
+            .read_to_end(&mut out)
+            .map_err(|e| format!("the payload is not gzip: {e}"))
+    } else {
+        zstd::stream::read::Decoder::new(data)
+            .and_then(|d| d.take(limit as u64 + 1).read_to_end(&mut out))
+            .map_err(|e| format!("the payload is not zstd: {e}"))
+    };
+    read?;
+    if out.len() > limit {
+        return Err(format!(
+            "the payload decompresses to more than {limit} bytes (`source.max_decompressed_bytes`)"
+        ));
+    }
+    Ok(Some(out))
+}
+
+/// The log events of a CloudWatch Logs payload; `None` for a control message.
+fn cloudwatch_logs(record: &Record) -> Result<Option<Vec<Record>>, String> {
+    let logs: LogsData = serde_json::from_slice(&record.data)
+        .map_err(|e| format!("the payload is not CloudWatch Logs subscription data: {e}"))?;
+    match logs.message_type.as_str() {
+        "CONTROL_MESSAGE" => return Ok(None),
+        "DATA_MESSAGE" => {}
+        other => {
+            return Err(format!(
+                "CloudWatch Logs subscription data of message type {other:?} (expected DATA_MESSAGE or CONTROL_MESSAGE)"
+            ));
+        }
+    }
+    logs.log_events
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| {
+            Ok(Record {
+                shard_id: record.shard_id.clone(),
+                sequence_number: record.sequence_number.clone(),
+                sub_sequence_number: Some(u32::try_from(i).map_err(|_| "too many log events")?),
+                partition_key: record.partition_key.clone(),
+                arrival_ms: record.arrival_ms,
+                data: e.message.into_bytes(),
+                attributes: vec![
+                    ("logGroup".to_owned(), logs.log_group.clone()),
+                    ("logStream".to_owned(), logs.log_stream.clone()),
+                    ("owner".to_owned(), logs.owner.clone()),
+                    ("id".to_owned(), e.id),
+                    ("timestamp".to_owned(), e.timestamp.to_string()),
+                ],
+            })
+        })
+        .collect::<Result<Vec<_>, String>>()
+        .map(Some)
+}
+
+/// The record as a Lambda Kinesis record (the fields Sluice reads), for the
+/// dead letter of a payload that could not be read.
+fn as_lambda_sent_it(record: &Record) -> String {
+    serde_json::json!({
+        "eventID": format!("{}:{}", record.shard_id, record.sequence_number),
+        "kinesis": {
+            "partitionKey": record.partition_key,
+            "sequenceNumber": record.sequence_number,
+            "data": base64::engine::general_purpose::STANDARD.encode(&record.data),
+            "approximateArrivalTimestamp": record.arrival_ms as f64 / 1000.0,
+        }
+    })
+    .to_string()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    crate::plugin::hex(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+
+    use super::*;
+
+    fn record(data: Vec<u8>) -> Record {
+        Record {
+            shard_id: "shardId-000000000000".into(),
+            sequence_number: "100".into(),
+            sub_sequence_number: None,
+            partition_key: "k".into(),
+            arrival_ms: 1_000,
+            data,
+            attributes: Vec::new(),
+        }
+    }
+
+    fn batch(payloads: Vec<Vec<u8>>) -> Batch {
+        let n = payloads.len();
+        Batch {
+            records: payloads.into_iter().map(record).collect(),
+            slot: (0..n).collect(),
+            ..Batch::default()
+        }
+    }
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    fn source(text: &str) -> Source {
+        toml::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn auto_decompresses_gzip_and_zstd_and_leaves_the_rest() {
+        let zstd = zstd::encode_all(&b"zstd payload"[..], 3).unwrap();
+        let out = expand(
+            batch(vec![gzip(b"gzip payload"), zstd, b"plain".to_vec()]),
+            &source("decompress = \"auto\""),
+        );
+        let data: Vec<&[u8]> = out.records.iter().map(|r| r.data.as_slice()).collect();
+        assert_eq!(data, [&b"gzip payload"[..], b"zstd payload", b"plain"]);
+        assert_eq!(out.source.decompressed, 2);
+        assert_eq!(out.slot, [0, 1, 2]);
+    }
+
+    #[test]
+    fn a_compression_bomb_fails_its_record_only() {
+        let bomb = gzip(&vec![0u8; 10 << 20]);
+        let out = expand(
+            batch(vec![b"ok".to_vec(), bomb]),
+            &source("decompress = \"auto\"\nmax_decompressed_bytes = 1048576"),
+        );
+        assert_eq!(out.records.len(), 1);
+        assert_eq!(out.rejected.len(), 1);
+        let r = &out.rejected[0];
+        assert_eq!(r.index, 1);
+        assert_eq!(r.sequence_number.as_deref(), Some("100"));
+        assert!(
+            r.reason.contains(
+                "decompresses to more than 1048576 bytes (`source.max_decompressed_bytes`)"
+            ),
+            "{}",
+            r.reason
+        );
+        // The dead letter holds the record as Lambda sent it.
+        let raw: serde_json::Value = serde_json::from_str(&r.raw).unwrap();
+        assert_eq!(raw["eventID"], "shardId-000000000000:100");
+    }
+
+    #[test]
+    fn cloudwatch_logs_become_one_event_per_log_event_and_control_messages_are_skipped() {
+        let data = br#"{"messageType":"DATA_MESSAGE","owner":"123456789012","logGroup":"/aws/lambda/x","logStream":"s","subscriptionFilters":["f"],"logEvents":[{"id":"1","timestamp":1700000000000,"message":"first"},{"id":"2","timestamp":1700000000001,"message":"second"}]}"#;
+        let control = br#"{"messageType":"CONTROL_MESSAGE","owner":"CloudwatchLogs","logGroup":"","logStream":"","subscriptionFilters":[],"logEvents":[{"id":"","timestamp":1,"message":"CWL CONTROL MESSAGE: Checking health of destination Kinesis stream."}]}"#;
+        let out = expand(
+            batch(vec![gzip(control), gzip(data)]),
+            &source("format = \"cloudwatch-logs\""),
+        );
+        assert_eq!(out.empty, [0]);
+        assert_eq!(out.slot, [1, 2]);
+        assert_eq!(out.records[0].data, b"first");
+        assert_eq!(out.records[1].sub_sequence_number, Some(1));
+        assert_eq!(
+            out.records[1].attributes,
+            [
+                ("logGroup".to_owned(), "/aws/lambda/x".to_owned()),
+                ("logStream".to_owned(), "s".to_owned()),
+                ("owner".to_owned(), "123456789012".to_owned()),
+                ("id".to_owned(), "2".to_owned()),
+                ("timestamp".to_owned(), "1700000000001".to_owned()),
+            ]
+        );
+        assert_eq!(out.source.control_messages, 1);
+        assert_eq!(out.len(), 3);
+    }
+
+    #[test]
+    fn malformed_cloudwatch_logs_fail_their_record() {
+        let out = expand(
+            batch(vec![gzip(b"{\"messageType\":")]),
+            &source("format = \"cloudwatch-logs\""),
+        );
+        assert!(
+            out.rejected[0]
+                .reason
+                .starts_with("the payload is not CloudWatch Logs subscription data"),
+            "{}",
+            out.rejected[0].reason
+        );
+    }
+
+    #[test]
+    fn a_kpl_aggregate_that_does_not_verify_fails_alone() {
+        let mut aggregate = KPL_MAGIC.to_vec();
+        let message = AggregatedRecord {
+            partition_key_table: vec!["a".into()],
+            explicit_hash_key_table: vec![],
+            records: vec![UserRecord {
+                partition_key_index: 0,
+                explicit_hash_key_index: None,
+                data: b"x".to_vec(),
+            }],
+        }
+        .encode_to_vec();
+        aggregate.extend_from_slice(&message);
+        aggregate.extend_from_slice(&Md5::digest(&message));
+        let mut corrupt = aggregate.clone();
+        let last = corrupt.len() - 1;
+        corrupt[last] ^= 1;
+        let out = expand(batch(vec![aggregate, corrupt]), &Source::default());
+        assert_eq!(out.records.len(), 1);
+        assert_eq!(out.records[0].sub_sequence_number, Some(0));
+        assert!(
+            out.rejected[0].reason.contains("whose MD5 does not match"),
+            "{}",
+            out.rejected[0].reason
+        );
+    }
+}

@@ -1,0 +1,266 @@
+//! `[source]`: what real producers put on a stream. KPL aggregates made by
+//! the real `aws-kinesis-agg` producer from PyPI (`tests/kpl/aggregate.py`;
+//! `tests/run` installs it), gzip payloads and CloudWatch Logs subscription
+//! data, through the `App` that `sluice run` and the Lambda handler use.
+
+use std::io::Write as _;
+use std::process::Command;
+
+use base64::Engine as _;
+use host::app::App;
+use host::config::{self, Format, Location};
+use host::event;
+use host::pipeline::FailureClass;
+use host::sink::Sink;
+use host::sink::memory::MemorySink;
+
+use crate::support::root;
+
+/// A pipeline without steps: every record goes to `out` (as an envelope,
+/// with its lineage), failures to `dlq`.
+fn app(source: &str) -> (App, MemorySink, MemorySink) {
+    let text = format!(
+        "[source]\n{source}\n\
+         [destinations.out]\ntype = \"stdout\"\nformat = \"envelope\"\n\
+         [destinations.dlq]\ntype = \"stdout\"\n\
+         [routing]\ndefault = \"out\"\ndead_letter = \"dlq\"\n"
+    );
+    let plan = config::parse(&text, &Location::File("/tmp/source.toml".into())).unwrap();
+    let (dlq, out) = (
+        MemorySink::new("dlq", Format::Raw),
+        MemorySink::new("out", Format::Envelope),
+    );
+    let sinks = vec![Sink::Memory(dlq.clone()), Sink::Memory(out.clone())];
+    (App::with_sinks(plan, sinks).unwrap(), out, dlq)
+}
+
+fn run(app: &mut App, json: &[u8]) -> host::app::Report {
+    let batch = event::decode(json, "event.json").unwrap();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(app.process(batch, None))
+}
+
+fn lines(sink: &MemorySink) -> Vec<serde_json::Value> {
+    String::from_utf8(sink.contents())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// An event of KPL aggregates made by the real producer, per `specs` (see
+/// `tests/kpl/aggregate.py`).
+fn kpl_event(name: &str, specs: &[&str]) -> Vec<u8> {
+    let path = std::env::temp_dir().join(format!("sluice-kpl-{name}-{}.json", std::process::id()));
+    let out = Command::new("python3")
+        .arg(root().join("tests/kpl/aggregate.py"))
+        .arg(&path)
+        .args(specs)
+        .output()
+        .expect("running python3");
+    assert!(
+        out.status.success(),
+        "tests/kpl/aggregate.py failed (needs `pip install aws-kinesis-agg`, which tests/run does):\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json = std::fs::read(&path).unwrap();
+    let _ = std::fs::remove_file(&path);
+    json
+}
+
+#[test]
+fn kpl_aggregates_of_1_5_and_500_user_records_and_a_full_one_are_split() {
+    let json = kpl_event("sizes", &["1", "5", "500", "full", "hashed:2"]);
+    let (mut app, out, dlq) = app("");
+    let report = run(&mut app, &json);
+    let outcome = &report.outcome;
+    assert!(outcome.failures.is_empty(), "{:?}", outcome.failures);
+    assert_eq!(outcome.source.kinesis_records, 5);
+    assert_eq!(outcome.source.aggregates, 5);
+    let delivered = lines(&out);
+    let full = delivered
+        .iter()
+        .filter(|l| l["sequence_number"] == "400")
+        .count();
+    assert!(
+        full > 90,
+        "a full aggregate holds ~95 records of 10 KiB: {full}"
+    );
+    assert_eq!(outcome.records_in, 1 + 5 + 500 + full + 2);
+    assert_eq!(delivered.len(), outcome.records_in);
+    assert!(dlq.contents().is_empty());
+    // Every user record: its own partition key, the aggregate's sequence
+    // number, its index as sub-sequence number, its data as produced.
+    for (k, n) in [(0, 1), (1, 5), (2, 500)] {
+        let seq = format!("{}00", k + 1);
+        let users: Vec<_> = delivered
+            .iter()
+            .filter(|l| l["sequence_number"] == seq.as_str())
+            .collect();
+        assert_eq!(users.len(), n);
+        for (i, u) in users.iter().enumerate() {
+            assert_eq!(u["sub_sequence_number"], i, "{u}");
+            assert_eq!(u["partition_key"], format!("user-{}", i % 7), "{u}");
+            assert_eq!(
+                u["data"],
+                serde_json::json!({"record": k, "user": i}),
+                "{u}"
+            );
+            assert_eq!(u["shard_id"], "shardId-000000000000");
+        }
+    }
+    // The explicit hash key goes with the record as an attribute.
+    let hashed: Vec<_> = delivered
+        .iter()
+        .filter(|l| l["sequence_number"] == "500")
+        .collect();
+    assert_eq!(
+        hashed[1]["attributes"]["kinesis.explicit-hash-key"],
+        (2u128.pow(100) + 1).to_string()
+    );
+    let summary = host::summary::render(app.plan(), outcome, &report.dispatch);
+    assert!(
+        summary.starts_with(
+            "kinesis records: 5 (KPL aggregates: 5, decompressed: 0, control messages: 0)\n"
+        ),
+        "{summary}"
+    );
+}
+
+/// An aggregate whose MD5 does not match fails alone, with a reason naming
+/// the problem and its sequence number, and is dead-lettered as Lambda sent
+/// it; the aggregates around it are delivered.
+#[test]
+fn a_corrupt_aggregate_fails_alone_and_is_dead_lettered_raw() {
+    let json = kpl_event("corrupt", &["2", "corrupt:3", "2"]);
+    let (mut app, out, dlq) = app("");
+    let report = run(&mut app, &json);
+    let outcome = &report.outcome;
+    assert_eq!(outcome.records_in, 5);
+    assert_eq!(lines(&out).len(), 4);
+    let dead = &outcome.dead_letters;
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    let f = &dead[0].failure;
+    assert_eq!(f.class, FailureClass::Decode);
+    assert_eq!(f.sequence_number.as_deref(), Some("200"));
+    assert!(f.reason.contains("KPL aggregate"), "{}", f.reason);
+    assert!(f.reason.contains("MD5 does not match"), "{}", f.reason);
+    let letter: serde_json::Value =
+        serde_json::from_str(String::from_utf8(dlq.contents()).unwrap().trim()).unwrap();
+    let original = &letter["kinesis_record"];
+    let sent: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    assert_eq!(
+        original["kinesis"]["data"],
+        sent["Records"][1]["kinesis"]["data"]
+    );
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+fn event_of(payloads: &[Vec<u8>]) -> Vec<u8> {
+    let records: Vec<serde_json::Value> = payloads
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            serde_json::json!({
+                "eventID": format!("shardId-000000000000:{}00", i + 1),
+                "kinesis": {
+                    "partitionKey": "k",
+                    "sequenceNumber": format!("{}00", i + 1),
+                    "data": base64::engine::general_purpose::STANDARD.encode(p),
+                    "approximateArrivalTimestamp": 1700000000.0,
+                }
+            })
+        })
+        .collect();
+    serde_json::to_vec(&serde_json::json!({ "Records": records })).unwrap()
+}
+
+#[test]
+fn gzip_payloads_are_read_and_a_bomb_fails_its_record() {
+    let bomb = gzip(&vec![b'0'; 4 << 20]);
+    let json = event_of(&[
+        gzip(br#"{"a":1}"#),
+        br#"{"b":2}"#.to_vec(),
+        bomb,
+        gzip(br#"{"c":3}"#),
+    ]);
+    let (mut app, out, _dlq) = app("decompress = \"auto\"\nmax_decompressed_bytes = 1048576");
+    let report = run(&mut app, &json);
+    let data: Vec<_> = lines(&out).into_iter().map(|l| l["data"].clone()).collect();
+    assert_eq!(
+        data,
+        [
+            serde_json::json!({"a": 1}),
+            serde_json::json!({"b": 2}),
+            serde_json::json!({"c": 3})
+        ]
+    );
+    let f = &report.outcome.dead_letters[0].failure;
+    assert_eq!(f.sequence_number.as_deref(), Some("300"));
+    assert!(f.reason.contains("more than 1048576 bytes"), "{}", f.reason);
+    assert_eq!(report.outcome.source.decompressed, 2);
+}
+
+#[test]
+fn cloudwatch_logs_subscription_data_is_one_event_per_log_event() {
+    let control = br#"{"messageType":"CONTROL_MESSAGE","owner":"CloudwatchLogs","logGroup":"","logStream":"","subscriptionFilters":[],"logEvents":[{"id":"","timestamp":1700000000000,"message":"CWL CONTROL MESSAGE: Checking health of destination Kinesis stream."}]}"#;
+    let data = |n: usize| {
+        let events: Vec<serde_json::Value> = (0..n)
+            .map(|i| serde_json::json!({"id": format!("e{i}"), "timestamp": 1700000000000u64 + i as u64, "message": format!("line {i}")}))
+            .collect();
+        serde_json::to_vec(&serde_json::json!({
+            "messageType": "DATA_MESSAGE", "owner": "123456789012",
+            "logGroup": "/aws/lambda/orders", "logStream": "2026/12/02/[$LATEST]abc",
+            "subscriptionFilters": ["to-kinesis"], "logEvents": events,
+        }))
+        .unwrap()
+    };
+    let json = event_of(&[gzip(control), gzip(&data(3)), gzip(&data(2))]);
+    let (mut app, out, _dlq) = app("format = \"cloudwatch-logs\"");
+    let report = run(&mut app, &json);
+    let outcome = &report.outcome;
+    assert!(outcome.failures.is_empty() && outcome.dead_letters.is_empty());
+    assert_eq!(outcome.source.control_messages, 1);
+    assert_eq!(outcome.records_in, 1 + 3 + 2);
+    assert_eq!(
+        outcome.filtered, 1,
+        "the control message counts as filtered"
+    );
+    let delivered = lines(&out);
+    assert_eq!(delivered.len(), 5);
+    assert_eq!(
+        delivered[0]["data_base64"],
+        base64::engine::general_purpose::STANDARD.encode("line 0")
+    );
+    assert_eq!(delivered[2]["sub_sequence_number"], 2);
+    assert_eq!(delivered[2]["attributes"]["logGroup"], "/aws/lambda/orders");
+    assert_eq!(delivered[2]["attributes"]["id"], "e2");
+    assert_eq!(delivered[2]["attributes"]["timestamp"], "1700000000002");
+    assert_eq!(delivered[3]["sequence_number"], "300");
+}
+
+#[test]
+fn source_settings_out_of_range_are_config_errors() {
+    let e = config::parse(
+        "[source]\nformat = \"cloudwatch-logs\"\ndecompress = \"zstd\"\n[destinations.out]\ntype = \"stdout\"\n",
+        &Location::File("/tmp/x.toml".into()),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("source.decompress"), "{e}");
+    let e = config::parse(
+        "[source]\nmax_decompressed_bytes = 0\n[destinations.out]\ntype = \"stdout\"\n",
+        &Location::File("/tmp/x.toml".into()),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("source.max_decompressed_bytes"), "{e}");
+}
