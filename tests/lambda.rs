@@ -201,18 +201,7 @@ async fn deploy_precompiled(
     }
     std::fs::write(dir.join("pipeline.toml"), config).unwrap();
     let out = dir.join("build");
-    let precompile = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(["precompile", "--config"])
-        .arg(dir.join("pipeline.toml"))
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&precompile.stdout);
-    assert!(
-        precompile.status.success(),
-        "sluice precompile failed: {stdout}"
-    );
+    let stdout = sluice_precompile(&dir.join("pipeline.toml"), &out);
     let pin = stdout
         .lines()
         .find_map(|l| l.split_once("SLUICE_CONFIG_SHA256="))

@@ -100,15 +100,8 @@ pub fn is_plain(source: &Source) -> bool {
 /// Slots are renumbered: one per resulting record, in order, plus one for
 /// each record that held none (it counts as filtered).
 pub fn expand(batch: Batch, source: &Source) -> Batch {
-    let kinesis_records = batch.len();
     if is_plain(source) || batch.records.is_empty() {
-        return Batch {
-            source: SourceStats {
-                kinesis_records,
-                ..batch.source
-            },
-            ..batch
-        };
+        return batch;
     }
     enum Entry {
         Record(Record),
@@ -126,77 +119,93 @@ pub fn expand(batch: Batch, source: &Source) -> Batch {
     for i in batch.empty {
         entries[i] = Some(Entry::Empty);
     }
-    let mut stats = SourceStats {
-        kinesis_records,
-        ..SourceStats::default()
+    let mut out = Batch {
+        source: SourceStats {
+            kinesis_records: batch.source.kinesis_records,
+            ..SourceStats::default()
+        },
+        ..Batch::default()
     };
-    let mut out = Batch::default();
-    let mut next = 0;
     for entry in entries.into_iter().flatten() {
+        let next = out.len();
         match entry {
-            Entry::Rejected(r) => {
-                out.rejected.push(Rejected { index: next, ..r });
-                next += 1;
-            }
-            Entry::Empty => {
-                out.empty.push(next);
-                next += 1;
-            }
-            Entry::Record(record) => match read(&record, source, &mut stats) {
-                Ok(records) if records.is_empty() => {
-                    out.empty.push(next);
-                    next += 1;
-                }
+            Entry::Rejected(r) => out.rejected.push(Rejected { index: next, ..r }),
+            Entry::Empty => out.empty.push(next),
+            Entry::Record(record) => match read(record, source, &mut out.source) {
+                Ok(records) if records.is_empty() => out.empty.push(next),
                 Ok(records) => {
-                    for r in records {
-                        out.records.push(r);
-                        out.slot.push(next);
-                        next += 1;
-                    }
+                    out.slot.extend(next..next + records.len());
+                    out.records.extend(records);
                 }
-                Err(reason) => {
-                    out.rejected.push(Rejected {
-                        index: next,
-                        shard_id: Some(record.shard_id.clone()),
-                        sequence_number: Some(record.sequence_number.clone()),
-                        reason,
-                        raw: as_lambda_sent_it(&record),
-                    });
-                    next += 1;
-                }
+                Err((record, reason)) => out.rejected.push(Rejected {
+                    index: next,
+                    raw: as_lambda_sent_it(&record),
+                    shard_id: Some(record.shard_id),
+                    sequence_number: Some(record.sequence_number),
+                    reason,
+                }),
             },
         }
     }
-    out.source = stats;
     out
 }
 
-/// The records `record`'s payload holds, or why it cannot be read.
-fn read(record: &Record, source: &Source, stats: &mut SourceStats) -> Result<Vec<Record>, String> {
-    let users = if source.deaggregate && record.data.starts_with(&KPL_MAGIC) {
-        stats.aggregates += 1;
-        deaggregate(record)?
-    } else {
-        vec![record.clone()]
+/// The records `record`'s payload holds, or why it cannot be read (with the
+/// record as it came, for its dead letter).
+fn read(
+    record: Record,
+    source: &Source,
+    stats: &mut SourceStats,
+) -> Result<Vec<Record>, (Record, String)> {
+    if !(source.deaggregate && record.data.starts_with(&KPL_MAGIC)) {
+        return unpack(record, source, stats);
+    }
+    stats.aggregates += 1;
+    let users = match deaggregate(&record) {
+        Ok(users) => users,
+        Err(reason) => return Err((record, reason)),
     };
     let mut out = Vec::with_capacity(users.len());
-    for mut user in users {
-        if let Some(data) = decompress(&user.data, source)? {
-            stats.decompressed += 1;
-            user.data = data;
-        }
-        match source.format {
-            SourceFormat::Records => out.push(user),
-            SourceFormat::CloudwatchLogs => {
-                let events = cloudwatch_logs(&user)?;
-                if events.is_none() {
-                    stats.control_messages += 1;
-                }
-                out.extend(events.into_iter().flatten());
-            }
+    for user in users {
+        match unpack(user, source, stats) {
+            Ok(records) => out.extend(records),
+            Err((_, reason)) => return Err((record, reason)),
         }
     }
     Ok(out)
+}
+
+/// Decompresses one (user) record and splits CloudWatch Logs data; the
+/// record comes back untouched with the reason when that fails.
+fn unpack(
+    mut record: Record,
+    source: &Source,
+    stats: &mut SourceStats,
+) -> Result<Vec<Record>, (Record, String)> {
+    let decompressed = match decompress(&record.data, source) {
+        Ok(d) => d,
+        Err(reason) => return Err((record, reason)),
+    };
+    stats.decompressed += usize::from(decompressed.is_some());
+    match source.format {
+        SourceFormat::Records => {
+            if let Some(data) = decompressed {
+                record.data = data;
+            }
+            Ok(vec![record])
+        }
+        SourceFormat::CloudwatchLogs => {
+            let data = decompressed.as_deref().unwrap_or(&record.data);
+            match cloudwatch_logs(&record, data) {
+                Ok(Some(events)) => Ok(events),
+                Ok(None) => {
+                    stats.control_messages += 1;
+                    Ok(Vec::new())
+                }
+                Err(reason) => Err((record, reason)),
+            }
+        }
+    }
 }
 
 /// Splits a KPL aggregate into its user records.
@@ -214,8 +223,8 @@ fn deaggregate(record: &Record) -> Result<Vec<Record>, String> {
         return Err(format!(
             "a KPL aggregate (it starts with f3 89 9a c2) whose MD5 does not match: the trailer says \
              {}, the protobuf hashes to {}",
-            hex(digest),
-            hex(&actual)
+            crate::plugin::hex(digest),
+            crate::plugin::hex(&actual)
         ));
     }
     let aggregate = AggregatedRecord::decode(message)
@@ -299,8 +308,8 @@ fn decompress(data: &[u8], source: &Source) -> Result<Option<Vec<u8>>, String> {
 }
 
 /// The log events of a CloudWatch Logs payload; `None` for a control message.
-fn cloudwatch_logs(record: &Record) -> Result<Option<Vec<Record>>, String> {
-    let logs: LogsData = serde_json::from_slice(&record.data)
+fn cloudwatch_logs(record: &Record, data: &[u8]) -> Result<Option<Vec<Record>>, String> {
+    let logs: LogsData = serde_json::from_slice(data)
         .map_err(|e| format!("the payload is not CloudWatch Logs subscription data: {e}"))?;
     match logs.message_type.as_str() {
         "CONTROL_MESSAGE" => return Ok(None),
@@ -348,10 +357,6 @@ fn as_lambda_sent_it(record: &Record) -> String {
         }
     })
     .to_string()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    crate::plugin::hex(bytes)
 }
 
 #[cfg(test)]

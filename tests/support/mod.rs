@@ -279,6 +279,25 @@ pub fn event_json<P: AsRef<[u8]>>(payloads: impl IntoIterator<Item = P>) -> Stri
     format!(r#"{{"Records":[{}]}}"#, records.join(","))
 }
 
+/// Runs `sluice precompile --config <config> --out <out>`; checks that it
+/// succeeded and returns what it printed.
+pub fn sluice_precompile(config: &Path, out: &Path) -> String {
+    let precompile = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["precompile", "--config"])
+        .arg(config)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&precompile.stdout).into_owned();
+    assert!(
+        precompile.status.success(),
+        "sluice precompile failed: {stdout}{}",
+        String::from_utf8_lossy(&precompile.stderr)
+    );
+    stdout
+}
+
 /// A scratch folder `sluice-<name>-<pid>` under the system's temp dir,
 /// emptied when made and removed when dropped.
 pub struct Dir(pub PathBuf);

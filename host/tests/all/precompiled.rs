@@ -181,19 +181,7 @@ fn sluice_precompile_writes_a_pinned_config_that_runs_like_the_original() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let example = root.join("examples/clickstream");
     let out = dir.0.join("build");
-    let precompile = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(["precompile", "--config"])
-        .arg(example.join("pipeline.toml"))
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&precompile.stdout);
-    assert!(
-        precompile.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&precompile.stderr)
-    );
+    let stdout = crate::support::sluice_precompile(&example.join("pipeline.toml"), &out);
     assert!(
         stdout.contains("loaded it back: every plugin starts"),
         "{stdout}"
