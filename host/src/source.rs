@@ -137,39 +137,42 @@ pub fn expand(batch: Batch, source: &Source) -> Batch {
                     out.slot.extend(next..next + records.len());
                     out.records.extend(records);
                 }
-                Err((record, reason)) => out.rejected.push(Rejected {
-                    index: next,
-                    raw: as_lambda_sent_it(&record),
-                    shard_id: Some(record.shard_id),
-                    sequence_number: Some(record.sequence_number),
-                    reason,
-                }),
+                Err(unread) => {
+                    let (record, reason) = *unread;
+                    out.rejected.push(Rejected {
+                        index: next,
+                        raw: as_lambda_sent_it(&record),
+                        shard_id: Some(record.shard_id),
+                        sequence_number: Some(record.sequence_number),
+                        reason,
+                    })
+                }
             },
         }
     }
     out
 }
 
+/// A record whose payload could not be read, as it came, and why (boxed:
+/// the rare path stays out of the common one's way).
+type Unread = Box<(Record, String)>;
+
 /// The records `record`'s payload holds, or why it cannot be read (with the
 /// record as it came, for its dead letter).
-fn read(
-    record: Record,
-    source: &Source,
-    stats: &mut SourceStats,
-) -> Result<Vec<Record>, (Record, String)> {
+fn read(record: Record, source: &Source, stats: &mut SourceStats) -> Result<Vec<Record>, Unread> {
     if !(source.deaggregate && record.data.starts_with(&KPL_MAGIC)) {
         return unpack(record, source, stats);
     }
     stats.aggregates += 1;
     let users = match deaggregate(&record) {
         Ok(users) => users,
-        Err(reason) => return Err((record, reason)),
+        Err(reason) => return Err(Box::new((record, reason))),
     };
     let mut out = Vec::with_capacity(users.len());
     for user in users {
         match unpack(user, source, stats) {
             Ok(records) => out.extend(records),
-            Err((_, reason)) => return Err((record, reason)),
+            Err(unread) => return Err(Box::new((record, unread.1))),
         }
     }
     Ok(out)
@@ -181,10 +184,10 @@ fn unpack(
     mut record: Record,
     source: &Source,
     stats: &mut SourceStats,
-) -> Result<Vec<Record>, (Record, String)> {
+) -> Result<Vec<Record>, Unread> {
     let decompressed = match decompress(&record.data, source) {
         Ok(d) => d,
-        Err(reason) => return Err((record, reason)),
+        Err(reason) => return Err(Box::new((record, reason))),
     };
     stats.decompressed += usize::from(decompressed.is_some());
     match source.format {
@@ -202,7 +205,7 @@ fn unpack(
                     stats.control_messages += 1;
                     Ok(Vec::new())
                 }
-                Err(reason) => Err((record, reason)),
+                Err(reason) => Err(Box::new((record, reason))),
             }
         }
     }

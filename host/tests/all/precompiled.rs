@@ -4,7 +4,6 @@
 //! message naming the step, the plugin and the reason.
 
 use std::path::Path;
-use std::process::Command;
 
 use host::config::{self, Plan};
 use host::event;
