@@ -481,7 +481,10 @@ pub fn validate(raw: raw::Config, origin: &Location) -> Result<Plan, ConfigError
     let mut plan = Plan {
         source: origin.clone(),
         trusted: matches!(origin, Location::File(_)),
-        stream: check_source(&raw.source).map_err(|(field, m)| invalid(field, m))?,
+        stream: {
+            check_source(&raw.source).map_err(|(field, m)| invalid(field, m))?;
+            raw.source
+        },
         steps,
         destinations,
         default_destination: None,
@@ -553,9 +556,9 @@ fn check_name(name: &str) -> Result<(), String> {
     }
 }
 
-/// Checks `[source]`: a CloudWatch Logs subscription is gzip, so only
-/// `decompress = "gzip"` or `"auto"` fit it (`"none"` means gzip there).
-fn check_source(source: &raw::Source) -> Result<raw::Source, (String, String)> {
+/// Checks `[source]`. (A CloudWatch Logs subscription is gzip: `decompress =
+/// "none"` reads it as gzip, `"zstd"` cannot.)
+fn check_source(source: &raw::Source) -> Result<(), (String, String)> {
     use raw::{Decompress, SourceFormat};
     if source.max_decompressed_bytes == 0 {
         return Err((
@@ -563,21 +566,13 @@ fn check_source(source: &raw::Source) -> Result<raw::Source, (String, String)> {
             "must be at least 1".into(),
         ));
     }
-    let mut source = source.clone();
-    if source.format == SourceFormat::CloudwatchLogs {
-        match source.decompress {
-            Decompress::None => source.decompress = Decompress::Gzip,
-            Decompress::Gzip | Decompress::Auto => {}
-            Decompress::Zstd => {
-                return Err((
-                    "source.decompress".into(),
-                    "is `zstd`, but CloudWatch Logs subscription data is gzip: use `gzip` or `auto`"
-                        .into(),
-                ));
-            }
-        }
+    if source.format == SourceFormat::CloudwatchLogs && source.decompress == Decompress::Zstd {
+        return Err((
+            "source.decompress".into(),
+            "is `zstd`, but CloudWatch Logs subscription data is gzip: use `gzip` or `auto`".into(),
+        ));
     }
-    Ok(source)
+    Ok(())
 }
 
 /// Parses a SHA-256 digest written as 64 hex digits.

@@ -541,12 +541,12 @@ fn load_precompiled(engine: &Engine, bytes: &[u8]) -> anyhow::Result<Component> 
 }
 
 /// Compiles plugins ahead of time: what `sluice precompile` runs.
-#[cfg(feature = "compiler")]
 ///
 /// The engine has the settings of a [`Runtime`] with the same
 /// [`RuntimeOptions`]; the code is generated for `target` and its baseline
 /// CPU (no features detected from the machine doing the compiling), so an
 /// artifact runs on any CPU of that architecture.
+#[cfg(feature = "compiler")]
 pub struct Precompiler {
     engine: Engine,
     target: String,
