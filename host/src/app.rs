@@ -141,6 +141,7 @@ impl App {
     /// failed, to be retried.
     pub async fn process(&mut self, batch: Batch, deadline: Option<Instant>) -> Report {
         let batch = crate::source::expand(batch, &self.plan.stream);
+        let batch = crate::source::prefilter(batch, &self.plan.filters);
         let pipeline = self.pipeline.clone();
         let run = tokio::task::spawn_blocking(move || lock(&pipeline).run_until(batch, deadline));
         let mut outcome = match run.await {

@@ -8,10 +8,12 @@
 //!   ──dispatch::dispatch──▶ sink::Destination (file, stdout, memory …)
 //! ```
 //!
-//! - [`event`] turns the Lambda Kinesis event into Sluice's own [`event::Batch`];
-//!   no AWS type leaks past it. [`source`] then reads what the payloads hold
-//!   (`[source]`: KPL aggregates, gzip or zstd, CloudWatch Logs).
-//! - [`config`] parses the TOML pipeline config and validates it into a [`config::Plan`].
+//! - [`event`], [`source`], [`pattern`] and [`config`] come from the
+//!   `sluice-core` crate (no wasmtime, no AWS SDK): [`event`] turns the Lambda
+//!   Kinesis event into Sluice's own [`event::Batch`], [`source`] reads what
+//!   the payloads hold (`[source]`: KPL aggregates, gzip or zstd, CloudWatch
+//!   Logs, the pre-filter) and [`config`] validates the TOML pipeline config
+//!   into a [`config::Plan`].
 //! - [`plugin`] compiles components once and runs them in a sandbox with no
 //!   ambient authority (the one `bindgen!` site lives in `plugin::bindings`).
 //! - [`pipeline`] runs the plan's steps over a batch: one guest call per step per batch.
@@ -32,9 +34,7 @@ pub mod app;
 #[cfg(feature = "author")]
 pub mod author;
 pub mod aws;
-pub mod config;
 pub mod dispatch;
-pub mod event;
 #[cfg(feature = "author")]
 pub mod fixture;
 pub mod lambda;
@@ -44,8 +44,11 @@ pub mod plugin;
 #[cfg(feature = "compiler")]
 pub mod precompile;
 pub mod sink;
-pub mod source;
 pub mod summary;
+
+// The pure core (no wasmtime, no AWS SDK), under the names the host has
+// always used for it.
+pub use sluice_core::{config, event, hex, pattern, source};
 
 /// Paths of the example plugins, built from `plugins/` by `build.rs`.
 pub mod test_plugins {

@@ -29,6 +29,19 @@ pub fn render(plan: &Plan, outcome: &BatchOutcome, report: &DispatchReport) -> S
         );
     }
     let _ = writeln!(w, "records in: {}", outcome.records_in);
+    if !plan.filters.is_empty() {
+        let _ = writeln!(
+            w,
+            "  pre-filter ({} pattern{}, no plugin call): dropped {}",
+            plan.filters.patterns().len(),
+            if plan.filters.patterns().len() == 1 {
+                ""
+            } else {
+                "s"
+            },
+            src.prefiltered
+        );
+    }
     for (i, (step, st)) in plan.steps.iter().zip(&outcome.steps).enumerate() {
         let _ = writeln!(
             w,

@@ -1,9 +1,14 @@
 #!/usr/bin/env python3
 """Writes the bad-input corpus: malformed Kinesis events and bad pipeline configs.
 
-Run with: python3 tests/corpus/make_corpus.py   (then BLESS=1 cargo test -p host --test corpus)
+Run with: python3 tests/corpus/make_corpus.py   (then BLESS=1 cargo test -p host --test all corpus::)
+Needs `aws-kinesis-agg` from PyPI (tests/run installs it) and the `zstd` command.
 
-Every input here is wrong in one way. `host/tests/all/corpus.rs` runs each one and
+Every input here is wrong in one way: `events/` are malformed Kinesis events,
+`configs/` bad pipeline configs, `sources/` well-formed events whose payloads
+`[source]` cannot read (corrupt KPL aggregates, compression bombs, malformed
+CloudWatch Logs data; the name's prefix says how the payloads are read, see
+corpus.rs). `host/tests/all/corpus.rs` runs each one and
 compares the error with the committed golden file next to it
 (`<name>.expected`). Add a case by adding it below (or by dropping a file in
 `events/` or `configs/`), re-running this script and blessing.
@@ -17,6 +22,7 @@ import pathlib
 HERE = pathlib.Path(__file__).resolve().parent
 EVENTS = HERE / "events"
 CONFIGS = HERE / "configs"
+SOURCES = HERE / "sources"
 
 SHARD = "shardId-000000000000"
 
@@ -290,11 +296,148 @@ def configs():
     c["limits-memory-too-small"] = s + "limits = { memory_bytes = 1024 }\n" + d
     c["limits-outputs-zero"] = s + "limits = { max_outputs_per_event = 0 }\n" + d
     c["limits-output-bytes-zero"] = s + "limits = { max_output_bytes = 0 }\n" + d
+    # `[source]` and its pre-filter patterns.
+    src = lambda body: "[source]\n" + body + "\n" + s + d
+    c["source-format-unknown"] = src('format = "firehose"')
+    c["source-decompress-unknown"] = src('decompress = "brotli"')
+    c["source-max-decompressed-zero"] = src("max_decompressed_bytes = 0")
+    c["source-cloudwatch-logs-zstd"] = src('format = "cloudwatch-logs"\ndecompress = "zstd"')
+    c["source-filters-not-an-array"] = src("filters = '{\"data\": {\"a\": [1]}}'")
+    c["source-filter-not-json"] = src("filters = ['{data: {a: [1]}}']")
+    c["source-filter-a-number"] = src("filters = [7]")
+    c["source-filter-empty"] = src("filters = [{}]")
+    c["source-filter-unknown-key"] = src("filters = ['{\"body\": {\"a\": [1]}}']")
+    c["source-filter-data-not-an-object"] = src("filters = ['{\"data\": [\"x\"]}']")
+    c["source-filter-leaf-not-an-array"] = src("filters = [{ data = { type = \"click\" } }]")
+    c["source-filter-empty-array"] = src("filters = [{ data = { type = [] } }]")
+    c["source-filter-unknown-operator"] = src("filters = ['{\"data\": {\"a\": [{\"regex\": \"x\"}]}}']")
+    c["source-filter-wildcard"] = src("filters = ['{\"data\": {\"a\": [{\"wildcard\": \"x*\"}]}}']")
+    c["source-filter-numeric-bad-operator"] = src("filters = ['{\"data\": {\"a\": [{\"numeric\": [\"!=\", 1]}]}}']")
+    c["source-filter-numeric-string"] = src("filters = ['{\"data\": {\"a\": [{\"numeric\": [\">\", \"1\"]}]}}']")
+    c["source-filter-exists-string"] = src("filters = ['{\"data\": {\"a\": [{\"exists\": \"yes\"}]}}']")
+    c["source-filter-or-one-alternative"] = src("filters = ['{\"data\": {\"$or\": [{\"a\": [1]}]}}']")
+    c["source-filter-two-operators"] = src("filters = ['{\"data\": {\"a\": [{\"prefix\": \"x\", \"suffix\": \"y\"}]}}']")
+    c["source-filter-anything-but-bool"] = src("filters = ['{\"data\": {\"a\": [{\"anything-but\": true}]}}']")
     return c
 
 
+def event_of(payloads):
+    """A well-formed event whose records carry these payloads (bytes)."""
+    records = []
+    for i, data in enumerate(payloads):
+        r = record(i)
+        r["kinesis"]["data"] = base64.b64encode(data).decode()
+        records.append(r)
+    return (json.dumps({"Records": records}, indent=1) + "\n").encode()
+
+
+def sources():
+    import gzip
+    import hashlib
+    import subprocess
+
+    from aws_kinesis_agg.aggregator import RecordAggregator
+
+    magic = bytes([0xF3, 0x89, 0x9A, 0xC2])
+    good = json.dumps({"type": "page_view", "n": 0}).encode()
+
+    def gz(data):
+        return gzip.compress(data, mtime=0)
+
+    def zstd(data):
+        return subprocess.run(["zstd", "-q", "-c", "-19"], input=data, capture_output=True, check=True).stdout
+
+    def aggregate(n, payload=None):
+        agg = RecordAggregator()
+        for i in range(n):
+            agg.add_user_record(f"user-{i}", payload or json.dumps({"user": i}).encode())
+        return agg.clear_and_get().get_contents()[2]
+
+    def kpl(protobuf):
+        """An aggregate of these protobuf bytes, with a correct MD5 trailer."""
+        return magic + protobuf + hashlib.md5(protobuf).digest()
+
+    def varint(n):
+        out = bytearray()
+        while True:
+            b = n & 0x7F
+            n >>= 7
+            out.append(b | (0x80 if n else 0))
+            if not n:
+                return bytes(out)
+
+    def field(tag, wire, body):
+        key = varint(tag << 3 | wire)
+        return key + (varint(len(body)) + body if wire == 2 else body)
+
+    def user_record(pk_index, data, ehk_index=None):
+        body = field(1, 0, varint(pk_index))
+        if ehk_index is not None:
+            body += field(2, 0, varint(ehk_index))
+        return field(3, 2, body + field(3, 2, data))
+
+    five = aggregate(5)
+    bomb = b"\0" * (9 << 20)
+    cwl = lambda doc: gz(json.dumps(doc).encode())
+    data_message = {
+        "messageType": "DATA_MESSAGE",
+        "owner": "123456789012",
+        "logGroup": "/aws/lambda/orders",
+        "logStream": "2026/12/02/[$LATEST]abc",
+        "subscriptionFilters": ["all"],
+        "logEvents": [{"id": "1", "timestamp": 1700000000000, "message": "ok"}],
+    }
+
+    def cwl_with(**change):
+        doc = dict(data_message)
+        for k, v in change.items():
+            if v is DELETE:
+                doc.pop(k)
+            else:
+                doc[k] = v
+        return cwl(doc)
+
+    out = {}
+    # KPL aggregates (read as the default `[source]`: deaggregate = true).
+    out["kpl-md5-flipped"] = [good, five[:-1] + bytes([five[-1] ^ 1]), good]
+    out["kpl-truncated-protobuf"] = [good, kpl(five[4:-16][:-7]), good]
+    out["kpl-magic-only"] = [good, magic, good]
+    out["kpl-shorter-than-trailer"] = [good, magic + b"0123456789", good]
+    out["kpl-garbage-protobuf"] = [good, kpl(b"\xff\xff\xff\xff\xff\xff"), good]
+    out["kpl-partition-key-index-out-of-range"] = [good, kpl(field(1, 2, b"user-0") + user_record(5, good)), good]
+    out["kpl-hash-key-index-out-of-range"] = [good, kpl(field(1, 2, b"user-0") + user_record(0, good, ehk_index=3)), good]
+    out["kpl-no-partition-key-table"] = [good, kpl(user_record(0, good)), good]
+    out["kpl-wrong-wire-type"] = [good, kpl(field(3, 0, varint(7))), good]
+    # gzip (`decompress = "gzip"`).
+    out["gzip-bomb"] = [gz(good), gz(bomb), gz(good)]
+    out["gzip-truncated"] = [gz(good), gz(good)[:15], gz(good)]
+    out["gzip-not-gzip"] = [gz(good), good, gz(good)]
+    out["gzip-bad-crc"] = [gz(good), gz(good)[:-8] + b"\0\0\0\0" + gz(good)[-4:], gz(good)]
+    out["gzip-empty-payload"] = [gz(good), b"", gz(good)]
+    # zstd (`decompress = "zstd"`).
+    out["zstd-bomb"] = [zstd(good), zstd(bomb), zstd(good)]
+    out["zstd-truncated"] = [zstd(good), zstd(good)[:10], zstd(good)]
+    out["zstd-not-zstd"] = [zstd(good), good, zstd(good)]
+    # `decompress = "auto"`: by magic bytes, inside aggregates too.
+    out["auto-gzip-truncated"] = [good, gz(good)[:12], good]
+    out["auto-zstd-bomb"] = [good, zstd(bomb), good]
+    out["auto-bomb-inside-an-aggregate"] = [good, aggregate(3, payload=gz(bomb)), good]
+    # CloudWatch Logs subscriptions (`format = "cloudwatch-logs"`).
+    out["cwl-not-gzip"] = [cwl(data_message), json.dumps(data_message).encode(), cwl(data_message)]
+    out["cwl-malformed-json"] = [cwl(data_message), gz(b'{"messageType": "DATA_MESSAGE", "logEvents": [{'), cwl(data_message)]
+    out["cwl-not-an-object"] = [cwl(data_message), gz(b"[1, 2, 3]"), cwl(data_message)]
+    out["cwl-unknown-message-type"] = [cwl(data_message), cwl_with(messageType="HEALTH"), cwl(data_message)]
+    out["cwl-message-type-missing"] = [cwl(data_message), cwl_with(messageType=DELETE), cwl(data_message)]
+    out["cwl-log-events-not-an-array"] = [cwl(data_message), cwl_with(logEvents={"id": "1"}), cwl(data_message)]
+    out["cwl-log-event-without-message"] = [cwl(data_message), cwl_with(logEvents=[{"id": "1", "timestamp": 1}]), cwl(data_message)]
+    out["cwl-timestamp-a-string"] = [cwl(data_message), cwl_with(logEvents=[{"id": "1", "timestamp": "noon", "message": "m"}]), cwl(data_message)]
+    out["cwl-bomb"] = [cwl(data_message), gz(bomb), cwl(data_message)]
+    return {name: event_of(payloads) for name, payloads in out.items()}
+
+
 def main():
-    for folder, cases, suffix in ((EVENTS, events(), ".json"), (CONFIGS, configs(), ".toml")):
+    cases = ((EVENTS, events(), ".json"), (CONFIGS, configs(), ".toml"), (SOURCES, sources(), ".json"))
+    for folder, cases, suffix in cases:
         folder.mkdir(parents=True, exist_ok=True)
         for name, body in cases.items():
             data = body if isinstance(body, bytes) else body.encode()

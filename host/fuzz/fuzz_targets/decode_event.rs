@@ -1,27 +1,57 @@
-//! Fuzzes Kinesis event decoding: any bytes in, an error or a batch out that
-//! accounts for every record; never a panic.
+//! Fuzzes Kinesis event decoding and `[source]` reading: any bytes in, an
+//! error or a batch out that accounts for every record; never a panic. Each
+//! input is read as plain records, with KPL de-aggregation and `auto`
+//! decompression, and as a CloudWatch Logs subscription, each time through a
+//! pre-filter.
 //!
 //! Run with: `cd host/fuzz && cargo +nightly fuzz run decode_event`
 #![no_main]
 
-// The decoder is compiled in directly (it is pure: serde and base64 only), so
-// a fuzz build takes seconds instead of building wasmtime and the AWS SDK.
-#[allow(dead_code, missing_docs)]
-#[path = "../../src/event/mod.rs"]
-mod event;
+use sluice_core::config::{Decompress, Source, SourceFormat};
+use sluice_core::event::{self, Batch};
+use sluice_core::pattern::{Filters, Pattern};
+use sluice_core::source;
+
+/// Every slot is accounted for exactly once, and every failure says why.
+fn check(batch: &Batch) {
+    assert_eq!(batch.records.len(), batch.slot.len());
+    let mut seen: Vec<usize> = batch.slot.clone();
+    seen.extend(batch.rejected.iter().map(|r| r.index));
+    seen.extend(batch.empty.iter().copied());
+    seen.sort_unstable();
+    assert!(seen.iter().enumerate().all(|(i, &s)| i == s), "a record lost or counted twice");
+    for r in &batch.rejected {
+        assert!(!r.reason.is_empty());
+    }
+    for r in &batch.records {
+        assert!(!r.sequence_number.is_empty() && !r.shard_id.is_empty());
+    }
+}
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    if let Ok(batch) = event::decode(data, "fuzz") {
-        assert_eq!(batch.records.len(), batch.slot.len());
-        let mut seen: Vec<usize> = batch.slot.clone();
-        seen.extend(batch.rejected.iter().map(|r| r.index));
-        seen.sort_unstable();
-        assert!(seen.iter().enumerate().all(|(i, &s)| i == s), "a record lost or counted twice");
-        for r in &batch.rejected {
-            assert!(!r.reason.is_empty());
-        }
-        for r in &batch.records {
-            assert!(!r.sequence_number.is_empty() && !r.shard_id.is_empty());
-        }
+    let Ok(batch) = event::decode(data, "fuzz") else {
+        return;
+    };
+    check(&batch);
+    let filters = Filters::new(vec![
+        Pattern::parse(&serde_json::json!({"data": {"type": [{"anything-but": "x"}]}})).unwrap(),
+        Pattern::parse(&serde_json::json!({"partitionKey": [{"prefix": "a"}]})).unwrap(),
+    ]);
+    let sources = [
+        Source {
+            decompress: Decompress::Auto,
+            max_decompressed_bytes: 1 << 20,
+            ..Source::default()
+        },
+        Source {
+            format: SourceFormat::CloudwatchLogs,
+            max_decompressed_bytes: 1 << 20,
+            ..Source::default()
+        },
+    ];
+    for s in &sources {
+        let read = source::prefilter(source::expand(batch.clone(), s), &filters);
+        check(&read);
+        assert!(read.len() >= batch.len(), "every Kinesis record keeps at least one slot");
     }
 });

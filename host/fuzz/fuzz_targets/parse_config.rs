@@ -4,17 +4,14 @@
 //! Run with: `cd host/fuzz && cargo +nightly fuzz run parse_config`
 #![no_main]
 
-// The config module is compiled in directly (it is pure: serde and toml only),
-// so a fuzz build takes seconds instead of building wasmtime and the AWS SDK.
-#[allow(dead_code, missing_docs)]
-#[path = "../../src/config/mod.rs"]
-mod config;
+// sluice-core is pure (no wasmtime, no AWS SDK), so a fuzz build is quick.
+use sluice_core::config;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    // An S3 origin: validation never touches the local file system.
+    // An S3 origin: plugin files are not looked up on the local disk.
     let origin = config::Location::S3 {
         bucket: "fuzz".into(),
         key: "pipeline.toml".into(),

@@ -44,6 +44,17 @@ enum Command {
         #[arg(long, short)]
         config: String,
     },
+    /// Prints the pipeline's pre-filter (`[source] filters`) as Lambda's
+    /// `FilterCriteria` JSON, for the event source mapping (SAM
+    /// `FilterCriteria`, or `aws lambda update-event-source-mapping
+    /// --filter-criteria`), so that Lambda drops records before invoking the
+    /// function. Refuses when Lambda's filter would not see what Sluice's
+    /// does (KPL aggregates, compression, CloudWatch Logs).
+    FilterCriteria {
+        /// The pipeline config (TOML): a path or `s3://bucket/key`.
+        #[arg(long, short)]
+        config: String,
+    },
     #[cfg(feature = "compiler")]
     /// Compiles a pipeline's plugins ahead of time into `<out>/plugins/*.cwasm`
     /// and writes `<out>/pipeline.toml` pointing at them, pinned by SHA-256.
@@ -133,6 +144,7 @@ fn main() -> ExitCode {
         Command::Lambda => unreachable!("handled above"),
         Command::Run { config, event } => run(config, event),
         Command::Check { config } => check(config),
+        Command::FilterCriteria { config } => filter_criteria(&config),
         #[cfg(feature = "compiler")]
         Command::Precompile {
             config,
@@ -238,6 +250,15 @@ fn check(config: String) -> anyhow::Result<ExitCode> {
         println!("  destination {}  {}", sink.name(), sink.describe());
     }
     println!("{} plugins loaded", plan.steps.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn filter_criteria(config: &str) -> anyhow::Result<ExitCode> {
+    let (text, origin) = runtime()?.block_on(host::app::read_config(config, &mut None))?;
+    let plan = host::config::parse(&text, &origin)?;
+    let criteria = host::source::filter_criteria(&plan.stream, &plan.filters)
+        .map_err(|m| anyhow::anyhow!("{origin}: {m}"))?;
+    println!("{}", serde_json::to_string_pretty(&criteria)?);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -891,7 +891,4 @@ pub fn check_pin(step: &StepPlan, location: &str, bytes: &[u8]) -> Result<(), Pl
     Ok(())
 }
 
-/// Lower-case hex of `bytes` (digests in messages and configs).
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+pub(crate) use sluice_core::hex;

@@ -40,6 +40,7 @@ use sha2::{Digest, Sha256};
 
 use super::{SendFailure, encode};
 use crate::config::{Format, Template};
+use crate::hex;
 use crate::pipeline::Routed;
 
 /// Most entries in one `SendMessageBatch` request.
@@ -444,10 +445,6 @@ fn resent_dedup_id(dedup: &str, attempt: u32) -> String {
     } else {
         hex(&Sha256::digest(format!("{dedup}{suffix}").as_bytes()))
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A deterministic deduplication id: the same output of the same record

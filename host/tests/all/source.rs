@@ -264,3 +264,132 @@ fn source_settings_out_of_range_are_config_errors() {
     .to_string();
     assert!(e.contains("source.max_decompressed_bytes"), "{e}");
 }
+
+#[test]
+fn the_pre_filter_drops_records_before_any_step_and_counts_them_as_filtered() {
+    let json = event_of(&[
+        br#"{"type":"click","user":{"tier":"gold"}}"#.to_vec(),
+        br#"{"type":"view","user":{"tier":"gold"}}"#.to_vec(),
+        gzip(br#"{"type":"click","user":{"tier":"free"}}"#),
+        b"not json at all".to_vec(),
+        br#"{"type":"purchase","amount":250}"#.to_vec(),
+    ]);
+    // Clicks by paying users, or purchases over 100: a JSON string and a
+    // TOML table, as the config allows.
+    let (mut app, out, dlq) = app("decompress = \"auto\"\n\
+         filters = [\n\
+           '{\"data\": {\"type\": [\"click\"], \"user\": {\"tier\": [{\"anything-but\": \"free\"}]}}}',\n\
+           { data = { type = [\"purchase\"], amount = [{ numeric = [\">\", 100] }] } },\n\
+         ]");
+    let report = run(&mut app, &json);
+    let outcome = &report.outcome;
+    assert!(outcome.failures.is_empty() && dlq.contents().is_empty());
+    assert_eq!(outcome.records_in, 5);
+    assert_eq!(outcome.source.prefiltered, 3);
+    assert_eq!(
+        outcome.filtered, 3,
+        "pre-filtered records count as filtered"
+    );
+    let seqs: Vec<_> = lines(&out)
+        .into_iter()
+        .map(|l| l["sequence_number"].clone())
+        .collect();
+    assert_eq!(seqs, ["100", "500"]);
+    let summary = host::summary::render(app.plan(), outcome, &report.dispatch);
+    assert!(
+        summary.contains("pre-filter (2 patterns, no plugin call): dropped 3"),
+        "{summary}"
+    );
+}
+
+#[test]
+fn a_bad_pattern_is_a_config_error_naming_the_filter_and_the_path() {
+    let e = config::parse(
+        "[source]\nfilters = ['{\"data\": {\"a\": [1]}}', '{\"data\": {\"user\": {\"id\": [{\"wildcard\": \"u-*\"}]}}}']\n\
+         [destinations.out]\ntype = \"stdout\"\n",
+        &Location::File("/tmp/x.toml".into()),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("source.filters[1]: data.user.id[0]: `wildcard`"),
+        "{e}"
+    );
+}
+
+/// `sluice filter-criteria` on a config of its own.
+fn filter_criteria(source: &str) -> std::process::Output {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = crate::support::Dir::new(&format!("filter-criteria-{n}"));
+    let config = dir.0.join("pipeline.toml");
+    std::fs::write(
+        &config,
+        format!("[source]\n{source}\n[destinations.out]\ntype = \"stdout\"\n"),
+    )
+    .unwrap();
+    Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["filter-criteria", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn filter_criteria_prints_the_patterns_for_lambda() {
+    let out = filter_criteria(
+        "deaggregate = false\nfilters = [{ data = { type = [\"click\"] } }, '{\"data\": {\"n\": [{\"numeric\": [\">=\", 3]}]}}']",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let criteria: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        criteria,
+        serde_json::json!({"Filters": [
+            {"Pattern": r#"{"data":{"type":["click"]}}"#},
+            {"Pattern": r#"{"data":{"n":[{"numeric":[">=",3]}]}}"#},
+        ]})
+    );
+    // Each pattern, parsed back, is the pattern Sluice runs.
+    for f in criteria["Filters"].as_array().unwrap() {
+        let text = f["Pattern"].as_str().unwrap();
+        host::pattern::Pattern::parse(&serde_json::from_str(text).unwrap()).unwrap();
+    }
+}
+
+#[test]
+fn filter_criteria_refuses_what_lambda_cannot_see() {
+    let filters = "filters = [{ data = { type = [\"click\"] } }]";
+    for (source, says) in [
+        (String::new(), "deaggregate = true"),
+        (
+            format!("deaggregate = false\ndecompress = \"gzip\"\n{filters}"),
+            "compressed",
+        ),
+        (
+            format!("deaggregate = false\nformat = \"cloudwatch-logs\"\n{filters}"),
+            "CloudWatch Logs",
+        ),
+        (
+            "deaggregate = false\nfilters = [{ partitionKey = [\"k\"] }]".to_owned(),
+            "`data` only",
+        ),
+        ("deaggregate = false".to_owned(), "is empty"),
+    ] {
+        let source = if source.is_empty() {
+            filters.to_owned()
+        } else {
+            source
+        };
+        let out = filter_criteria(&source);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && out.stdout.is_empty(), "{source}");
+        assert!(
+            err.contains(says) && err.contains("pipeline.toml"),
+            "{source}: {err}"
+        );
+    }
+}

@@ -20,6 +20,8 @@ pub use location::Location;
 pub use raw::{Decompress, Format, Limits, OnError, Source, SourceFormat, StepKind};
 pub use template::Template;
 
+use crate::pattern::{Filters, Pattern};
+
 /// Something is wrong with a pipeline config.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -64,6 +66,9 @@ pub struct Plan {
     pub trusted: bool,
     /// How the stream's payloads are read before the first step (`[source]`).
     pub stream: raw::Source,
+    /// The pre-filter (`[source] filters`), run after `stream` is read and
+    /// before the first step.
+    pub filters: Filters,
     /// The steps, in order.
     pub steps: Vec<StepPlan>,
     /// The destinations, sorted by name; a [`DestinationId`] indexes this.
@@ -481,10 +486,8 @@ pub fn validate(raw: raw::Config, origin: &Location) -> Result<Plan, ConfigError
     let mut plan = Plan {
         source: origin.clone(),
         trusted: matches!(origin, Location::File(_)),
-        stream: {
-            check_source(&raw.source).map_err(|(field, m)| invalid(field, m))?;
-            raw.source
-        },
+        filters: check_source(&raw.source).map_err(|(field, m)| invalid(field, m))?,
+        stream: raw.source,
         steps,
         destinations,
         default_destination: None,
@@ -556,9 +559,10 @@ fn check_name(name: &str) -> Result<(), String> {
     }
 }
 
-/// Checks `[source]`. (A CloudWatch Logs subscription is gzip: `decompress =
-/// "none"` reads it as gzip, `"zstd"` cannot.)
-fn check_source(source: &raw::Source) -> Result<(), (String, String)> {
+/// Checks `[source]` and reads its filter patterns. (A CloudWatch Logs
+/// subscription is gzip: `decompress = "none"` reads it as gzip, `"zstd"`
+/// cannot.)
+fn check_source(source: &raw::Source) -> Result<Filters, (String, String)> {
     use raw::{Decompress, SourceFormat};
     if source.max_decompressed_bytes == 0 {
         return Err((
@@ -572,11 +576,28 @@ fn check_source(source: &raw::Source) -> Result<(), (String, String)> {
             "is `zstd`, but CloudWatch Logs subscription data is gzip: use `gzip` or `auto`".into(),
         ));
     }
-    Ok(())
+    let mut patterns = Vec::with_capacity(source.filters.len());
+    for (i, f) in source.filters.iter().enumerate() {
+        let field = format!("source.filters[{i}]");
+        let json = match f {
+            toml::Value::String(text) => serde_json::from_str(text)
+                .map_err(|e| (field.clone(), format!("is not JSON: {e}")))?,
+            toml::Value::Table(_) => serde_json::to_value(f)
+                .map_err(|e| (field.clone(), format!("cannot be read as JSON: {e}")))?,
+            other => {
+                return Err((
+                    field,
+                    format!("is `{other}`: give a pattern as a JSON string or a table"),
+                ));
+            }
+        };
+        patterns.push(Pattern::parse(&json).map_err(|m| (field, m))?);
+    }
+    Ok(Filters::new(patterns))
 }
 
 /// Parses a SHA-256 digest written as 64 hex digits.
-pub(crate) fn parse_sha256(hex: &str) -> Result<[u8; 32], String> {
+pub fn parse_sha256(hex: &str) -> Result<[u8; 32], String> {
     let bad = || format!("`{hex}` is not a SHA-256 digest: expected 64 hex digits");
     if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(bad());

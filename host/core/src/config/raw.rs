@@ -31,8 +31,8 @@ pub struct Config {
 /// In this order: a KPL aggregate is split into its user records
 /// (`deaggregate`), each payload is decompressed (`decompress`), and a
 /// CloudWatch Logs subscription payload is split into its log events
-/// (`format`).
-#[derive(Debug, Deserialize, Clone, PartialEq, Eq)]
+/// (`format`). Then the pre-filter (`filters`) keeps the records that match.
+#[derive(Debug, Deserialize, Clone, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Source {
     /// `format = "records" | "cloudwatch-logs"`: `records` (the default) is
@@ -48,6 +48,11 @@ pub struct Source {
     /// `deaggregate = true`: split KPL aggregates (payloads that start with
     /// `f3 89 9a c2`) into their user records. Default `true`.
     pub deaggregate: bool,
+    /// `filters = ['{"data": {"type": ["click"]}}', { data = { user = { tier = ["gold"] } } }]`:
+    /// Lambda `FilterCriteria` patterns, each a JSON string or a TOML table
+    /// (see [`crate::pattern`]). A record is kept when any pattern matches;
+    /// the others count as filtered, with no plugin call. Default: none.
+    pub filters: Vec<toml::Value>,
 }
 
 impl Default for Source {
@@ -57,6 +62,7 @@ impl Default for Source {
             decompress: Decompress::None,
             max_decompressed_bytes: 8 << 20,
             deaggregate: true,
+            filters: Vec::new(),
         }
     }
 }

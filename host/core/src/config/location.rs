@@ -21,7 +21,7 @@ impl Location {
     /// key is an error naming what is missing.
     ///
     /// ```
-    /// use host::config::Location;
+    /// use sluice_core::config::Location;
     /// assert_eq!(
     ///     Location::parse("s3://acme/cfg/pipeline.toml").unwrap(),
     ///     Location::S3 { bucket: "acme".into(), key: "cfg/pipeline.toml".into() }

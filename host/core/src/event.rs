@@ -65,7 +65,7 @@ pub struct Batch {
     /// The records that did not decode.
     pub rejected: Vec<Rejected>,
     /// Slots whose Kinesis record held no events (a CloudWatch Logs control
-    /// message): they count as filtered.
+    /// message), or that the pre-filter dropped: they count as filtered.
     pub empty: Vec<usize>,
     /// What reading the payloads (`[source]`) made of the event's records.
     pub source: SourceStats,
@@ -83,6 +83,8 @@ pub struct SourceStats {
     pub decompressed: usize,
     /// CloudWatch Logs control messages skipped.
     pub control_messages: usize,
+    /// Records the pre-filter (`[source] filters`) dropped.
+    pub prefiltered: usize,
 }
 
 impl Batch {
@@ -168,7 +170,7 @@ struct KinesisId {
 ///   "kinesis": {"partitionKey": "u-1", "data": "eyJhIjoxfQ==",
 ///               "sequenceNumber": "49590338271490256608559692538361571095921575989136588898",
 ///               "approximateArrivalTimestamp": 1700000000.5, "kinesisSchemaVersion": "1.0"}}]}"#;
-/// let batch = host::event::decode(json, "event.json").unwrap();
+/// let batch = sluice_core::event::decode(json, "event.json").unwrap();
 /// assert_eq!(batch.records[0].data, br#"{"a":1}"#);
 /// assert_eq!(batch.records[0].shard_id, "shardId-000000000000");
 /// assert_eq!(batch.records[0].arrival_ms, 1_700_000_000_500);

@@ -20,6 +20,10 @@
 //!    with attributes `logGroup`, `logStream`, `owner`, `id`, `timestamp`
 //!    and its index as sub-sequence number.
 //!
+//! 4. **The pre-filter** ([`prefilter`], `[source] filters`): Lambda
+//!    `FilterCriteria` patterns ([`crate::pattern`]); a record no pattern
+//!    matches counts as filtered and reaches no plugin.
+//!
 //! Each resulting record gets its own slot in the batch, so one user record
 //! failing does not take its siblings' outcomes with it; Lambda still
 //! checkpoints by the aggregate's sequence number, so a retried aggregate
@@ -38,6 +42,7 @@ use prost::Message as _;
 
 use crate::config::{Decompress, Source, SourceFormat};
 use crate::event::{Batch, Record, Rejected, SourceStats};
+use crate::pattern::Filters;
 
 /// The four bytes a KPL aggregate starts with.
 pub const KPL_MAGIC: [u8; 4] = [0xf3, 0x89, 0x9a, 0xc2];
@@ -153,6 +158,58 @@ pub fn expand(batch: Batch, source: &Source) -> Batch {
     out
 }
 
+/// Drops the records that no pattern of `filters` keeps (none, when there
+/// are no patterns): their slots count as filtered, in
+/// `batch.source.prefiltered`. Runs after [`expand`], on what the steps
+/// would see.
+pub fn prefilter(mut batch: Batch, filters: &Filters) -> Batch {
+    if filters.is_empty() || batch.records.is_empty() {
+        return batch;
+    }
+    let records = std::mem::take(&mut batch.records);
+    let slots = std::mem::take(&mut batch.slot);
+    batch.records.reserve(records.len());
+    batch.slot.reserve(slots.len());
+    for (record, slot) in records.into_iter().zip(slots) {
+        if filters.keeps(&record.partition_key, &record.data) {
+            batch.records.push(record);
+            batch.slot.push(slot);
+        } else {
+            batch.empty.push(slot);
+            batch.source.prefiltered += 1;
+        }
+    }
+    batch
+}
+
+/// The pre-filter's patterns as Lambda's `FilterCriteria` JSON (see
+/// [`Filters::criteria`]), so that Lambda drops records before invoking the
+/// function and bills nothing for them. Refused when Lambda's filter would
+/// see something else than the pre-filter does: KPL aggregates, compressed
+/// payloads or CloudWatch Logs subscriptions are opaque to it.
+pub fn filter_criteria(source: &Source, filters: &Filters) -> Result<serde_json::Value, String> {
+    let opaque = if source.format == SourceFormat::CloudwatchLogs {
+        Some("`format = \"cloudwatch-logs\"`: the payloads are gzipped CloudWatch Logs data")
+    } else if source.decompress != Decompress::None {
+        Some("`decompress` is set: the payloads are compressed")
+    } else if source.deaggregate {
+        Some(
+            "`deaggregate = true` (the default): a KPL aggregate is one protobuf record to \
+             Lambda, not its user records, so Lambda would drop every aggregate. If no producer \
+             of this stream aggregates, set `[source] deaggregate = false`",
+        )
+    } else {
+        None
+    };
+    if let Some(why) = opaque {
+        return Err(format!(
+            "Lambda's filter cannot see what Sluice's pre-filter sees: [source] {why}. Keep the \
+             patterns as Sluice's pre-filter (it runs before the first step, with no plugin call)"
+        ));
+    }
+    filters.criteria()
+}
+
 /// A record whose payload could not be read, as it came, and why (boxed:
 /// the rare path stays out of the common one's way).
 type Unread = Box<(Record, String)>;
@@ -226,8 +283,8 @@ fn deaggregate(record: &Record) -> Result<Vec<Record>, String> {
         return Err(format!(
             "a KPL aggregate (it starts with f3 89 9a c2) whose MD5 does not match: the trailer says \
              {}, the protobuf hashes to {}",
-            crate::plugin::hex(digest),
-            crate::plugin::hex(&actual)
+            crate::hex(digest),
+            crate::hex(&actual)
         ));
     }
     let aggregate = AggregatedRecord::decode(message)

@@ -1,0 +1,24 @@
+//! Sluice's core: what can be said about a batch and a pipeline without
+//! running a plugin or talking to AWS.
+//!
+//! - [`event`] turns the Lambda Kinesis event into Sluice's own
+//!   [`event::Batch`]; no AWS type leaks past it.
+//! - [`source`] reads what the payloads hold (`[source]`: KPL aggregates,
+//!   gzip or zstd, CloudWatch Logs) and applies the pre-filter.
+//! - [`pattern`] is the pre-filter's language: Lambda's `FilterCriteria`
+//!   patterns, matched in-process.
+//! - [`config`] parses the TOML pipeline config and validates it into a
+//!   [`config::Plan`].
+//!
+//! The `host` crate (wasmtime, the AWS SDK, the `sluice` binary) builds on
+//! it; the fuzz targets in `host/fuzz` depend on it as an ordinary crate.
+
+pub mod config;
+pub mod event;
+pub mod pattern;
+pub mod source;
+
+/// Lower-case hex of `bytes` (digests in messages and configs).
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
