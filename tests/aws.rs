@@ -1016,3 +1016,88 @@ async fn dead_letters_already_sent_are_not_counted_as_held_back() {
     assert_eq!(report.outcome.deferred, 0, "they were sent, not held back");
     assert_eq!(drain(&aws, &dlq).await.len(), 5);
 }
+
+/// Records the body of every request an SQS client sends.
+#[derive(Debug, Clone, Default)]
+struct Wire(std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>);
+
+impl aws_sdk_sqs::config::Intercept for Wire {
+    fn name(&self) -> &'static str {
+        "wire"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &aws_sdk_sqs::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _: &aws_sdk_sqs::config::RuntimeComponents,
+        _: &mut aws_sdk_sqs::config::ConfigBag,
+    ) -> Result<(), aws_sdk_sqs::error::BoxError> {
+        if let Some(body) = context.request().body().bytes()
+            && let Ok(json) = serde_json::from_slice(body)
+        {
+            self.0.lock().unwrap().push(json);
+        }
+        Ok(())
+    }
+}
+
+/// The `AWSTraceHeader` of every entry of the `SendMessageBatch` requests on
+/// the wire (moto's `SendMessageBatch` drops `MessageSystemAttributes`, so
+/// the request is read as it leaves the SDK, on its way to moto).
+fn trace_headers(wire: &Wire) -> Vec<Option<String>> {
+    let requests = std::mem::take(&mut *wire.0.lock().unwrap());
+    requests
+        .iter()
+        .flat_map(|r| r["Entries"].as_array().cloned().unwrap_or_default())
+        .map(|e| {
+            e["MessageSystemAttributes"]["AWSTraceHeader"]["StringValue"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn sqs_messages_carry_the_invocations_trace_header() {
+    let moto = Moto::start();
+    let mut aws = moto.aws().await;
+    let wire = Wire::default();
+    aws.sqs = aws_sdk_sqs::Client::from_conf(
+        aws.sqs
+            .config()
+            .to_builder()
+            .interceptor(wire.clone())
+            .build(),
+    );
+    create_bucket(&aws, "config").await;
+    let queue = create_queue(&aws, "traced").await;
+    let uri = upload_pipeline(
+        &aws,
+        "config",
+        "p.toml",
+        &format!("[destinations.q]\ntype = \"sqs\"\nqueue_url = \"{queue}\"\n"),
+    )
+    .await;
+    let mut app = App::load_with(&uri, None, Some(aws.clone())).await.unwrap();
+    let header = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+    app.set_trace_header(Some(header));
+    let json = event_json([r#"{"a":1}"#, r#"{"a":2}"#]);
+    let report = app
+        .process(event::decode(json.as_bytes(), "e").unwrap(), None)
+        .await;
+    assert!(
+        report.outcome.failures.is_empty(),
+        "{:?}",
+        report.outcome.failures
+    );
+    assert_eq!(drain(&aws, &queue).await.len(), 2, "moto took both");
+    assert_eq!(
+        trace_headers(&wire),
+        [Some(header.to_owned()), Some(header.to_owned())]
+    );
+    // The next invocation has no trace: its messages carry none.
+    app.set_trace_header(None);
+    app.process(event::decode(json.as_bytes(), "e").unwrap(), None)
+        .await;
+    assert_eq!(trace_headers(&wire), [None, None]);
+}

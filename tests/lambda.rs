@@ -157,15 +157,50 @@ async fn the_sluice_binary_serves_kinesis_invocations_under_the_runtime_api() {
     );
 
     let logs = std::fs::read_to_string(&log).unwrap();
-    let ready = logs
+    let lines: Vec<serde_json::Value> = logs
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find(|l| l["fields"]["message"] == "ready")
+        .collect();
+    let ready = lines
+        .iter()
+        .find(|l| l["message"] == "ready")
         .unwrap_or_else(|| panic!("no JSON `ready` log line on stdout:\n{logs}"));
     eprintln!(
         "cold start (config and plugins from moto): {} ms",
-        ready["fields"]["init_ms"]
+        ready["init_ms"]
     );
+    // Powertools Logger's keys, on every line written during an invocation.
+    let done: Vec<_> = lines
+        .iter()
+        .filter(|l| l["message"] == "batch done")
+        .collect();
+    assert_eq!(done.len(), 2, "{logs}");
+    for (i, l) in done.iter().enumerate() {
+        assert_eq!(l["level"], "INFO");
+        assert_eq!(l["service"], "sluice");
+        assert_eq!(l["function_name"], "_");
+        assert_eq!(l["function_memory_size"], 512);
+        assert_eq!(l["cold_start"], i == 0, "{l}");
+        for key in ["timestamp", "function_arn", "function_request_id"] {
+            assert!(l[key].is_string(), "`{key}` missing: {l}");
+        }
+    }
+    assert_ne!(
+        done[0]["function_request_id"],
+        done[1]["function_request_id"]
+    );
+    // The metrics: one EMF document for the pipeline, one per step and per
+    // destination, after each invocation.
+    let emf: Vec<_> = lines.iter().filter(|l| l.get("_aws").is_some()).collect();
+    assert_eq!(emf.len(), 2 * (1 + 3 + 3), "{logs}");
+    emf.iter().for_each(|d| crate::metrics::check_emf(d));
+    let tops: Vec<_> = emf.iter().filter(|d| d.get("Records").is_some()).collect();
+    assert_eq!(tops[0]["Records"], 8);
+    assert_eq!(tops[0]["ColdStart"], 1);
+    assert!(tops[0]["InitDuration"].as_f64().unwrap() > 0.0);
+    assert_eq!(tops[1]["ColdStart"], 0);
+    assert_eq!(tops[1]["BatchItemFailures"], 1);
+    assert_eq!(tops[0]["Pipeline"], "_", "the function's name");
     assert!(logs.contains("\"message\":\"record failed\""), "{logs}");
     let loaded: Vec<_> = logs
         .lines()

@@ -25,8 +25,15 @@
 //!    pipeline behind a step that traps on one marked record, against the
 //!    same batch without it: guest calls and time per batch.
 //!
+//! 8. reading the stream's payloads (`[source]`): the cost per user record of
+//!    KPL de-aggregation (aggregates made by the real `aws-kinesis-agg`
+//!    producer) and of gzip, against the same user records sent plain; and
+//!    the pre-filter's cost per record next to a Wasm filter step doing the
+//!    same (dropping the example's bot traffic).
+//!
 //! `SLUICE_BENCH_ONLY=languages` runs section 6 alone, `SLUICE_BENCH_ONLY=limit`
-//! section 5 and `SLUICE_BENCH_ONLY=poison` section 7.
+//! section 5, `SLUICE_BENCH_ONLY=poison` section 7 and
+//! `SLUICE_BENCH_ONLY=source` section 8.
 //! `SLUICE_BENCH_SECONDS` (default 3) is the time spent per throughput cell.
 //! Every implementation's outputs are counted per destination and must agree,
 //! so the four rows do the same work.
@@ -67,6 +74,10 @@ fn main() {
         }
         Ok("limit") => {
             time_limit_cost(&mut pipeline(true));
+            return;
+        }
+        Ok("source") => {
+            sources(&work, budget);
             return;
         }
         _ => {}
@@ -193,6 +204,145 @@ fn main() {
 
     // 7. Isolating a poison record.
     poison(budget);
+    println!();
+
+    // 8. Reading the payloads, and the pre-filter.
+    sources(&work, budget);
+}
+
+/// Section 8: `[source]` per user record, and the pre-filter against a Wasm
+/// filter.
+fn sources(work: &Path, budget: Duration) {
+    use host::config::{Decompress, Source};
+    use host::pattern::{Filters, Pattern};
+    use host::source;
+
+    println!("## Reading the stream's payloads (`[source]`), and the pre-filter\n");
+    // 20 aggregates of 500 user records, by the real producer.
+    let kpl_file = work.join("kpl-20x500.json");
+    let status = Command::new("python3")
+        .arg(root().join("tests/kpl/aggregate.py"))
+        .arg(&kpl_file)
+        .args(["500"; 20])
+        .status()
+        .expect("python3");
+    assert!(
+        status.success(),
+        "tests/kpl/aggregate.py needs `pip install aws-kinesis-agg`"
+    );
+    let kpl = std::fs::read(&kpl_file).unwrap();
+    let users = source::expand(event::decode(&kpl, "kpl").unwrap(), &Source::default());
+    let n = users.records.len();
+    let plain = kinesis_event(users.records.iter().map(|r| r.data.clone()));
+    let gzipped = kinesis_event(users.records.iter().map(|r| {
+        use std::io::Write as _;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(&r.data).unwrap();
+        e.finish().unwrap()
+    }));
+    let auto = Source {
+        decompress: Decompress::Auto,
+        ..Source::default()
+    };
+    let read = |json: &[u8], src: &Source| {
+        let batch = source::expand(event::decode(json, "bench").unwrap(), src);
+        assert_eq!(batch.records.len(), n);
+        batch
+    };
+    let (t_plain, _) = measure(budget, || read(&plain, &Source::default()));
+    let (t_kpl, _) = measure(budget, || read(&kpl, &Source::default()));
+    let (t_gzip, _) = measure(budget, || read(&gzipped, &auto));
+    let us = |t: f64| t / n as f64 * 1e6;
+    println!(
+        "Event JSON → the records the first step sees ({n} user records of 20–30 bytes: \
+         `event::decode` + `source::expand`):\n"
+    );
+    println!("| payloads | Kinesis records | event | per user record | added by `[source]` |");
+    println!("|---|---:|---:|---:|---:|");
+    for (label, records, json, t) in [
+        ("plain (baseline)", n, &plain, t_plain),
+        ("KPL aggregates of 500 (`aws-kinesis-agg`)", 20, &kpl, t_kpl),
+        (
+            "each gzipped (`decompress = \"auto\"`)",
+            n,
+            &gzipped,
+            t_gzip,
+        ),
+    ] {
+        println!(
+            "| {label} | {records} | {:.2} MB | {:.2} µs | {:+.2} µs |",
+            json.len() as f64 / 1e6,
+            us(t),
+            us(t) - us(t_plain)
+        );
+    }
+    println!();
+
+    // The pre-filter against a Wasm filter doing the same: drop the
+    // example's bot traffic (10% of records).
+    let json = event_json(3000);
+    let batch = event::decode(&json, "bench").unwrap();
+    let records = batch.records.len();
+    let humans = Pattern::parse(&serde_json::json!(
+        {"data": {"$or": [{"bot": [false]}, {"bot": [{"exists": false}]}]}}
+    ))
+    .unwrap();
+    let filters = Filters::new(vec![humans]);
+    let runtime = Runtime::with_options(RuntimeOptions::default()).unwrap();
+    let text = format!(
+        "[[steps]]\nname = \"drop-bots\"\nkind = \"filter\"\nplugin = \"{}\"\n\
+         config = {{ field = \"bot\", equals = true, negate = true, keep_if_missing = true }}\n\
+         [destinations.out]\ntype = \"stdout\"\n",
+        root().join("target/plugins/filter_field.wasm").display()
+    );
+    let plan = config::parse(&text, &config::Location::File(work.join("bots.toml"))).unwrap();
+    let mut wasm = Pipeline::load(&runtime, plan).unwrap();
+    let (t_clone, _) = measure(budget, || batch.clone());
+    let (t_pre, kept) = measure(budget, || source::prefilter(batch.clone(), &filters));
+    let (t_wasm, outcome) = measure(budget, || wasm.run(batch.clone()));
+    assert_eq!(
+        kept.records.len(),
+        outcome.routed.len(),
+        "both keep the same records"
+    );
+    let per = |t: f64| (t - t_clone) / records as f64 * 1e6;
+    println!(
+        "Dropping bot traffic from the example's {records}-record event (~1 KB records; {} kept), \
+         per record (the cost of cloning the batch subtracted):\n",
+        kept.records.len()
+    );
+    println!("| filter | per record |\n|---|---:|");
+    println!(
+        "| pre-filter `{{\"data\": {{\"$or\": [{{\"bot\": [false]}}, {{\"bot\": [{{\"exists\": false}}]}}]}}}}` | {:.2} µs |",
+        per(t_pre)
+    );
+    println!(
+        "| Wasm filter step (`filter_field`, one call per batch) | {:.2} µs |",
+        per(t_wasm)
+    );
+    println!(
+        "\n(and with `sluice filter-criteria`, Lambda drops them before invoking the function: \
+         0 µs and no invocation billed)"
+    );
+}
+
+/// A Lambda Kinesis event with these payloads, one shard.
+fn kinesis_event(payloads: impl Iterator<Item = Vec<u8>>) -> Vec<u8> {
+    let records: Vec<serde_json::Value> = payloads
+        .enumerate()
+        .map(|(i, p)| {
+            let seq = format!("4959033827149025660855969253836157109592157598913{i:07}");
+            serde_json::json!({
+                "eventID": format!("shardId-000000000000:{seq}"),
+                "kinesis": {
+                    "partitionKey": format!("user-{}", i % 7), "sequenceNumber": seq,
+                    "data": base64::engine::general_purpose::STANDARD.encode(p),
+                    "approximateArrivalTimestamp": 1795334400.0,
+                },
+            })
+        })
+        .collect();
+    serde_json::to_vec(&serde_json::json!({ "Records": records })).unwrap()
 }
 
 /// Section 5: the cost of the time limit, in alternating pairs so that

@@ -130,6 +130,14 @@ impl App {
         &self.sinks
     }
 
+    /// Sets the X-Ray trace header of the invocation being served: SQS
+    /// messages carry it as their `AWSTraceHeader` system attribute.
+    pub fn set_trace_header(&mut self, header: Option<&str>) {
+        for sink in &mut self.sinks {
+            sink.set_trace_header(header);
+        }
+    }
+
     /// Throws away every plugin instance (fixture cases start fresh).
     pub fn reset(&mut self) {
         lock(&self.pipeline).reset();

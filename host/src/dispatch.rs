@@ -43,6 +43,23 @@ pub struct DispatchReport {
     pub delivered: Vec<usize>,
     /// Records delivered to the dead-letter destination.
     pub dead_lettered: usize,
+    /// What each destination was asked to take (indexed like
+    /// `Plan::destinations`), for the metrics.
+    pub destinations: Vec<SendStats>,
+}
+
+/// One destination's part of one batch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SendStats {
+    /// Outputs (and dead letters) it did not take.
+    pub failed: usize,
+    /// Payload bytes handed to it.
+    pub bytes: usize,
+    /// Requests made (SQS `SendMessageBatch`, S3 `PutObject`; one write for
+    /// local destinations).
+    pub requests: usize,
+    /// Time spent sending.
+    pub duration: std::time::Duration,
 }
 
 /// Removes from `outcome` the outputs, dead letters and drops of every record
@@ -327,6 +344,24 @@ async fn send_until(
     sink: &mut Sink,
     outputs: &[&Routed],
     deadline: Option<Instant>,
+    stats: &mut SendStats,
+) -> Vec<SendFailure> {
+    let started = Instant::now();
+    let requests_before = sink.requests();
+    let failures = send_within(sink, outputs, deadline).await;
+    stats.duration += started.elapsed();
+    stats.requests += match (requests_before, sink.requests()) {
+        (Some(before), Some(after)) => after - before,
+        _ => usize::from(!outputs.is_empty()),
+    };
+    stats.bytes += outputs.iter().map(|r| r.record.data.len()).sum::<usize>();
+    failures
+}
+
+async fn send_within(
+    sink: &mut Sink,
+    outputs: &[&Routed],
+    deadline: Option<Instant>,
 ) -> Vec<SendFailure> {
     let send = sink.send(outputs);
     match deadline {
@@ -377,7 +412,8 @@ async fn send_dead_letters(
         }
     }
     let refs: Vec<&Routed> = letters.iter().collect();
-    let sent_failures = send_until(&mut sinks[d], &refs, deadline).await;
+    let sent_failures =
+        send_until(&mut sinks[d], &refs, deadline, &mut report.destinations[d]).await;
     failures.extend(sent_failures.into_iter().map(|f| SendFailure {
         output: positions[f.output],
         reason: f.reason,
@@ -386,6 +422,7 @@ async fn send_dead_letters(
     failures.dedup_by_key(|f| f.output);
     let taken = delivered(outcome.dead_letters.len(), &failures);
     report.delivered[d] += taken;
+    report.destinations[d].failed += outcome.dead_letters.len() - taken;
     report.dead_lettered = taken;
     if failures.is_empty() {
         return;
@@ -433,6 +470,7 @@ pub async fn dispatch(
     let mut report = DispatchReport {
         delivered: vec![0; sinks.len()],
         dead_lettered: 0,
+        destinations: vec![SendStats::default(); sinks.len()],
     };
     refuse_for_good(plan, outcome, sinks);
     send_dead_letters(plan, outcome, sinks, deadline, &mut report).await;
@@ -451,8 +489,10 @@ pub async fn dispatch(
         let _span =
             tracing::debug_span!("sluice.dispatch.send", destination = %name, outputs = outputs.len())
                 .entered();
-        let failures = send_until(sink, outputs, deadline).await;
-        report.delivered[d] += delivered(outputs.len(), &failures);
+        let failures = send_until(sink, outputs, deadline, &mut report.destinations[d]).await;
+        let taken = delivered(outputs.len(), &failures);
+        report.delivered[d] += taken;
+        report.destinations[d].failed += outputs.len() - taken;
         if !failures.is_empty() {
             tracing::error!(destination = %name, failed = failures.len(), first_error = %failures[0].reason, "delivery failed");
         }

@@ -153,6 +153,9 @@ fn contract_view(name: &str, text: &str) -> String {
     out
 }
 
+/// A case's expected EMF documents, when it has them (see [`run_case`]).
+const METRICS_FILE: &str = "metrics.emf";
+
 fn load(config_path: &Path) -> anyhow::Result<(App, Vec<MemorySink>)> {
     let plan = config::load(config_path)?;
     let memory: Vec<MemorySink> = plan
@@ -176,14 +179,31 @@ async fn run_case(
     let event_path = case.join("event.json");
     let json = std::fs::read(&event_path)
         .with_context(|| format!("reading `{}`", event_path.display()))?;
+    let expected_dir = case.join("expected");
+    // Opt-in: a case with `expected/metrics.emf` also checks the EMF
+    // documents (run-to-run values set to 0).
+    let with_metrics = expected_dir.join(METRICS_FILE).is_file();
     let mut actual = BTreeMap::new();
     match event::decode(&json, &event_path.display().to_string()) {
         Ok(batch) => {
+            let oldest_arrival_ms = crate::metrics::oldest_arrival_ms(&batch);
             let report = app.process(batch, None).await;
             actual.insert(
                 "summary.txt".to_owned(),
                 crate::summary::render(app.plan(), &report.outcome, &report.dispatch),
             );
+            if with_metrics {
+                let invocation = crate::metrics::Invocation {
+                    timestamp_ms: 0,
+                    duration: std::time::Duration::ZERO,
+                    oldest_arrival_ms,
+                    cold_start: None,
+                    batch_item_failures: crate::lambda::response(&report.outcome)
+                        .map_or(0, |r| r.batch_item_failures.len()),
+                };
+                let docs = crate::metrics::documents(app.plan(), &report, &invocation);
+                actual.insert(METRICS_FILE.to_owned(), crate::metrics::stable(&docs));
+            }
             for sink in sinks {
                 let bytes = sink.contents();
                 if !bytes.is_empty() {
@@ -201,7 +221,6 @@ async fn run_case(
         }
     }
 
-    let expected_dir = case.join("expected");
     if bless {
         if expected_dir.exists() {
             std::fs::remove_dir_all(&expected_dir)?;

@@ -53,12 +53,13 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
         init_ms = started.elapsed().as_secs_f64() * 1e3,
         "ready"
     );
-    let app = Mutex::new(app);
-    let app = &app;
+    let state = Mutex::new((app, Some(started.elapsed())));
+    let state = &state;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<Box<RawValue>>| async move {
-            let mut app = app.lock().await;
-            handle(&mut app, event).await
+            let mut guard = state.lock().await;
+            let (app, cold_start) = &mut *guard;
+            handle(app, event, cold_start.take()).await
         },
     ))
     .await
@@ -86,12 +87,22 @@ pub fn refuse_local_destinations(plan: &crate::config::Plan) -> anyhow::Result<(
     }
 }
 
-/// Handles one invocation.
+/// Handles one invocation; `cold_start` is the init duration on the first
+/// invocation of the execution environment.
 pub async fn handle(
     app: &mut App,
     event: LambdaEvent<Box<RawValue>>,
+    cold_start: Option<Duration>,
 ) -> Result<KinesisEventResponse, lambda_runtime::Error> {
     let started = Instant::now();
+    let trace_header = event.context.xray_trace_id.as_deref();
+    crate::logging::begin_invocation(crate::logging::Invocation {
+        request_id: event.context.request_id.clone(),
+        function_arn: event.context.invoked_function_arn.clone(),
+        xray_trace_id: trace_header.map(trace_root),
+        cold_start: cold_start.is_some(),
+    });
+    app.set_trace_header(trace_header);
     let deadline = deadline_of(event.context.deadline);
     tracing::debug!(
         target: "sluice.lambda.invoke",
@@ -101,8 +112,21 @@ pub async fn handle(
     );
     let batch = event::decode(event.payload.get().as_bytes(), "invocation")?;
     let records = batch.len();
+    let oldest_arrival_ms = crate::metrics::oldest_arrival_ms(&batch);
     let report = app.process(batch, Some(deadline)).await;
     let response = response(&report.outcome)?;
+    let invocation = crate::metrics::Invocation {
+        timestamp_ms: crate::metrics::now_ms(),
+        duration: started.elapsed(),
+        oldest_arrival_ms,
+        cold_start,
+        batch_item_failures: response.batch_item_failures.len(),
+    };
+    for doc in crate::metrics::documents(app.plan(), &report, &invocation) {
+        // EMF: one JSON document per line on stdout, which CloudWatch Logs
+        // turns into metrics.
+        println!("{doc}");
+    }
     tracing::info!(
         target: "sluice.lambda.invoke",
         request_id = %event.context.request_id,
@@ -163,6 +187,16 @@ pub fn response(outcome: &BatchOutcome) -> Result<KinesisEventResponse, String> 
     Ok(response)
 }
 
+/// The trace id of an X-Ray trace header (`Root=1-…;Parent=…;Sampled=1` →
+/// `1-…`), as Powertools logs it; the header itself when it has no `Root`.
+pub fn trace_root(header: &str) -> String {
+    header
+        .split(';')
+        .find_map(|part| part.trim().strip_prefix("Root="))
+        .unwrap_or(header)
+        .to_owned()
+}
+
 /// Deadlines below this (the year 2001, in ms since the epoch) are durations.
 const EPOCH_MS_FLOOR: u64 = 978_307_200_000;
 
@@ -187,6 +221,17 @@ fn deadline_of(deadline_ms: u64) -> Instant {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_trace_id_is_the_root_of_the_trace_header() {
+        assert_eq!(
+            trace_root(
+                "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+            ),
+            "1-5759e988-bd862e3fe1be46a994272793"
+        );
+        assert_eq!(trace_root("opaque"), "opaque");
+    }
     use crate::pipeline::{FailureClass, RecordFailure};
 
     fn failure(index: usize, shard: &str, seq: Option<&str>) -> RecordFailure {

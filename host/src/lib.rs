@@ -22,7 +22,8 @@
 //! - [`app`] is the cold start (config, plugins and destinations, from disk
 //!   or S3); [`lambda`] serves Lambda invocations with it, and the `sluice`
 //!   binary is both the Lambda bootstrap and the local CLI.
-//! - [`aws`] builds the AWS clients once.
+//! - [`aws`] builds the AWS clients once; [`metrics`] writes each
+//!   invocation's CloudWatch metrics (EMF).
 //! - `precompile` compiles a pipeline's plugins ahead of time (`sluice
 //!   precompile`); it comes with the default `compiler` feature (Cranelift),
 //!   without which Sluice loads only precompiled artifacts.
@@ -39,6 +40,7 @@ pub mod dispatch;
 pub mod fixture;
 pub mod lambda;
 pub mod logging;
+pub mod metrics;
 pub mod pipeline;
 pub mod plugin;
 #[cfg(feature = "compiler")]

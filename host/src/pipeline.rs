@@ -141,6 +141,8 @@ pub struct StepStats {
     /// Guest calls made: 1 per batch, more when a failed call was bisected
     /// to isolate the events that made it fail.
     pub calls: usize,
+    /// Time spent in the step (guest calls and applying their results).
+    pub duration: std::time::Duration,
 }
 
 /// What became of a batch.
@@ -308,7 +310,9 @@ impl Pipeline {
                 ..StepStats::default()
             };
             if !events.is_empty() {
+                let started = Instant::now();
                 (events, meta) = step.run(&self.plan, events, meta, &mut failed, &mut st, deadline);
+                st.duration = started.elapsed();
             }
             stats.push(st);
         }

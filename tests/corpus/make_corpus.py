@@ -317,6 +317,10 @@ def configs():
     c["source-filter-exists-string"] = src("filters = ['{\"data\": {\"a\": [{\"exists\": \"yes\"}]}}']")
     c["source-filter-or-one-alternative"] = src("filters = ['{\"data\": {\"$or\": [{\"a\": [1]}]}}']")
     c["source-filter-two-operators"] = src("filters = ['{\"data\": {\"a\": [{\"prefix\": \"x\", \"suffix\": \"y\"}]}}']")
+    c["metrics-namespace-reserved"] = "[metrics]\nnamespace = \"AWS/Lambda\"\n" + s + d
+    c["metrics-namespace-empty"] = "[metrics]\nnamespace = \"\"\n" + s + d
+    c["metrics-pipeline-empty"] = "[metrics]\npipeline = \"\"\n" + s + d
+    c["metrics-unknown-key"] = "[metrics]\ndimension = \"x\"\n" + s + d
     c["source-filter-anything-but-bool"] = src("filters = ['{\"data\": {\"a\": [{\"anything-but\": true}]}}']")
     return c
 

@@ -193,6 +193,7 @@ pub async fn drain(aws: &Aws, queue_url: &str) -> Vec<Message> {
                 dedup_id: sys
                     .get(&aws_sdk_sqs::types::MessageSystemAttributeName::MessageDeduplicationId)
                     .cloned(),
+
                 attributes: m
                     .message_attributes
                     .clone()

@@ -37,6 +37,10 @@ enum Command {
         /// A Kinesis event, as Lambda delivers it (JSON).
         #[arg(long, short)]
         event: PathBuf,
+        /// Also print the CloudWatch metrics (EMF documents, one per line)
+        /// that the Lambda function would print for this event.
+        #[arg(long)]
+        metrics: bool,
     },
     /// Validates a config and loads every plugin, without running anything.
     Check {
@@ -142,7 +146,11 @@ fn main() -> ExitCode {
     logging::init(logging::Mode::Cli);
     let result = match command {
         Command::Lambda => unreachable!("handled above"),
-        Command::Run { config, event } => run(config, event),
+        Command::Run {
+            config,
+            event,
+            metrics,
+        } => run(config, event, metrics),
         Command::Check { config } => check(config),
         Command::FilterCriteria { config } => filter_criteria(&config),
         #[cfg(feature = "compiler")]
@@ -178,7 +186,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-fn run(config: String, event_path: PathBuf) -> anyhow::Result<ExitCode> {
+fn run(config: String, event_path: PathBuf, metrics: bool) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let json = std::fs::read(&event_path)
         .with_context(|| format!("cannot read event file `{}`", event_path.display()))?;
@@ -193,8 +201,22 @@ fn run(config: String, event_path: PathBuf) -> anyhow::Result<ExitCode> {
         );
     }
     let batch_started = Instant::now();
+    let oldest_arrival_ms = host::metrics::oldest_arrival_ms(&batch);
     let report = rt.block_on(app.process(batch, None));
     let ran = batch_started.elapsed();
+    if metrics {
+        let invocation = host::metrics::Invocation {
+            timestamp_ms: host::metrics::now_ms(),
+            duration: ran,
+            oldest_arrival_ms,
+            cold_start: Some(loaded),
+            batch_item_failures: host::lambda::response(&report.outcome)
+                .map_or(0, |r| r.batch_item_failures.len()),
+        };
+        for doc in host::metrics::documents(app.plan(), &report, &invocation) {
+            println!("{doc}");
+        }
+    }
     print!(
         "{}",
         summary::render(app.plan(), &report.outcome, &report.dispatch)

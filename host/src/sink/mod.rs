@@ -154,6 +154,24 @@ impl Sink {
         )
     }
 
+    /// Sets the X-Ray trace header that SQS messages carry from now on
+    /// (`AWSTraceHeader`); other destinations have nowhere to put it.
+    pub fn set_trace_header(&mut self, header: Option<&str>) {
+        if let Sink::Sqs(q) = self {
+            q.set_trace_header(header);
+        }
+    }
+
+    /// Requests made to the destination so far, for the services that batch
+    /// (SQS, S3); `None` for the local ones, where each send is one write.
+    pub fn requests(&self) -> Option<usize> {
+        match self {
+            Sink::Sqs(q) => Some(q.requests()),
+            Sink::S3(b) => Some(b.requests()),
+            Sink::File(_) | Sink::Stdout { .. } | Sink::Memory(_) => None,
+        }
+    }
+
     /// Delivers `outputs` in order; returns those that were not delivered.
     pub async fn send(&mut self, outputs: &[&Routed]) -> Vec<SendFailure> {
         let all_failed = |reason: String| {

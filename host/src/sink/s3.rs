@@ -27,6 +27,8 @@ pub struct S3Sink {
     format: Format,
     gzip: bool,
     content_type: String,
+    /// `PutObject` requests made so far.
+    requests: std::sync::atomic::AtomicUsize,
 }
 
 impl S3Sink {
@@ -48,7 +50,13 @@ impl S3Sink {
             format,
             gzip,
             content_type: content_type.to_owned(),
+            requests: Default::default(),
         }
+    }
+
+    /// `PutObject` requests made so far.
+    pub fn requests(&self) -> usize {
+        self.requests.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The destination's name.
@@ -136,6 +144,8 @@ impl S3Sink {
         if self.gzip {
             req = req.content_encoding("gzip");
         }
+        self.requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         req.send().await.map(|_| ()).map_err(|e| {
             format!(
                 "cannot put `s3://{}/{key}`: {}",

@@ -34,7 +34,10 @@
 use std::time::Duration;
 
 use aws_sdk_sqs::types::builders::SendMessageBatchRequestEntryBuilder;
-use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
+use aws_sdk_sqs::types::{
+    MessageAttributeValue, MessageSystemAttributeNameForSends, MessageSystemAttributeValue,
+    SendMessageBatchRequestEntry,
+};
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
@@ -59,6 +62,11 @@ pub struct SqsSink {
     group_id: Option<Template>,
     max_bytes: usize,
     format: Format,
+    /// `SendMessageBatch` requests made so far.
+    requests: std::sync::atomic::AtomicUsize,
+    /// The invocation's X-Ray trace header, sent as each message's
+    /// `AWSTraceHeader` system attribute.
+    trace_header: Option<String>,
 }
 
 /// A message's body and attributes (name, SQS data type, value), and its
@@ -97,7 +105,20 @@ impl SqsSink {
             group_id,
             max_bytes,
             format,
+            requests: Default::default(),
+            trace_header: None,
         }
+    }
+
+    /// Sets the X-Ray trace header the next messages carry (the invocation's),
+    /// so that a message can be traced back to the invocation that sent it.
+    pub fn set_trace_header(&mut self, header: Option<&str>) {
+        self.trace_header = header.filter(|h| !h.is_empty()).map(str::to_owned);
+    }
+
+    /// `SendMessageBatch` requests made so far.
+    pub fn requests(&self) -> usize {
+        self.requests.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The destination's name.
@@ -246,6 +267,17 @@ impl SqsSink {
         } = self.message(r, body)?;
         let rec = &r.record;
         let mut b = SendMessageBatchRequestEntry::builder().message_body(text);
+        if let Some(header) = &self.trace_header {
+            let value = MessageSystemAttributeValue::builder()
+                .data_type("String")
+                .string_value(header)
+                .build()
+                .map_err(|e| e.to_string())?;
+            b = b.message_system_attributes(
+                MessageSystemAttributeNameForSends::AwsTraceHeader,
+                value,
+            );
+        }
         for (k, t, v) in attributes {
             let value = MessageAttributeValue::builder()
                 .data_type(t)
@@ -311,6 +343,8 @@ impl SqsSink {
                 .send_message_batch()
                 .queue_url(&self.queue_url)
                 .set_entries(Some(entries));
+            self.requests
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let response = match request.send().await {
                 Ok(r) => r,
                 Err(e) => {

@@ -10,6 +10,7 @@ mod cli;
 mod corpus;
 mod fixtures;
 mod languages;
+mod metrics;
 mod no_record_lost;
 mod plugins;
 mod precompiled;

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use location::Location;
-pub use raw::{Decompress, Format, Limits, OnError, Source, SourceFormat, StepKind};
+pub use raw::{Decompress, Format, Limits, Metrics, OnError, Source, SourceFormat, StepKind};
 pub use template::Template;
 
 use crate::pattern::{Filters, Pattern};
@@ -69,6 +69,8 @@ pub struct Plan {
     /// The pre-filter (`[source] filters`), run after `stream` is read and
     /// before the first step.
     pub filters: Filters,
+    /// The metrics each invocation prints (`[metrics]`).
+    pub metrics: raw::Metrics,
     /// The steps, in order.
     pub steps: Vec<StepPlan>,
     /// The destinations, sorted by name; a [`DestinationId`] indexes this.
@@ -488,6 +490,10 @@ pub fn validate(raw: raw::Config, origin: &Location) -> Result<Plan, ConfigError
         trusted: matches!(origin, Location::File(_)),
         filters: check_source(&raw.source).map_err(|(field, m)| invalid(field, m))?,
         stream: raw.source,
+        metrics: {
+            check_metrics(&raw.metrics).map_err(|(field, m)| invalid(field, m))?;
+            raw.metrics
+        },
         steps,
         destinations,
         default_destination: None,
@@ -594,6 +600,29 @@ fn check_source(source: &raw::Source) -> Result<Filters, (String, String)> {
         patterns.push(Pattern::parse(&json).map_err(|m| (field, m))?);
     }
     Ok(Filters::new(patterns))
+}
+
+/// Checks `[metrics]` against CloudWatch's limits.
+fn check_metrics(metrics: &raw::Metrics) -> Result<(), (String, String)> {
+    let ns = &metrics.namespace;
+    if ns.is_empty() || ns.len() > 255 || ns.starts_with("AWS/") || ns.starts_with(':') {
+        return Err((
+            "metrics.namespace".into(),
+            format!(
+                "`{ns}` is not a CloudWatch namespace: use 1 to 255 characters, not starting \
+                 with `AWS/` (reserved) or `:`"
+            ),
+        ));
+    }
+    if let Some(p) = &metrics.pipeline
+        && (p.is_empty() || p.len() > 1024)
+    {
+        return Err((
+            "metrics.pipeline".into(),
+            "must be 1 to 1024 characters (a CloudWatch dimension value)".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Parses a SHA-256 digest written as 64 hex digits.

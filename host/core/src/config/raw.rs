@@ -24,6 +24,34 @@ pub struct Config {
     /// `[source]`: what the stream's payloads hold; see [`Source`].
     #[serde(default)]
     pub source: Source,
+    /// `[metrics]`: the CloudWatch metrics of each invocation; see [`Metrics`].
+    #[serde(default)]
+    pub metrics: Metrics,
+}
+
+/// `[metrics]`: the metrics each invocation prints in CloudWatch Embedded
+/// Metric Format (EMF).
+#[derive(Debug, Deserialize, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Metrics {
+    /// `enabled = true`: print them. Default `true`.
+    pub enabled: bool,
+    /// `namespace = "Sluice"`: the CloudWatch namespace. Default `Sluice`.
+    pub namespace: String,
+    /// `pipeline = "clickstream"`: the value of the `Pipeline` dimension.
+    /// Default: the Lambda function's name (`AWS_LAMBDA_FUNCTION_NAME`), or
+    /// the config file's name without `.toml` outside Lambda.
+    pub pipeline: Option<String>,
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics {
+            enabled: true,
+            namespace: "Sluice".into(),
+            pipeline: None,
+        }
+    }
 }
 
 /// `[source]`: how Sluice reads each Kinesis payload before the first step.
