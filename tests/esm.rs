@@ -297,7 +297,7 @@ impl Rig {
         )
         .unwrap_or_else(|e| panic!("{e}"));
         let via = host::aws::Aws::for_endpoint(&proxy.endpoint, REGION, "testing").await;
-        let app = App::from_plan(plan, Some(&via))
+        let app = App::from_plan(plan, Some(via))
             .await
             .unwrap_or_else(|e| panic!("{e:#}"));
         (

@@ -78,7 +78,10 @@ fn function(port: u16, moto: &Moto, config: &str, pin: Option<&str>, log: &Path)
         .env("AWS_SECRET_ACCESS_KEY", "secret")
         .env_remove("AWS_PROFILE")
         .env_remove("SLUICE_LOG_FORMAT")
-        .env("SLUICE_LOG", "info,sluice.lambda.invoke=debug")
+        .env(
+            "SLUICE_LOG",
+            "info,sluice.lambda.invoke=debug,host::pipeline=debug,host::dispatch=debug",
+        )
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(log).unwrap())
         .stderr(Stdio::inherit())
@@ -201,6 +204,24 @@ async fn the_sluice_binary_serves_kinesis_invocations_under_the_runtime_api() {
     assert_eq!(tops[1]["ColdStart"], 0);
     assert_eq!(tops[1]["BatchItemFailures"], 1);
     assert_eq!(tops[0]["Pipeline"], "_", "the function's name");
+    // At debug level, one line per step and per destination as its span
+    // closes, with its duration and the invocation's request id.
+    let closed = |span: &str| -> Vec<&serde_json::Value> {
+        lines
+            .iter()
+            .filter(|l| l["message"] == "close" && l["span"] == span)
+            .collect()
+    };
+    let steps = closed("sluice.pipeline.step");
+    assert_eq!(steps.len(), 2 * 3, "{logs}");
+    assert_eq!(steps[0]["step"], "drop-bots");
+    assert!(
+        steps
+            .iter()
+            .all(|l| l["time.busy"].is_string() && l["function_request_id"].is_string())
+    );
+    let sends = closed("sluice.dispatch.send");
+    assert!(sends.iter().any(|l| l["destination"] == "orders"), "{logs}");
     assert!(logs.contains("\"message\":\"record failed\""), "{logs}");
     let loaded: Vec<_> = logs
         .lines()

@@ -30,10 +30,13 @@
 //!    producer) and of gzip, against the same user records sent plain; and
 //!    the pre-filter's cost per record next to a Wasm filter step doing the
 //!    same (dropping the example's bot traffic).
+//! 9. what an invocation's metrics (the EMF documents) and its Powertools
+//!    log line cost, against the batch they report on.
 //!
 //! `SLUICE_BENCH_ONLY=languages` runs section 6 alone, `SLUICE_BENCH_ONLY=limit`
-//! section 5, `SLUICE_BENCH_ONLY=poison` section 7 and
-//! `SLUICE_BENCH_ONLY=source` section 8.
+//! section 5, `SLUICE_BENCH_ONLY=poison` section 7,
+//! `SLUICE_BENCH_ONLY=source` section 8 and `SLUICE_BENCH_ONLY=observe`
+//! section 9.
 //! `SLUICE_BENCH_SECONDS` (default 3) is the time spent per throughput cell.
 //! Every implementation's outputs are counted per destination and must agree,
 //! so the four rows do the same work.
@@ -78,6 +81,10 @@ fn main() {
         }
         Ok("source") => {
             sources(&work, budget);
+            return;
+        }
+        Ok("observe") => {
+            observe(&mut pipeline(true), budget);
             return;
         }
         _ => {}
@@ -208,6 +215,85 @@ fn main() {
 
     // 8. Reading the payloads, and the pre-filter.
     sources(&work, budget);
+    println!();
+
+    // 9. Metrics and logs.
+    observe(&mut wasm, budget);
+}
+
+/// Section 9: the EMF documents and the Powertools log line of one
+/// invocation, against the batch they report on.
+fn observe(wasm: &mut Pipeline, budget: Duration) {
+    use host::app::Report;
+    use host::dispatch::{DispatchReport, SendStats};
+    use host::logging::Powertools;
+
+    println!("## Metrics and logs: what one invocation's EMF documents and log line cost\n");
+    println!(
+        "| batch | batch (event JSON → encoded outputs) | EMF documents (build + write) | `batch done` log line (Powertools JSON) | overhead |"
+    );
+    println!("|---:|---:|---:|---:|---:|");
+    let subscriber = tracing::Dispatch::new(
+        tracing_subscriber::fmt()
+            .event_format(Powertools::from_env())
+            .with_writer(std::io::sink)
+            .finish(),
+    );
+    for n in [100, 1000] {
+        let json = event_json(n);
+        let mut bufs = vec![Vec::new(); wasm.plan().destinations.len()];
+        let (t_batch, _) = measure(budget, || run_wasm(wasm, &json, &mut bufs));
+        let plan = wasm.plan().clone();
+        let outcome = wasm.run(event::decode(&json, "bench").unwrap());
+        let destinations = plan.destinations.len();
+        let report = Report {
+            outcome,
+            dispatch: DispatchReport {
+                delivered: vec![n; destinations],
+                dead_lettered: 0,
+                destinations: vec![SendStats::default(); destinations],
+            },
+        };
+        let invocation = host::metrics::Invocation {
+            timestamp_ms: host::metrics::now_ms(),
+            duration: Duration::from_millis(25),
+            oldest_arrival_ms: Some(1_795_334_400_000),
+            cold_start: None,
+            batch_item_failures: 0,
+        };
+        let (t_emf, _) = measure(budget, || {
+            use std::io::Write as _;
+            let mut out = std::io::sink();
+            for doc in host::metrics::documents(&plan, &report, &invocation) {
+                let _ = writeln!(out, "{doc}");
+            }
+        });
+        let (t_log, _) = measure(budget, || {
+            tracing::dispatcher::with_default(&subscriber, || {
+                tracing::info!(
+                    target: "sluice.lambda.invoke",
+                    request_id = "8f507cfc-b5a4-4ef1-a5bd-8a6b4ad6e7d0",
+                    records = n,
+                    delivered = n,
+                    filtered = 0,
+                    failed = 0,
+                    dead_lettered = 0,
+                    dropped = 0,
+                    held_back = 0,
+                    checkpoints = 0,
+                    elapsed_ms = 25.0,
+                    "batch done"
+                );
+            })
+        });
+        println!(
+            "| {n} | {:.2} ms | {:.1} µs | {:.1} µs | {:.3} % |",
+            t_batch * 1e3,
+            t_emf * 1e6,
+            t_log * 1e6,
+            (t_emf + t_log) / t_batch * 100.0
+        );
+    }
 }
 
 /// Section 8: `[source]` per user record, and the pre-filter against a Wasm

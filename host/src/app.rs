@@ -13,7 +13,7 @@ use anyhow::Context as _;
 use sha2::{Digest as _, Sha256};
 
 use crate::aws::Aws;
-use crate::config::{self, ConfigError, DestinationKind, Location, Plan, StepPlan};
+use crate::config::{self, ConfigError, Location, Plan, StepPlan};
 use crate::dispatch::{self, DispatchReport};
 use crate::event::Batch;
 use crate::pipeline::{BatchOutcome, Pipeline};
@@ -60,26 +60,28 @@ impl App {
         let pinned = check_config_pin(&text, &origin, pin)?;
         let mut plan = config::parse(&text, &origin)?;
         plan.trusted |= pinned;
-        if aws.is_none() && needs_aws(&plan) {
-            aws = Some(Aws::from_env().await);
-        }
-        App::from_plan(plan, aws.as_ref()).await
+        App::from_plan(plan, aws).await
     }
 
     /// Fetches the plan's plugins, compiles them and opens its destinations.
-    pub async fn from_plan(plan: Plan, aws: Option<&Aws>) -> anyhow::Result<App> {
+    /// AWS clients are created (once) only when something lives in AWS; `aws`
+    /// gives them (tests point them at a local endpoint).
+    pub async fn from_plan(plan: Plan, mut aws: Option<Aws>) -> anyhow::Result<App> {
         let started = Instant::now();
         let mut components = Vec::with_capacity(plan.steps.len());
         for step in &plan.steps {
-            let bytes = fetch_plugin(step, aws).await?;
+            let bytes = fetch_plugin(step, &mut aws).await?;
             refuse_untrusted_native_code(&plan, step, &bytes)?;
             components.push(bytes);
         }
         let fetched = started.elapsed();
+        if plan.destinations.iter().any(|d| d.kind.in_aws()) {
+            clients(&mut aws).await;
+        }
         let sinks = plan
             .destinations
             .iter()
-            .map(|d| Sink::open(d, aws))
+            .map(|d| Sink::open(d, aws.as_ref()))
             .collect::<Result<Vec<_>, _>>()?;
         let runtime = Runtime::new()?;
         let mut bytes = components.iter();
@@ -164,9 +166,26 @@ impl App {
     }
 }
 
-/// Reads the pipeline config at `config` (a path or `s3://bucket/key`),
-/// creating AWS clients in `aws` if it lives in S3. Returns its text and
-/// where it came from.
+/// The AWS clients in `aws`, created from the environment the first time.
+pub async fn clients(aws: &mut Option<Aws>) -> &Aws {
+    if aws.is_none() {
+        *aws = Some(Aws::from_env().await);
+    }
+    aws.as_ref().expect("just set")
+}
+
+/// Reads what `location` holds, from disk or S3 (creating the AWS clients in
+/// `aws` the first time one is needed): the one way configs and plugins are
+/// fetched.
+pub async fn fetch(location: &Location, aws: &mut Option<Aws>) -> Result<Vec<u8>, String> {
+    match location {
+        Location::File(path) => std::fs::read(path).map_err(|e| e.to_string()),
+        Location::S3 { bucket, key } => clients(aws).await.get_object(bucket, key).await,
+    }
+}
+
+/// Reads the pipeline config at `config` (a path or `s3://bucket/key`).
+/// Returns its text and where it came from.
 pub async fn read_config(
     config: &str,
     aws: &mut Option<Aws>,
@@ -177,16 +196,8 @@ pub async fn read_config(
         source_name: origin.to_string(),
         error,
     };
-    let text = match &origin {
-        Location::File(path) => {
-            std::fs::read_to_string(path).map_err(|e| read_error(e.to_string()))?
-        }
-        Location::S3 { bucket, key } => {
-            let client = aws.get_or_insert(Aws::from_env().await);
-            let bytes = client.get_object(bucket, key).await.map_err(read_error)?;
-            String::from_utf8(bytes).map_err(|e| read_error(format!("not UTF-8 text: {e}")))?
-        }
-    };
+    let bytes = fetch(&origin, aws).await.map_err(read_error)?;
+    let text = String::from_utf8(bytes).map_err(|e| read_error(format!("not UTF-8 text: {e}")))?;
     Ok((text, origin))
 }
 
@@ -237,32 +248,14 @@ fn refuse_untrusted_native_code(
     Ok(())
 }
 
-/// Reads a step's plugin bytes from disk or S3.
-pub async fn fetch_plugin(step: &StepPlan, aws: Option<&Aws>) -> Result<Vec<u8>, PluginError> {
-    let read_error = |error: String| PluginError::Read {
-        step: step.name.clone(),
-        plugin: step.plugin.to_string(),
-        error,
-    };
-    match (&step.plugin, aws) {
-        (Location::File(path), _) => std::fs::read(path).map_err(|e| read_error(e.to_string())),
-        (Location::S3 { bucket, key }, Some(aws)) => {
-            aws.get_object(bucket, key).await.map_err(read_error)
-        }
-        (Location::S3 { .. }, None) => Err(read_error("no AWS clients were set up".into())),
-    }
-}
-
-/// Whether the plan reads or writes anything in AWS.
-pub fn needs_aws(plan: &Plan) -> bool {
-    plan.steps
-        .iter()
-        .any(|s| matches!(s.plugin, Location::S3 { .. }))
-        || plan.destinations.iter().any(|d| {
-            matches!(
-                d.kind,
-                DestinationKind::Sqs { .. } | DestinationKind::S3 { .. }
-            )
+/// Reads a step's plugin bytes from disk or S3 (see [`fetch`]).
+pub async fn fetch_plugin(step: &StepPlan, aws: &mut Option<Aws>) -> Result<Vec<u8>, PluginError> {
+    fetch(&step.plugin, aws)
+        .await
+        .map_err(|error| PluginError::Read {
+            step: step.name.clone(),
+            plugin: step.plugin.to_string(),
+            error,
         })
 }
 

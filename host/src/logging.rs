@@ -25,8 +25,8 @@ use sha2::{Digest as _, Sha256};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::EnvFilter;
-use tracing_subscriber::fmt::format::Writer;
-use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::fmt::format::{FmtSpan, JsonFields, Writer};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt as _;
@@ -108,7 +108,13 @@ pub fn init(mode: Mode) {
                 let _ = handle.reload(f);
             });
             let _ = SAMPLER.set(sampler);
+            // Span fields as JSON, and one line when each span closes, with
+            // its duration (`time.busy`, `time.idle`): a step
+            // (`sluice.pipeline.step`) or a destination
+            // (`sluice.dispatch.send`), at debug level.
             let fmt = tracing_subscriber::fmt::layer()
+                .fmt_fields(JsonFields::new())
+                .with_span_events(FmtSpan::CLOSE)
                 .event_format(Powertools::from_env())
                 .with_writer(std::io::stdout);
             tracing_subscriber::registry()
@@ -194,7 +200,7 @@ where
 {
     fn format_event(
         &self,
-        _ctx: &FmtContext<'_, S, N>,
+        ctx: &FmtContext<'_, S, N>,
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> std::fmt::Result {
@@ -202,6 +208,19 @@ where
         let mut fields = Fields::default();
         event.record(&mut fields);
         let mut line = fields.0;
+        // The innermost span (a step, a destination): its name and fields.
+        if let Some(span) = ctx.event_scope().and_then(|mut scope| scope.next()) {
+            line.insert("span".into(), span.name().into());
+            let extensions = span.extensions();
+            let span_fields = extensions
+                .get::<FormattedFields<N>>()
+                .and_then(|f| serde_json::from_str::<serde_json::Value>(f).ok());
+            if let Some(serde_json::Value::Object(map)) = span_fields {
+                for (k, v) in map {
+                    line.entry(k).or_insert(v);
+                }
+            }
+        }
         let message = line.remove("message").unwrap_or_default();
         line.insert("level".into(), meta.level().as_str().into());
         line.insert("message".into(), message);

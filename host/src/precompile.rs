@@ -24,8 +24,7 @@ use anyhow::Context as _;
 use sha2::{Digest, Sha256};
 
 use crate::app::{fetch_plugin, read_config};
-use crate::aws::Aws;
-use crate::config::{self, Location};
+use crate::config;
 use crate::pipeline::Pipeline;
 use crate::plugin::{Precompiler, Runtime, RuntimeOptions, check_pin, hex};
 
@@ -70,14 +69,6 @@ pub async fn precompile(config: &str, out: &Path, target: Option<&str>) -> anyho
     let mut aws = None;
     let (text, origin) = read_config(config, &mut aws).await?;
     let plan = config::parse(&text, &origin)?;
-    if aws.is_none()
-        && plan
-            .steps
-            .iter()
-            .any(|s| matches!(s.plugin, Location::S3 { .. }))
-    {
-        aws = Some(Aws::from_env().await);
-    }
     let precompiler = Precompiler::new(RuntimeOptions::default(), target)?;
     let plugins_dir = out.join("plugins");
     std::fs::create_dir_all(&plugins_dir)
@@ -93,7 +84,7 @@ pub async fn precompile(config: &str, out: &Path, target: Option<&str>) -> anyho
             pins.push((artifacts[*i].path.clone(), digest.clone()));
             continue;
         }
-        let component = fetch_plugin(step, aws.as_ref()).await?;
+        let component = fetch_plugin(step, &mut aws).await?;
         if wasmtime::Engine::detect_precompiled(&component).is_some() {
             anyhow::bail!(
                 "step `{}`: plugin `{source}` is already precompiled; precompile from the `.wasm` component",

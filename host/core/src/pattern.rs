@@ -28,6 +28,9 @@
 //! [`Filters::criteria`] prints the patterns as Lambda's `FilterCriteria`,
 //! so that Lambda can drop records before invoking the function.
 
+use std::collections::BTreeMap;
+
+use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
 
 /// One filter pattern, parsed and checked.
@@ -44,6 +47,127 @@ pub struct Pattern {
 pub struct Filters {
     patterns: Vec<Pattern>,
     uses_data: bool,
+    /// The payload fields the patterns read: only these are parsed.
+    projection: Projection,
+}
+
+/// The fields of a payload that patterns read, as a tree: a payload is
+/// parsed into a JSON value holding only these (the rest is skipped without
+/// being built), which is what the patterns see anyway.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Projection {
+    /// Keep the whole value here (a leaf's conditions read it).
+    whole: bool,
+    /// Keep these fields of an object here (of each object, in an array).
+    fields: BTreeMap<String, Projection>,
+}
+
+impl Projection {
+    fn add_object(&mut self, o: &Object) {
+        for (key, node) in &o.fields {
+            let child = self.fields.entry(key.clone()).or_default();
+            match node {
+                Node::Object(inner) => child.add_object(inner),
+                Node::Leaf(_) => child.whole = true,
+            }
+        }
+        for alt in o.any_of.iter().flatten() {
+            self.add_object(alt);
+        }
+    }
+
+    /// What the patterns read under the top-level `data` key.
+    fn of_data(top: &Object, into: &mut Projection) {
+        for (key, node) in &top.fields {
+            if let ("data", Node::Object(inner)) = (key.as_str(), node) {
+                into.add_object(inner);
+            }
+        }
+        for alt in top.any_of.iter().flatten() {
+            Projection::of_data(alt, into);
+        }
+    }
+
+    /// Parses `data` as JSON, keeping only the projected fields; `None`
+    /// when it is not JSON.
+    fn parse(&self, data: &[u8]) -> Option<Value> {
+        let mut de = serde_json::Deserializer::from_slice(data);
+        let value = Project(self).deserialize(&mut de).ok()?;
+        de.end().ok()?;
+        Some(value)
+    }
+}
+
+/// Deserializes a JSON value keeping only what a [`Projection`] names.
+#[derive(Clone, Copy)]
+struct Project<'p>(&'p Projection);
+
+impl<'de> DeserializeSeed<'de> for Project<'_> {
+    type Value = Value;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        if self.0.whole {
+            serde::Deserialize::deserialize(d)
+        } else {
+            d.deserialize_any(self)
+        }
+    }
+}
+
+impl<'de> Visitor<'de> for Project<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = Map::new();
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match self.0.fields.get(key.as_ref()) {
+                Some(sub) => {
+                    let v = map.next_value_seed(Project(sub))?;
+                    out.insert(key.into_owned(), v);
+                }
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(Value::Object(out))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(v) = seq.next_element_seed(self)? {
+            out.push(v);
+        }
+        Ok(Value::Array(out))
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
 }
 
 /// An object of the pattern: every field must match, and each `$or` must
@@ -141,9 +265,14 @@ impl Filters {
     /// The pre-filter of these patterns.
     pub fn new(patterns: Vec<Pattern>) -> Filters {
         let uses_data = patterns.iter().any(Pattern::uses_data);
+        let mut projection = Projection::default();
+        for p in &patterns {
+            Projection::of_data(&p.top, &mut projection);
+        }
         Filters {
             patterns,
             uses_data,
+            projection,
         }
     }
 
@@ -159,13 +288,14 @@ impl Filters {
 
     /// Whether a record with this partition key and payload is kept: some
     /// pattern matches (or there are none). The payload is parsed as JSON
-    /// once, and only when a pattern reads it.
+    /// once, only when a pattern reads it, and only the fields the
+    /// patterns read are built.
     pub fn keeps(&self, partition_key: &str, data: &[u8]) -> bool {
         if self.patterns.is_empty() {
             return true;
         }
         let parsed = if self.uses_data {
-            serde_json::from_slice::<Value>(data).ok()
+            self.projection.parse(data)
         } else {
             None
         };
@@ -692,6 +822,44 @@ mod tests {
         assert!(!pat.matches("k", Some(&json!({"env": "test-3"}))));
         let pat = p(json!({"data": {"f": [{"anything-but": {"suffix": ".tmp"}}]}}));
         assert!(!pat.matches("k", Some(&json!({"f": "a.tmp"}))));
+    }
+
+    /// The projected parse keeps what the patterns read: the same verdicts
+    /// as matching the whole payload, on every row of the table and more.
+    #[test]
+    fn parsing_only_what_patterns_read_changes_no_verdict() {
+        let patterns = [
+            json!({"data": {"a": [1]}}),
+            json!({"data": {"a": {"b": [{"prefix": "x"}]}, "c": [{"exists": false}]}}),
+            json!({"data": {"$or": [{"a": [{"numeric": [">", 1]}]}, {"d": {"e": [null]}}]}}),
+            json!({"data": {"items": {"sku": ["A"]}}, "partitionKey": ["k"]}),
+            json!({"$or": [{"data": {"a": ["x"]}}, {"data": {"b": [{"anything-but": "y"}]}}]}),
+        ];
+        let docs = [
+            r#"{"a": 1, "z": {"deep": [1, 2, {"x": "y"}]}}"#,
+            r#"{"a": {"b": "xy"}, "pad": "ignored"}"#,
+            r#"{"a": {"b": ["q", "xz"]}, "c": 3}"#,
+            r#"{"a": 2.5, "d": {"e": null}}"#,
+            r#"{"d": {"e": 1}, "a": "x"}"#,
+            r#"{"items": [{"sku": "B"}, {"sku": "A", "n": 1}]}"#,
+            r#"{"b": "z", "a": [1, "x"]}"#,
+            r#"[1, 2]"#,
+            r#""just a string""#,
+            r#"{"a": 1} trailing"#,
+            "not json",
+        ];
+        for pattern in &patterns {
+            let pat = p(pattern.clone());
+            let filters = Filters::new(vec![pat.clone()]);
+            for doc in docs {
+                let full = serde_json::from_str::<Value>(doc).ok();
+                assert_eq!(
+                    filters.keeps("k", doc.as_bytes()),
+                    pat.matches("k", full.as_ref()),
+                    "{pattern} on {doc}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -148,10 +148,7 @@ impl Sink {
     /// environment) and standard output (it goes to the function's logs)
     /// cannot.
     pub fn works_in_lambda(kind: &DestinationKind) -> bool {
-        matches!(
-            kind,
-            DestinationKind::Sqs { .. } | DestinationKind::S3 { .. }
-        )
+        kind.in_aws()
     }
 
     /// Sets the X-Ray trace header that SQS messages carry from now on

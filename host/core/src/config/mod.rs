@@ -164,6 +164,15 @@ pub enum DestinationKind {
 }
 
 impl DestinationKind {
+    /// Whether the destination is an AWS service (and so needs AWS clients,
+    /// and can work inside Lambda).
+    pub fn in_aws(&self) -> bool {
+        matches!(
+            self,
+            DestinationKind::Sqs { .. } | DestinationKind::S3 { .. }
+        )
+    }
+
     /// How outputs are encoded for this destination.
     pub fn format(&self) -> Format {
         match self {
