@@ -396,7 +396,7 @@ async fn a_message_over_the_size_limit_fails_alone_and_holds_back_its_shard() {
         "{}",
         failures[0].reason
     );
-    assert_eq!(report.outcome.deferred, 1, "record 2 is held back");
+    assert_eq!(report.outcome.held_back, 1, "record 2 is held back");
     assert_eq!(
         drain(&aws, &queue).await.len(),
         2,
@@ -662,7 +662,7 @@ async fn sqs_dead_letters_arrive_with_their_failure_attributes() {
             "{dlq_name}: {:?}",
             report.outcome.failures
         );
-        assert_eq!(report.outcome.deferred, 0, "{dlq_name}");
+        assert_eq!(report.outcome.held_back, 0, "{dlq_name}");
         assert_eq!(report.dispatch.dead_lettered, 3, "{dlq_name}");
         let mut letters = drain(&aws, &dlq).await;
         letters.sort_by_key(|m| m.attributes["sluice.sequence-number"].clone());
@@ -723,7 +723,7 @@ async fn a_message_sqs_would_always_refuse_is_dead_lettered_not_retried() {
         "{:?}",
         report.outcome.failures
     );
-    assert_eq!(report.outcome.deferred, 0);
+    assert_eq!(report.outcome.held_back, 0);
     let dead = &report.outcome.dead_letters;
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].failure.index, 1);
@@ -1013,7 +1013,7 @@ async fn dead_letters_already_sent_are_not_counted_as_held_back() {
     let failed: Vec<usize> = report.outcome.failures.iter().map(|f| f.index).collect();
     assert_eq!(failed, [1], "{:?}", report.outcome.failures);
     assert_eq!(report.dispatch.dead_lettered, 5);
-    assert_eq!(report.outcome.deferred, 0, "they were sent, not held back");
+    assert_eq!(report.outcome.held_back, 0, "they were sent, not held back");
     assert_eq!(drain(&aws, &dlq).await.len(), 5);
 }
 

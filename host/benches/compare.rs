@@ -813,7 +813,7 @@ impl Native {
                 .collect();
             let routed = Routed {
                 record: from_plugin(e),
-                origin,
+                slot: origin,
                 output_index,
                 destinations,
                 host_attributes: Vec::new(),

@@ -159,7 +159,7 @@ impl App {
             // The pipeline never panics on input; if it did, say so loudly.
             Err(e) => panic!("the pipeline thread failed: {e}"),
         };
-        dispatch::defer_after_failures(&mut outcome);
+        dispatch::hold_back_after_failures(&mut outcome);
         let dispatch =
             dispatch::dispatch(&self.plan, &mut outcome, &mut self.sinks, deadline).await;
         Report { outcome, dispatch }

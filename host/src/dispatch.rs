@@ -1,7 +1,7 @@
 //! Hands each destination its outputs and folds delivery failures back into
 //! the batch outcome.
 //!
-//! Before anything is sent, [`defer_after_failures`] holds back every output
+//! Before anything is sent, [`hold_back_after_failures`] holds back every output
 //! of a record that comes after a failed record on the same shard: Lambda
 //! will redeliver everything from the first failed record on, so sending them
 //! now would break per-shard order. Outputs then reach each destination in
@@ -64,15 +64,15 @@ pub struct SendStats {
 
 /// Removes from `outcome` the outputs, dead letters and drops of every record
 /// that comes after the first retried record of its shard, and counts those
-/// records in `outcome.deferred`. They are covered by the retry checkpoint:
+/// records in `outcome.held_back`. They are covered by the retry checkpoint:
 /// Lambda redelivers them.
-pub fn defer_after_failures(outcome: &mut BatchOutcome) {
-    defer(outcome, false);
+pub fn hold_back_after_failures(outcome: &mut BatchOutcome) {
+    hold_back(outcome, false);
 }
 
-/// [`defer_after_failures`]; with `dead_letters_sent`, dead letters stay (they
+/// [`hold_back_after_failures`]; with `dead_letters_sent`, dead letters stay (they
 /// were delivered already) and their records are not counted as held back.
-fn defer(outcome: &mut BatchOutcome, dead_letters_sent: bool) {
+fn hold_back(outcome: &mut BatchOutcome, dead_letters_sent: bool) {
     let mut first_failed: HashMap<&str, usize> = HashMap::new();
     for f in &outcome.failures {
         if let Some(shard) = &f.shard_id {
@@ -82,20 +82,20 @@ fn defer(outcome: &mut BatchOutcome, dead_letters_sent: bool) {
     if first_failed.is_empty() {
         return;
     }
-    let mut deferred = BTreeSet::new();
+    let mut held_back = BTreeSet::new();
     // Whether to keep what record `index` of `shard` brought; counts the rest.
     let mut keep = |shard: Option<&str>, index: usize| {
         let cut = shard
             .and_then(|s| first_failed.get(s))
             .is_some_and(|&first| index > first);
         if cut {
-            deferred.insert(index);
+            held_back.insert(index);
         }
         !cut
     };
     outcome
         .routed
-        .retain(|r| keep(Some(&r.record.shard_id), r.origin));
+        .retain(|r| keep(Some(&r.record.shard_id), r.slot));
     if !dead_letters_sent {
         outcome
             .dead_letters
@@ -104,7 +104,7 @@ fn defer(outcome: &mut BatchOutcome, dead_letters_sent: bool) {
     outcome
         .dropped
         .retain(|f| keep(f.shard_id.as_deref(), f.index));
-    outcome.deferred += deferred.len();
+    outcome.held_back += held_back.len();
 }
 
 /// The document a dead letter becomes: one JSON object with the failure and
@@ -246,7 +246,7 @@ fn dead_letter_output(dead: &DeadLetter, destination: usize, omit_data: bool) ->
             data: document(dead, omit_data),
             attributes: Vec::new(),
         },
-        origin: f.index,
+        slot: f.index,
         output_index: 0,
         destinations: vec![destination],
         host_attributes: vec![
@@ -264,7 +264,7 @@ fn refuse_for_good(plan: &Plan, outcome: &mut BatchOutcome, sinks: &[Sink]) {
     let action = plan.delivery_on_error();
     let mut refused: Vec<RecordFailure> = Vec::new();
     for r in &outcome.routed {
-        if refused.last().is_some_and(|f| f.index == r.origin) {
+        if refused.last().is_some_and(|f| f.index == r.slot) {
             continue;
         }
         let refusal = r
@@ -273,7 +273,7 @@ fn refuse_for_good(plan: &Plan, outcome: &mut BatchOutcome, sinks: &[Sink]) {
             .find_map(|&d| sinks[d].refusal(r).map(|reason| (d, reason)));
         if let Some((d, reason)) = refusal {
             refused.push(RecordFailure {
-                index: r.origin,
+                index: r.slot,
                 shard_id: Some(r.record.shard_id.clone()),
                 sequence_number: Some(r.record.sequence_number.clone()),
                 stage: format!("destination {}", plan.destinations[d].name),
@@ -319,16 +319,14 @@ fn refuse_for_good(plan: &Plan, outcome: &mut BatchOutcome, sinks: &[Sink]) {
             }
         }
     }
-    outcome.routed.retain(|r| {
-        refused
-            .binary_search_by_key(&r.origin, |f| f.index)
-            .is_err()
-    });
+    outcome
+        .routed
+        .retain(|r| refused.binary_search_by_key(&r.slot, |f| f.index).is_err());
     outcome.failures.sort_by_key(|f| f.index);
     outcome.dead_letters.sort_by_key(|d| d.failure.index);
     outcome.dropped.sort_by_key(|f| f.index);
     if retried {
-        defer(outcome, false);
+        hold_back(outcome, false);
     }
 }
 
@@ -454,7 +452,7 @@ async fn send_dead_letters(
     outcome.failures.sort_by_key(|f| f.index);
     // A record that is now retried holds back what follows it on its shard;
     // the dead letters already sent stay sent.
-    defer(outcome, true);
+    hold_back(outcome, true);
 }
 
 /// Sends every routed output of `outcome` to its destinations; `sinks` is
@@ -499,7 +497,7 @@ pub async fn dispatch(
         for f in failures {
             let r = outputs[f.output];
             failed.push(RecordFailure {
-                index: r.origin,
+                index: r.slot,
                 shard_id: Some(r.record.shard_id.clone()),
                 sequence_number: Some(r.record.sequence_number.clone()),
                 stage: format!("destination {name}"),
@@ -516,7 +514,7 @@ pub async fn dispatch(
         failed.dedup_by_key(|f| f.index);
         outcome
             .routed
-            .retain(|r| failed.binary_search_by_key(&r.origin, |f| f.index).is_err());
+            .retain(|r| failed.binary_search_by_key(&r.slot, |f| f.index).is_err());
         outcome.failures.extend(failed);
         outcome.failures.sort_by_key(|f| f.index);
         outcome.failures.dedup_by_key(|f| f.index);

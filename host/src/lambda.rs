@@ -136,7 +136,7 @@ pub async fn handle(
         failed = report.outcome.failures.len(),
         dead_lettered = report.dispatch.dead_lettered,
         dropped = report.outcome.dropped.len(),
-        held_back = report.outcome.deferred,
+        held_back = report.outcome.held_back,
         checkpoints = response.batch_item_failures.len(),
         elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
         "batch done"

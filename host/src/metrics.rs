@@ -99,7 +99,7 @@ pub fn documents(plan: &Plan, report: &Report, invocation: &Invocation) -> Vec<S
         ("Failed", Value::Count(outcome.failures.len())),
         ("DeadLettered", Value::Count(dispatch.dead_lettered)),
         ("Dropped", Value::Count(outcome.dropped.len())),
-        ("HeldBack", Value::Count(outcome.deferred)),
+        ("HeldBack", Value::Count(outcome.held_back)),
         (
             "DeliveryFailed",
             Value::Count(dispatch.destinations.iter().map(|d| d.failed).sum()),

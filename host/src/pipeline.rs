@@ -27,7 +27,7 @@
 
 use std::time::Instant;
 
-use crate::config::{DestinationId, OnError, Plan, StepKind};
+use crate::config::{DestinationId, Limits, OnError, Plan, StepKind};
 use crate::event::{Batch, Record};
 use crate::plugin::{
     CallError, Event, Failure, Instance, Output, Plugin, PluginError, ResultsTooBig, Runtime,
@@ -115,7 +115,7 @@ pub struct Routed {
     /// The output, with the lineage of its input record.
     pub record: Record,
     /// The input record's position in the event's `Records`.
-    pub origin: usize,
+    pub slot: usize,
     /// Which output of that input record this is (0, 1, …): with shard and
     /// sequence number, a deterministic identity for deduplication.
     pub output_index: u32,
@@ -166,7 +166,7 @@ pub struct BatchOutcome {
     pub filtered: usize,
     /// Input records whose outputs were held back because an earlier record
     /// of the same shard failed (Lambda redelivers them).
-    pub deferred: usize,
+    pub held_back: usize,
     /// Per-step counts, in step order.
     pub steps: Vec<StepStats>,
     /// Per input record, only when a dead-letter destination is set: the
@@ -177,16 +177,16 @@ pub struct BatchOutcome {
 }
 
 impl BatchOutcome {
-    /// The original of input record `origin`, for a dead letter: taken from
+    /// The original of input record `slot`, for a dead letter: taken from
     /// [`BatchOutcome::originals`], or, for a record no transform touched,
     /// rebuilt from its routed output.
-    pub fn take_original(&mut self, origin: usize) -> Option<Original> {
-        if let Some(original) = self.originals.get_mut(origin).and_then(Option::take) {
+    pub fn take_original(&mut self, slot: usize) -> Option<Original> {
+        if let Some(original) = self.originals.get_mut(slot).and_then(Option::take) {
             return Some(original);
         }
         self.routed
             .iter()
-            .find(|r| r.origin == origin)
+            .find(|r| r.slot == slot)
             .map(|r| Original::Record(r.record.clone()))
     }
 }
@@ -206,8 +206,61 @@ pub struct Pipeline {
 
 /// Where one live event came from.
 struct Meta {
-    origin: usize,
+    slot: usize,
     routes: Option<Vec<DestinationId>>,
+}
+
+/// The records still on their way through the steps: the events, as one
+/// slice (what a guest call takes), and index for index where each came
+/// from and where it goes.
+#[derive(Default)]
+struct Live {
+    events: Vec<Event>,
+    meta: Vec<Meta>,
+}
+
+impl Live {
+    fn with_capacity(n: usize) -> Live {
+        Live {
+            events: Vec::with_capacity(n),
+            meta: Vec::with_capacity(n),
+        }
+    }
+
+    fn push(&mut self, event: Event, meta: Meta) {
+        self.events.push(event);
+        self.meta.push(meta);
+    }
+
+    fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    /// Each event with its meta, in order.
+    fn into_pairs(self) -> impl Iterator<Item = (Event, Meta)> {
+        self.events.into_iter().zip(self.meta)
+    }
+
+    /// Drops the events of every input record that has failed (the siblings
+    /// of a record that failed go no further).
+    fn drop_failed(self, failed: &Failed) -> Live {
+        let mut kept = Live::with_capacity(self.len());
+        for (event, m) in self.into_pairs() {
+            if !failed.is_failed(m.slot) {
+                kept.push(event, m);
+            }
+        }
+        kept
+    }
+}
+
+/// Where a record failed: the stage (a step, or `routing`), its plugin, and
+/// the policy that decides what becomes of the record.
+#[derive(Debug, Clone, Copy)]
+struct Stage<'a> {
+    name: &'a str,
+    plugin: Option<&'a str>,
+    on_error: OnError,
 }
 
 impl Pipeline {
@@ -286,15 +339,14 @@ impl Pipeline {
                 action: default_action,
             });
         }
-        let mut events: Vec<Event> = batch.records.into_iter().map(to_event).collect();
-        let mut meta: Vec<Meta> = batch
-            .slot
-            .into_iter()
-            .map(|origin| Meta {
-                origin,
-                routes: None,
-            })
-            .collect();
+        let mut live = Live {
+            events: batch.records.into_iter().map(to_event).collect(),
+            meta: batch
+                .slot
+                .into_iter()
+                .map(|slot| Meta { slot, routes: None })
+                .collect(),
+        };
 
         let mut stats = Vec::with_capacity(self.steps.len());
         for step in &mut self.steps {
@@ -302,16 +354,16 @@ impl Pipeline {
                 "sluice.pipeline.step",
                 step = step.plugin.step(),
                 plugin = step.plugin.name(),
-                events = events.len()
+                events = live.len()
             )
             .entered();
             let mut st = StepStats {
-                input: events.len(),
+                input: live.len(),
                 ..StepStats::default()
             };
-            if !events.is_empty() {
+            if live.len() > 0 {
                 let started = Instant::now();
-                (events, meta) = step.run(&self.plan, events, meta, &mut failed, &mut st, deadline);
+                live = step.run(&self.plan, live, &mut failed, &mut st, deadline);
                 st.duration = started.elapsed();
             }
             stats.push(st);
@@ -323,12 +375,12 @@ impl Pipeline {
             steps: stats,
             ..BatchOutcome::default()
         };
-        outcome.routed.reserve(events.len());
+        outcome.routed.reserve(live.len());
         let mut produced = vec![false; records_in];
-        let mut last_origin = usize::MAX;
+        let mut last_slot = usize::MAX;
         let mut output_index = 0u32;
-        for (event, m) in events.into_iter().zip(meta) {
-            if failed.slots[m.origin].is_some() {
+        for (event, m) in live.into_pairs() {
+            if failed.slots[m.slot].is_some() {
                 continue;
             }
             let destinations = match m.routes {
@@ -338,8 +390,12 @@ impl Pipeline {
                     None => {
                         failed.fail(
                             &event,
-                            m.origin,
-                            ("routing", None, default_action),
+                            m.slot,
+                            Stage {
+                                name: "routing",
+                                plugin: None,
+                                on_error: default_action,
+                            },
                             FailureClass::Contract,
                             "no `route` step chose a destination and the config has no `routing.default`".into(),
                         );
@@ -347,14 +403,14 @@ impl Pipeline {
                     }
                 },
             };
-            if m.origin != last_origin {
-                last_origin = m.origin;
+            if m.slot != last_slot {
+                last_slot = m.slot;
                 output_index = 0;
             }
-            produced[m.origin] = true;
+            produced[m.slot] = true;
             outcome.routed.push(Routed {
                 record: to_record(event),
-                origin: m.origin,
+                slot: m.slot,
                 output_index,
                 destinations,
                 host_attributes: Vec::new(),
@@ -362,7 +418,7 @@ impl Pipeline {
             output_index += 1;
         }
         // A record that failed late may already have routed siblings: drop them.
-        outcome.routed.retain(|r| failed.slots[r.origin].is_none());
+        outcome.routed.retain(|r| failed.slots[r.slot].is_none());
         outcome.filtered = (0..records_in)
             .filter(|&i| failed.slots[i].is_none() && !produced[i])
             .count();
@@ -410,16 +466,16 @@ struct Failed {
 }
 
 impl Failed {
-    /// Records the first failure of input record `origin`, met on `event`.
+    /// Records the first failure of input record `slot`, met on `event`.
     fn fail(
         &mut self,
         event: &Event,
-        origin: usize,
-        (stage, plugin, action): (&str, Option<&str>, OnError),
+        slot: usize,
+        stage: Stage<'_>,
         class: FailureClass,
         reason: String,
     ) {
-        if self.slots[origin].is_some() {
+        if self.slots[slot].is_some() {
             return;
         }
         // A plugin that asks for a retry gets one, whatever the policy, and
@@ -427,28 +483,28 @@ impl Failed {
         let action = if matches!(class, FailureClass::Retry | FailureClass::Deadline) {
             OnError::Retry
         } else {
-            action
+            stage.on_error
         };
         if action == OnError::DeadLetter
             && !self.transformed
-            && let Some(slot @ None) = self.originals.get_mut(origin)
+            && let Some(kept @ None) = self.originals.get_mut(slot)
         {
-            *slot = Some(Original::Record(to_record(event.clone())));
+            *kept = Some(Original::Record(to_record(event.clone())));
         }
-        self.slots[origin] = Some(RecordFailure {
-            index: origin,
+        self.slots[slot] = Some(RecordFailure {
+            index: slot,
             shard_id: Some(event.shard_id.clone()),
             sequence_number: Some(event.sequence_number.clone()),
-            stage: stage.to_owned(),
-            plugin: plugin.map(str::to_owned),
+            stage: stage.name.to_owned(),
+            plugin: stage.plugin.map(str::to_owned),
             class,
             reason,
             action,
         });
     }
 
-    fn is_failed(&self, origin: usize) -> bool {
-        self.slots[origin].is_some()
+    fn is_failed(&self, slot: usize) -> bool {
+        self.slots[slot].is_some()
     }
 }
 
@@ -588,160 +644,182 @@ impl Step {
         }
     }
 
+    /// Runs the step on `live`: one guest call for all of it (more only to
+    /// isolate a failure), then its verdicts applied by the step's kind.
     fn run(
         &mut self,
         plan: &Plan,
-        events: Vec<Event>,
-        meta: Vec<Meta>,
+        live: Live,
         failed: &mut Failed,
         st: &mut StepStats,
         deadline: Option<Instant>,
-    ) -> (Vec<Event>, Vec<Meta>) {
-        let step_name = self.plugin.step().to_owned();
-        let plugin_name = self.plugin.name().to_owned();
-        let limits = *self.plugin.limits();
-        let at = (
-            step_name.as_str(),
-            Some(plugin_name.as_str()),
-            self.on_error,
-        );
-        let fail = |failed: &mut Failed, event: &Event, origin: usize, class, reason: String| {
-            failed.fail(event, origin, at, class, reason);
+    ) -> Live {
+        let calls = &mut st.calls;
+        let next = match self.kind {
+            StepKind::Filter => {
+                let verdicts = self.run_isolating(&live.events, deadline, calls, Instance::filter);
+                apply_filter(live, verdicts, self.stage(), failed, st)
+            }
+            StepKind::Transform => {
+                let verdicts =
+                    self.run_isolating(&live.events, deadline, calls, Instance::transform);
+                apply_transform(
+                    live,
+                    verdicts,
+                    self.stage(),
+                    self.plugin.limits(),
+                    failed,
+                    st,
+                )
+            }
+            StepKind::Route => {
+                let verdicts = self.run_isolating(&live.events, deadline, calls, Instance::route);
+                apply_route(plan, live, verdicts, self.stage(), failed, st)
+            }
         };
-
-        // One guest call for the whole batch (more only to isolate a failure).
-        let results = match self.kind {
-            StepKind::Filter => Results::Filter(self.run_isolating(
-                &events,
-                deadline,
-                &mut st.calls,
-                Instance::filter,
-            )),
-            StepKind::Transform => Results::Transform(self.run_isolating(
-                &events,
-                deadline,
-                &mut st.calls,
-                Instance::transform,
-            )),
-            StepKind::Route => Results::Route(self.run_isolating(
-                &events,
-                deadline,
-                &mut st.calls,
-                Instance::route,
-            )),
+        let next = if st.failed > 0 {
+            next.drop_failed(failed)
+        } else {
+            next
         };
-
-        let mut next_events = Vec::with_capacity(events.len());
-        let mut next_meta = Vec::with_capacity(events.len());
-        match results {
-            Results::Filter(results) => {
-                for ((event, m), r) in events.into_iter().zip(meta).zip(results) {
-                    match r {
-                        Ok(true) => {
-                            next_events.push(event);
-                            next_meta.push(m);
-                        }
-                        Ok(false) => st.dropped += 1,
-                        Err((class, reason)) => {
-                            fail(failed, &event, m.origin, class, reason);
-                            st.failed += 1;
-                        }
-                    }
-                }
-            }
-            Results::Transform(results) => {
-                // The first transform consumes the original events: keep them
-                // (moved, not copied) for dead letters.
-                let keep_originals = !failed.transformed && !failed.originals.is_empty();
-                for ((event, m), r) in events.into_iter().zip(meta).zip(results) {
-                    match r {
-                        Ok(outputs) if outputs.is_empty() => st.dropped += 1,
-                        Ok(outputs) if outputs.len() > limits.max_outputs_per_event => {
-                            let reason = format!(
-                                "transform made {} outputs of one event; the limit is {} (`limits.max_outputs_per_event`)",
-                                outputs.len(),
-                                limits.max_outputs_per_event
-                            );
-                            fail(failed, &event, m.origin, FailureClass::Contract, reason);
-                            st.failed += 1;
-                        }
-                        Ok(outputs)
-                            if outputs
-                                .iter()
-                                .any(|o| o.data.len() > limits.max_output_bytes) =>
-                        {
-                            let biggest = outputs.iter().map(|o| o.data.len()).max().unwrap_or(0);
-                            let reason = format!(
-                                "transform made an output of {biggest} bytes; the limit is {} (`limits.max_output_bytes`)",
-                                limits.max_output_bytes
-                            );
-                            fail(failed, &event, m.origin, FailureClass::Contract, reason);
-                            st.failed += 1;
-                        }
-                        Ok(outputs) => {
-                            for out in outputs {
-                                next_events.push(derive(&event, out));
-                                next_meta.push(Meta {
-                                    origin: m.origin,
-                                    routes: m.routes.clone(),
-                                });
-                            }
-                        }
-                        Err((class, reason)) => {
-                            fail(failed, &event, m.origin, class, reason);
-                            st.failed += 1;
-                        }
-                    }
-                    if keep_originals && let slot @ None = &mut failed.originals[m.origin] {
-                        *slot = Some(Original::Record(to_record(event)));
-                    }
-                }
-                failed.transformed = true;
-            }
-            Results::Route(results) => {
-                for ((event, mut m), r) in events.into_iter().zip(meta).zip(results) {
-                    let routes = match r {
-                        Ok(names) if names.is_empty() => match plan.default_destination {
-                            Some(d) => Ok(vec![d]),
-                            None => Err((FailureClass::Contract, "route returned no destination and the config has no `routing.default`".to_owned())),
-                        },
-                        Ok(names) => resolve(plan, &names),
-                        Err(e) => Err(e),
-                    };
-                    match routes {
-                        Ok(routes) => {
-                            m.routes = Some(routes);
-                            next_events.push(event);
-                            next_meta.push(m);
-                        }
-                        Err((class, reason)) => {
-                            fail(failed, &event, m.origin, class, reason);
-                            st.failed += 1;
-                        }
-                    }
-                }
-            }
-        }
-        // Siblings of a record that failed here go no further.
-        if st.failed > 0 {
-            let mut keep = next_meta.iter().map(|m| !failed.is_failed(m.origin));
-            next_events.retain(|_| keep.next().unwrap_or(false));
-            next_meta.retain(|m| !failed.is_failed(m.origin));
-        }
-        st.output = next_events.len();
-        (next_events, next_meta)
+        st.output = next.len();
+        next
     }
+
+    fn stage(&self) -> Stage<'_> {
+        Stage {
+            name: self.plugin.step(),
+            plugin: Some(self.plugin.name()),
+            on_error: self.on_error,
+        }
+    }
+}
+
+/// A filter's verdicts: kept events go on, the others are dropped.
+fn apply_filter(
+    live: Live,
+    verdicts: Vec<Verdict<bool>>,
+    stage: Stage<'_>,
+    failed: &mut Failed,
+    st: &mut StepStats,
+) -> Live {
+    let mut next = Live::with_capacity(live.len());
+    for ((event, m), v) in live.into_pairs().zip(verdicts) {
+        match v {
+            Ok(true) => next.push(event, m),
+            Ok(false) => st.dropped += 1,
+            Err((class, reason)) => {
+                failed.fail(&event, m.slot, stage, class, reason);
+                st.failed += 1;
+            }
+        }
+    }
+    next
+}
+
+/// A transform's verdicts: each event becomes its outputs (none: dropped),
+/// within the step's limits. The first transform consumes the original
+/// events: they are kept (moved, not copied) for dead letters.
+fn apply_transform(
+    live: Live,
+    verdicts: Vec<Verdict<Vec<Output>>>,
+    stage: Stage<'_>,
+    limits: &Limits,
+    failed: &mut Failed,
+    st: &mut StepStats,
+) -> Live {
+    let keep_originals = !failed.transformed && !failed.originals.is_empty();
+    let mut next = Live::with_capacity(live.len());
+    for ((event, m), v) in live.into_pairs().zip(verdicts) {
+        let outputs = v.and_then(|outputs| {
+            if outputs.len() > limits.max_outputs_per_event {
+                return Err((
+                    FailureClass::Contract,
+                    format!(
+                        "transform made {} outputs of one event; the limit is {} (`limits.max_outputs_per_event`)",
+                        outputs.len(),
+                        limits.max_outputs_per_event
+                    ),
+                ));
+            }
+            let biggest = outputs.iter().map(|o| o.data.len()).max().unwrap_or(0);
+            if biggest > limits.max_output_bytes {
+                return Err((
+                    FailureClass::Contract,
+                    format!(
+                        "transform made an output of {biggest} bytes; the limit is {} (`limits.max_output_bytes`)",
+                        limits.max_output_bytes
+                    ),
+                ));
+            }
+            Ok(outputs)
+        });
+        match outputs {
+            Ok(outputs) if outputs.is_empty() => st.dropped += 1,
+            Ok(outputs) => {
+                for out in outputs {
+                    next.push(
+                        derive(&event, out),
+                        Meta {
+                            slot: m.slot,
+                            routes: m.routes.clone(),
+                        },
+                    );
+                }
+            }
+            Err((class, reason)) => {
+                failed.fail(&event, m.slot, stage, class, reason);
+                st.failed += 1;
+            }
+        }
+        if keep_originals && let slot @ None = &mut failed.originals[m.slot] {
+            *slot = Some(Original::Record(to_record(event)));
+        }
+    }
+    failed.transformed = true;
+    next
+}
+
+/// A route's verdicts: each event goes on with its destinations (none: the
+/// default one).
+fn apply_route(
+    plan: &Plan,
+    live: Live,
+    verdicts: Vec<Verdict<Vec<String>>>,
+    stage: Stage<'_>,
+    failed: &mut Failed,
+    st: &mut StepStats,
+) -> Live {
+    let mut next = Live::with_capacity(live.len());
+    for ((event, mut m), v) in live.into_pairs().zip(verdicts) {
+        let routes = match v {
+            Ok(names) if names.is_empty() => match plan.default_destination {
+                Some(d) => Ok(vec![d]),
+                None => Err((
+                    FailureClass::Contract,
+                    "route returned no destination and the config has no `routing.default`"
+                        .to_owned(),
+                )),
+            },
+            Ok(names) => resolve(plan, &names),
+            Err(e) => Err(e),
+        };
+        match routes {
+            Ok(routes) => {
+                m.routes = Some(routes);
+                next.push(event, m);
+            }
+            Err((class, reason)) => {
+                failed.fail(&event, m.slot, stage, class, reason);
+                st.failed += 1;
+            }
+        }
+    }
+    next
 }
 
 /// One event's result from a step, or why it failed (its class and reason).
 type Verdict<T> = Result<T, (FailureClass, String)>;
-
-/// A step's verdicts, one per event of the call, by step kind.
-enum Results {
-    Filter(Vec<Verdict<bool>>),
-    Transform(Vec<Verdict<Vec<Output>>>),
-    Route(Vec<Verdict<Vec<String>>>),
-}
 
 /// One guest call of a step's kind: [`Instance::filter`], `transform` or `route`.
 type Guest<T> = fn(&mut Instance, &[Event], u64) -> Result<Vec<Result<T, Failure>>, CallError>;

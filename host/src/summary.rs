@@ -62,12 +62,12 @@ pub fn render(plan: &Plan, outcome: &BatchOutcome, report: &DispatchReport) -> S
         outcome.records_in
             - outcome.filtered
             - outcome.failures.len()
-            - outcome.deferred
+            - outcome.held_back
             - outcome.dead_letters.len()
             - outcome.dropped.len(),
         outcome.filtered,
         outcome.failures.len(),
-        outcome.deferred,
+        outcome.held_back,
     );
     for (d, n) in plan.destinations.iter().zip(&report.delivered) {
         let _ = writeln!(w, "  {:<dest_width$}  {n:>5}", d.name);

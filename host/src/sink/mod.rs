@@ -277,7 +277,7 @@ mod tests {
                 data: data.to_vec(),
                 attributes: vec![("k".into(), "v".into())],
             },
-            origin: 0,
+            slot: 0,
             output_index: 1,
             destinations: vec![0],
             host_attributes: Vec::new(),

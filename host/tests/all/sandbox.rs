@@ -124,7 +124,7 @@ fn contained_in(
     // Record 0 comes before the failure on its shard: delivered. Records 2
     // and 3 come after it: held back, for Lambda to redeliver from record 1.
     assert_eq!(String::from_utf8(sink.contents()).unwrap(), "ok-0\n");
-    assert_eq!(report.outcome.deferred, 2);
+    assert_eq!(report.outcome.held_back, 2);
     assert_eq!(report.outcome.steps[0].calls, calls);
     for f in failures {
         assert_eq!(f.class, class, "{f:?}");
@@ -566,7 +566,7 @@ fn a_dead_letter_that_cannot_be_sent_is_retried_and_holds_back_its_shard() {
     );
     assert!(f.reason.ends_with("queue unavailable"), "{}", f.reason);
     assert_eq!(
-        report.outcome.deferred, 2,
+        report.outcome.held_back, 2,
         "records 2 and 3 wait for record 1"
     );
     assert_eq!(String::from_utf8(out.contents()).unwrap(), "ok-0\n");
@@ -599,7 +599,7 @@ fn a_route_to_an_unknown_destination_fails_only_its_record() {
     assert_eq!(f.sequence_number.as_deref(), Some("100"));
     assert!(f.reason.contains("nowhere"), "{}", f.reason);
     // Record 2 follows the retried record 1 on the same shard: held back.
-    assert_eq!(report.outcome.deferred, 1);
+    assert_eq!(report.outcome.held_back, 1);
     assert_eq!(
         String::from_utf8(sink.contents()).unwrap(),
         "{\"to\":\"good\"}\n"
