@@ -69,11 +69,7 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
 /// only `/tmp` is writable and it vanishes with the execution environment;
 /// `stdout`: it would mix outputs into the function's logs), naming it.
 pub fn refuse_local_destinations(plan: &crate::config::Plan) -> anyhow::Result<()> {
-    match plan
-        .destinations
-        .iter()
-        .find(|d| !crate::sink::Sink::works_in_lambda(&d.kind))
-    {
+    match plan.destinations.iter().find(|d| !d.kind.in_aws()) {
         Some(d) => anyhow::bail!(
             "{}: destinations.{}: a `{}` destination cannot work in AWS Lambda (the file system is read-only but for `/tmp`, which vanishes with the execution environment, and standard output is the function's log): use an `sqs` or `s3` destination",
             plan.source,

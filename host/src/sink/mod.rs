@@ -143,14 +143,6 @@ impl Sink {
         }
     }
 
-    /// Whether the destination can work inside AWS Lambda: a file (under
-    /// `/tmp`, the only writable place, it vanishes with the execution
-    /// environment) and standard output (it goes to the function's logs)
-    /// cannot.
-    pub fn works_in_lambda(kind: &DestinationKind) -> bool {
-        kind.in_aws()
-    }
-
     /// Sets the X-Ray trace header that SQS messages carry from now on
     /// (`AWSTraceHeader`); other destinations have nowhere to put it.
     pub fn set_trace_header(&mut self, header: Option<&str>) {
