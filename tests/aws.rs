@@ -388,7 +388,7 @@ async fn a_message_over_the_size_limit_fails_alone_and_holds_back_its_shard() {
     let failures = &report.outcome.failures;
     assert_eq!(failures.len(), 1, "{failures:?}");
     assert_eq!(failures[0].index, 1);
-    assert_eq!(failures[0].class, host::pipeline::FailureClass::Contract);
+    assert_eq!(failures[0].class, host::outcome::FailureClass::Contract);
     assert!(
         failures[0]
             .reason
@@ -727,10 +727,7 @@ async fn a_message_sqs_would_always_refuse_is_dead_lettered_not_retried() {
     let dead = &report.outcome.dead_letters;
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].failure.index, 1);
-    assert_eq!(
-        dead[0].failure.class,
-        host::pipeline::FailureClass::Contract
-    );
+    assert_eq!(dead[0].failure.class, host::outcome::FailureClass::Contract);
     assert!(
         dead[0]
             .failure
@@ -841,7 +838,7 @@ async fn partition_keys_sqs_refuses_as_group_ids_get_a_stable_valid_group() {
             .find(|m| m.body.contains(&format!("\"/{i}\"")))
             .unwrap();
         let group = m.group_id.clone().unwrap();
-        assert_eq!(group, host::sink::sqs::group_id(key));
+        assert_eq!(group, host::destination::sqs::group_id(key));
         if *key == "plain-key" {
             assert_eq!(group, "plain-key");
         } else {

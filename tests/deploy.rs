@@ -44,8 +44,5 @@ fn the_deployed_pipeline_config_is_valid() {
         "s3://config/clickstream/plugins/redact.wasm"
     );
     let orders = &plan.destinations[plan.destination("orders").unwrap()];
-    assert!(matches!(
-        orders.kind,
-        DestinationKind::Sqs { fifo: true, .. }
-    ));
+    assert!(matches!(&orders.kind, DestinationKind::Sqs(q) if q.fifo));
 }

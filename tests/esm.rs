@@ -29,7 +29,7 @@
 //!
 //! Most cases run on in-memory destinations that refuse random outputs; a
 //! share runs against moto through [`ChaosProxy`], which fails random
-//! `SendMessageBatch` entries and S3 puts, so the real SQS and S3 sinks are
+//! `SendMessageBatch` entries and S3 puts, so the real SQS and S3 destinations are
 //! under fault too.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -38,9 +38,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use base64::Engine as _;
 use host::app::App;
-use host::config::{self, Format, Location};
-use host::sink::Sink;
-use host::sink::memory::MemorySink;
+use host::config::{self, Location};
+use host::destination::memory::MemoryDestination;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
@@ -215,8 +214,8 @@ on_error = "{policy}"
 default = "a"
 {dlq}
 "#,
-        hostile = host::test_plugins::HOSTILE,
-        route = host::test_plugins::ROUTE_FIELD,
+        hostile = crate::test_plugins::HOSTILE,
+        route = crate::test_plugins::ROUTE_FIELD,
         dlq = if policy == "dead-letter" {
             "dead_letter = \"dlq\""
         } else {
@@ -237,7 +236,7 @@ struct Delivered {
 /// The destinations of a case: in memory, or SQS and S3 in moto behind a
 /// chaos proxy.
 enum Rig {
-    Memory(Vec<MemorySink>),
+    Memory(Vec<MemoryDestination>),
     Moto {
         aws: host::aws::Aws,
         queue_a: String,
@@ -259,21 +258,8 @@ impl Rig {
             &Location::File("/tmp/esm.toml".into()),
         )
         .unwrap_or_else(|e| panic!("{e}"));
-        let sinks: Vec<MemorySink> = plan
-            .destinations
-            .iter()
-            .map(|d| {
-                let format = if d.name == "dlq" {
-                    Format::Raw
-                } else {
-                    Format::Envelope
-                };
-                MemorySink::new(&d.name, format)
-            })
-            .collect();
-        let app = App::with_sinks(plan, sinks.iter().cloned().map(Sink::Memory).collect())
-            .unwrap_or_else(|e| panic!("{e:#}"));
-        (app, Rig::Memory(sinks))
+        let (app, destinations) = crate::support::memory_app(plan);
+        (app, Rig::Memory(destinations))
     }
 
     async fn moto(moto: &Moto, proxy: &ChaosProxy, policy: &str, n: usize) -> (App, Rig) {
@@ -314,24 +300,28 @@ impl Rig {
     /// Makes the in-memory destinations refuse about `per_mille` of the
     /// outputs of the next invocation, counting them in `counter`.
     fn set_faults(&self, per_mille: u16, seed: u64, counter: &Arc<AtomicUsize>) {
-        let Rig::Memory(sinks) = self else { return };
-        for (d, sink) in sinks.iter().enumerate() {
+        let Rig::Memory(destinations) = self else {
+            return;
+        };
+        for (d, destination) in destinations.iter().enumerate() {
             let counter = counter.clone();
             let seed = seed ^ mix(d as u64 + 1);
-            sink.set_fault((per_mille > 0).then(|| -> host::sink::memory::Fault {
-                Arc::new(move |r| {
-                    let seq: u64 = r.record.sequence_number.parse().unwrap_or(0);
-                    let h = mix(seed ^ mix(seq) ^ (u64::from(r.output_index) << 48));
-                    (h % 1000 < u64::from(per_mille)).then(|| {
-                        counter.fetch_add(1, Ordering::Relaxed);
-                        "injected: ServiceUnavailable".to_owned()
+            destination.set_fault(
+                (per_mille > 0).then(|| -> host::destination::memory::Fault {
+                    Arc::new(move |r| {
+                        let seq: u64 = r.record.sequence_number.parse().unwrap_or(0);
+                        let h = mix(seed ^ mix(seq) ^ (u64::from(r.output_index) << 48));
+                        (h % 1000 < u64::from(per_mille)).then(|| {
+                            counter.fetch_add(1, Ordering::Relaxed);
+                            "injected: ServiceUnavailable".to_owned()
+                        })
                     })
-                })
-            }));
+                }),
+            );
         }
     }
 
-    /// Everything delivered so far (the in-memory sinks keep accumulating).
+    /// Everything delivered so far (the in-memory destinations keep accumulating).
     async fn delivered(&self) -> Delivered {
         let mut out = Delivered::default();
         let mut envelope = |dest: &str, line: &[u8]| {
@@ -353,14 +343,14 @@ impl Rig {
             dead.push(s[4..].parse::<usize>().unwrap());
         };
         match self {
-            Rig::Memory(sinks) => {
-                for sink in sinks {
-                    let contents = sink.contents();
+            Rig::Memory(destinations) => {
+                for destination in destinations {
+                    let contents = destination.contents();
                     for line in contents.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-                        if sink.name() == "dlq" {
+                        if destination.name() == "dlq" {
                             letter(line);
                         } else {
-                            envelope(sink.name(), line);
+                            envelope(destination.name(), line);
                         }
                     }
                 }
@@ -664,7 +654,7 @@ fn no_record_is_lost_under_the_event_source_mapping_in_memory() {
     let faults = Arc::new(AtomicUsize::new(0));
     for policy in ["retry", "dead-letter", "drop"] {
         let result = runner(cases).run(&case(300), |case| {
-            // A fresh function (cold start) per case: the sinks start empty.
+            // A fresh function (cold start) per case: the destinations start empty.
             let (mut app, rig) = Rig::memory(policy);
             run_case(
                 &mut app,

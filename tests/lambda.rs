@@ -248,9 +248,9 @@ async fn deploy_precompiled(
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("plugins")).unwrap();
     for path in [
-        host::test_plugins::FILTER_FIELD,
-        host::test_plugins::REDACT,
-        host::test_plugins::ROUTE_FIELD,
+        crate::test_plugins::FILTER_FIELD,
+        crate::test_plugins::REDACT,
+        crate::test_plugins::ROUTE_FIELD,
     ] {
         let name = Path::new(path).file_name().unwrap();
         std::fs::copy(path, dir.join("plugins").join(name)).unwrap();

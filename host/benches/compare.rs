@@ -48,13 +48,20 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use host::config::{self, Format, Plan};
+use host::destination;
 use host::event::{self, Record};
-use host::pipeline::{Pipeline, Routed};
+use host::outcome::Routed;
+use host::pipeline::Pipeline;
 use host::plugin::{Runtime, RuntimeOptions};
-use host::sink;
 use sluice_plugin::{Filter as _, Route as _, Transform as _};
 
 const SIZES: [usize; 3] = [100, 1000, 3000];
+
+/// Paths of the example and test plugins, built from source by `host/build.rs`.
+#[allow(dead_code)]
+mod test_plugins {
+    include!(concat!(env!("OUT_DIR"), "/test_plugins.rs"));
+}
 
 fn main() {
     // `cargo bench` passes `--bench`; a name filter is not supported.
@@ -473,7 +480,7 @@ fn poison(budget: Duration) {
     let text = format!(
         "{}[[steps]]\nname = \"poison-trap\"\nkind = \"transform\"\nplugin = {:?}\nconfig = {{ mode = \"trap\" }}\non_error = \"drop\"\n\n{}",
         &text[..at],
-        host::test_plugins::HOSTILE,
+        test_plugins::HOSTILE,
         &text[at..]
     );
     let plan = config::parse(&text, &config::Location::File(example)).unwrap();
@@ -498,7 +505,7 @@ fn poison(budget: Duration) {
         bufs.iter_mut().for_each(Vec::clear);
         for routed in &outcome.routed {
             for d in &routed.destinations {
-                sink::encode(Format::Raw, routed, &mut bufs[*d]);
+                destination::encode(Format::Raw, routed, &mut bufs[*d]);
             }
         }
         (outcome.steps[0].calls, outcome.dropped.len())
@@ -741,7 +748,7 @@ fn run_wasm(pipeline: &mut Pipeline, json: &[u8], bufs: &mut [Vec<u8>]) -> Count
     let formats = formats(pipeline.plan());
     for routed in &outcome.routed {
         for d in &routed.destinations {
-            sink::encode(formats[*d], routed, &mut bufs[*d]);
+            destination::encode(formats[*d], routed, &mut bufs[*d]);
         }
     }
     counts(pipeline.plan(), bufs)
@@ -819,7 +826,7 @@ impl Native {
                 host_attributes: Vec::new(),
             };
             for d in &routed.destinations {
-                sink::encode(formats[*d], &routed, &mut bufs[*d]);
+                destination::encode(formats[*d], &routed, &mut bufs[*d]);
             }
         }
         counts(&self.plan, bufs)

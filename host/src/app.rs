@@ -14,11 +14,12 @@ use sha2::{Digest as _, Sha256};
 
 use crate::aws::Aws;
 use crate::config::{self, ConfigError, Location, Plan, StepPlan};
+use crate::destination::Destination;
 use crate::dispatch::{self, DispatchReport};
 use crate::event::Batch;
-use crate::pipeline::{BatchOutcome, Pipeline};
+use crate::outcome::BatchOutcome;
+use crate::pipeline::Pipeline;
 use crate::plugin::{PluginError, Runtime, hex};
-use crate::sink::Sink;
 
 /// One batch's result: the outcome per record and what each destination took.
 #[derive(Debug)]
@@ -36,7 +37,7 @@ pub struct App {
     /// async task.
     pipeline: Arc<Mutex<Pipeline>>,
     plan: Plan,
-    sinks: Vec<Sink>,
+    destinations: Vec<Destination>,
 }
 
 impl App {
@@ -59,6 +60,7 @@ impl App {
         let (text, origin) = read_config(config, &mut aws).await?;
         let pinned = check_config_pin(&text, &origin, pin)?;
         let mut plan = config::parse(&text, &origin)?;
+        plan.check_local_plugins()?;
         plan.trusted |= pinned;
         App::from_plan(plan, aws).await
     }
@@ -78,10 +80,10 @@ impl App {
         if plan.destinations.iter().any(|d| d.kind.in_aws()) {
             clients(&mut aws).await;
         }
-        let sinks = plan
+        let destinations = plan
             .destinations
             .iter()
-            .map(|d| Sink::open(d, aws.as_ref()))
+            .map(|d| Destination::open(d, aws.as_ref()))
             .collect::<Result<Vec<_>, _>>()?;
         let runtime = Runtime::new()?;
         let mut bytes = components.iter();
@@ -97,29 +99,29 @@ impl App {
             total_ms = started.elapsed().as_secs_f64() * 1e3,
             "pipeline ready"
         );
-        Ok(App::new(pipeline, sinks))
+        Ok(App::new(pipeline, destinations))
     }
 
-    fn new(pipeline: Pipeline, sinks: Vec<Sink>) -> App {
+    fn new(pipeline: Pipeline, destinations: Vec<Destination>) -> App {
         App {
             plan: pipeline.plan().clone(),
             pipeline: Arc::new(Mutex::new(pipeline)),
-            sinks,
+            destinations,
         }
     }
 
-    /// Builds the pipeline of a local `plan` with the given sinks (indexed
-    /// like `plan.destinations`): fixtures and tests use in-memory sinks.
-    pub fn with_sinks(plan: Plan, sinks: Vec<Sink>) -> anyhow::Result<App> {
+    /// Builds the pipeline of a local `plan` with the given destinations (indexed
+    /// like `plan.destinations`): fixtures and tests use in-memory destinations.
+    pub fn with_destinations(plan: Plan, destinations: Vec<Destination>) -> anyhow::Result<App> {
         anyhow::ensure!(
-            sinks.len() == plan.destinations.len(),
-            "{} sinks for {} destinations",
-            sinks.len(),
+            destinations.len() == plan.destinations.len(),
+            "{} destinations for {} destinations",
+            destinations.len(),
             plan.destinations.len()
         );
         let runtime = Runtime::new()?;
         let pipeline = Pipeline::load(&runtime, plan).context("loading the pipeline's plugins")?;
-        Ok(App::new(pipeline, sinks))
+        Ok(App::new(pipeline, destinations))
     }
 
     /// The validated config.
@@ -128,15 +130,15 @@ impl App {
     }
 
     /// The destinations, indexed like `plan().destinations`.
-    pub fn sinks(&self) -> &[Sink] {
-        &self.sinks
+    pub fn destinations(&self) -> &[Destination] {
+        &self.destinations
     }
 
     /// Sets the X-Ray trace header of the invocation being served: SQS
     /// messages carry it as their `AWSTraceHeader` system attribute.
     pub fn set_trace_header(&mut self, header: Option<&str>) {
-        for sink in &mut self.sinks {
-            sink.set_trace_header(header);
+        for destination in &mut self.destinations {
+            destination.set_trace_header(header);
         }
     }
 
@@ -159,9 +161,8 @@ impl App {
             // The pipeline never panics on input; if it did, say so loudly.
             Err(e) => panic!("the pipeline thread failed: {e}"),
         };
-        dispatch::hold_back_after_failures(&mut outcome);
         let dispatch =
-            dispatch::dispatch(&self.plan, &mut outcome, &mut self.sinks, deadline).await;
+            dispatch::dispatch(&self.plan, &mut outcome, &mut self.destinations, deadline).await;
         Report { outcome, dispatch }
     }
 }

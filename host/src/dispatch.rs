@@ -1,15 +1,15 @@
 //! Hands each destination its outputs and folds delivery failures back into
 //! the batch outcome.
 //!
-//! Before anything is sent, [`hold_back_after_failures`] holds back every output
-//! of a record that comes after a failed record on the same shard: Lambda
-//! will redeliver everything from the first failed record on, so sending them
-//! now would break per-shard order. Outputs then reach each destination in
+//! Before anything is sent, the ledger holds back every output of a record
+//! that comes after a failed record on the same shard
+//! ([`BatchOutcome::hold_back`]): Lambda will redeliver everything from the
+//! first failed record on, so sending them now would break per-shard order. Outputs then reach each destination in
 //! input order. Outputs a destination did not take fail their input records
 //! (class `delivery`); nothing is silently lost.
 //!
 //! First, every output is checked against its destinations' rules
-//! ([`Sink::refusal`]): a record with an output a destination would refuse
+//! ([`Destination::refusal`]): a record with an output a destination would refuse
 //! every time (an invalid SQS attribute name, a message over the size limit)
 //! fails with class `contract` under [`Plan::delivery_on_error`], before
 //! anything of it is sent, so it is dead-lettered or dropped instead of
@@ -22,7 +22,7 @@
 //! record's data (`data_omitted`), which Kinesis keeps for its retention
 //! period under the named sequence number.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::time::Instant;
 
 use base64::Engine as _;
@@ -31,9 +31,11 @@ use serde_json::value::RawValue;
 use sha2::{Digest as _, Sha256};
 
 use crate::config::{OnError, Plan};
+use crate::destination::{Destination, SendFailure};
 use crate::event::Record;
-use crate::pipeline::{BatchOutcome, DeadLetter, FailureClass, Original, RecordFailure, Routed};
-use crate::sink::{SendFailure, Sink};
+use crate::outcome::{
+    BatchOutcome, DeadLetter, DeadLetters, FailureClass, Original, RecordFailure, Routed,
+};
 
 /// What dispatch did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -60,51 +62,6 @@ pub struct SendStats {
     pub requests: usize,
     /// Time spent sending.
     pub duration: std::time::Duration,
-}
-
-/// Removes from `outcome` the outputs, dead letters and drops of every record
-/// that comes after the first retried record of its shard, and counts those
-/// records in `outcome.held_back`. They are covered by the retry checkpoint:
-/// Lambda redelivers them.
-pub fn hold_back_after_failures(outcome: &mut BatchOutcome) {
-    hold_back(outcome, false);
-}
-
-/// [`hold_back_after_failures`]; with `dead_letters_sent`, dead letters stay (they
-/// were delivered already) and their records are not counted as held back.
-fn hold_back(outcome: &mut BatchOutcome, dead_letters_sent: bool) {
-    let mut first_failed: HashMap<&str, usize> = HashMap::new();
-    for f in &outcome.failures {
-        if let Some(shard) = &f.shard_id {
-            first_failed.entry(shard.as_str()).or_insert(f.index);
-        }
-    }
-    if first_failed.is_empty() {
-        return;
-    }
-    let mut held_back = BTreeSet::new();
-    // Whether to keep what record `index` of `shard` brought; counts the rest.
-    let mut keep = |shard: Option<&str>, index: usize| {
-        let cut = shard
-            .and_then(|s| first_failed.get(s))
-            .is_some_and(|&first| index > first);
-        if cut {
-            held_back.insert(index);
-        }
-        !cut
-    };
-    outcome
-        .routed
-        .retain(|r| keep(Some(&r.record.shard_id), r.slot));
-    if !dead_letters_sent {
-        outcome
-            .dead_letters
-            .retain(|d| keep(d.failure.shard_id.as_deref(), d.failure.index));
-    }
-    outcome
-        .dropped
-        .retain(|f| keep(f.shard_id.as_deref(), f.index));
-    outcome.held_back += held_back.len();
 }
 
 /// The document a dead letter becomes: one JSON object with the failure and
@@ -260,7 +217,7 @@ fn dead_letter_output(dead: &DeadLetter, destination: usize, omit_data: bool) ->
 /// its destinations would refuse every time: class `contract`, stage
 /// `destination <name>`, under [`Plan::delivery_on_error`]. Their outputs
 /// are removed; a retried one holds back what follows it on its shard.
-fn refuse_for_good(plan: &Plan, outcome: &mut BatchOutcome, sinks: &[Sink]) {
+fn refuse_for_good(plan: &Plan, outcome: &mut BatchOutcome, destinations: &[Destination]) {
     let action = plan.delivery_on_error();
     let mut refused: Vec<RecordFailure> = Vec::new();
     for r in &outcome.routed {
@@ -270,7 +227,7 @@ fn refuse_for_good(plan: &Plan, outcome: &mut BatchOutcome, sinks: &[Sink]) {
         let refusal = r
             .destinations
             .iter()
-            .find_map(|&d| sinks[d].refusal(r).map(|reason| (d, reason)));
+            .find_map(|&d| destinations[d].refusal(r).map(|reason| (d, reason)));
         if let Some((d, reason)) = refusal {
             refused.push(RecordFailure {
                 index: r.slot,
@@ -296,37 +253,8 @@ fn refuse_for_good(plan: &Plan, outcome: &mut BatchOutcome, sinks: &[Sink]) {
         action = action.as_str(),
         "outputs a destination would always refuse; their records fail under the policy"
     );
-    let mut retried = false;
-    for f in &refused {
-        match f.action {
-            OnError::Drop => outcome.dropped.push(f.clone()),
-            OnError::DeadLetter => match outcome.take_original(f.index) {
-                Some(original) => outcome.dead_letters.push(DeadLetter {
-                    failure: f.clone(),
-                    original,
-                }),
-                None => {
-                    retried = true;
-                    outcome.failures.push(RecordFailure {
-                        action: OnError::Retry,
-                        ..f.clone()
-                    });
-                }
-            },
-            OnError::Retry => {
-                retried = true;
-                outcome.failures.push(f.clone());
-            }
-        }
-    }
-    outcome
-        .routed
-        .retain(|r| refused.binary_search_by_key(&r.slot, |f| f.index).is_err());
-    outcome.failures.sort_by_key(|f| f.index);
-    outcome.dead_letters.sort_by_key(|d| d.failure.index);
-    outcome.dropped.sort_by_key(|f| f.index);
-    if retried {
-        hold_back(outcome, false);
+    if outcome.fail_all(refused) {
+        outcome.hold_back(DeadLetters::Pending);
     }
 }
 
@@ -337,18 +265,18 @@ fn delivered(n: usize, failures: &[SendFailure]) -> usize {
     n.saturating_sub(failed.len())
 }
 
-/// Sends `outputs` to `sink`, giving up at `deadline`.
+/// Sends `outputs` to `destination`, giving up at `deadline`.
 async fn send_until(
-    sink: &mut Sink,
+    destination: &mut Destination,
     outputs: &[&Routed],
     deadline: Option<Instant>,
     stats: &mut SendStats,
 ) -> Vec<SendFailure> {
     let started = Instant::now();
-    let requests_before = sink.requests();
-    let failures = send_within(sink, outputs, deadline).await;
+    let requests_before = destination.requests();
+    let failures = send_within(destination, outputs, deadline).await;
     stats.duration += started.elapsed();
-    stats.requests += match (requests_before, sink.requests()) {
+    stats.requests += match (requests_before, destination.requests()) {
         (Some(before), Some(after)) => after - before,
         _ => usize::from(!outputs.is_empty()),
     };
@@ -357,11 +285,11 @@ async fn send_until(
 }
 
 async fn send_within(
-    sink: &mut Sink,
+    destination: &mut Destination,
     outputs: &[&Routed],
     deadline: Option<Instant>,
 ) -> Vec<SendFailure> {
-    let send = sink.send(outputs);
+    let send = destination.send(outputs);
     match deadline {
         Some(at) => match tokio::time::timeout_at(at.into(), send).await {
             Ok(f) => f,
@@ -380,7 +308,7 @@ async fn send_within(
 async fn send_dead_letters(
     plan: &Plan,
     outcome: &mut BatchOutcome,
-    sinks: &mut [Sink],
+    destinations: &mut [Destination],
     deadline: Option<Instant>,
     report: &mut DispatchReport,
 ) {
@@ -398,10 +326,10 @@ async fn send_dead_letters(
     let mut positions: Vec<usize> = Vec::with_capacity(outcome.dead_letters.len());
     for (i, dead) in outcome.dead_letters.iter().enumerate() {
         let mut letter = dead_letter_output(dead, d, false);
-        if sinks[d].refusal(&letter).is_some() {
+        if destinations[d].refusal(&letter).is_some() {
             letter = dead_letter_output(dead, d, true);
         }
-        match sinks[d].refusal(&letter) {
+        match destinations[d].refusal(&letter) {
             Some(reason) => failures.push(SendFailure { output: i, reason }),
             None => {
                 positions.push(i);
@@ -410,8 +338,13 @@ async fn send_dead_letters(
         }
     }
     let refs: Vec<&Routed> = letters.iter().collect();
-    let sent_failures =
-        send_until(&mut sinks[d], &refs, deadline, &mut report.destinations[d]).await;
+    let sent_failures = send_until(
+        &mut destinations[d],
+        &refs,
+        deadline,
+        &mut report.destinations[d],
+    )
+    .await;
     failures.extend(sent_failures.into_iter().map(|f| SendFailure {
         output: positions[f.output],
         reason: f.reason,
@@ -426,11 +359,13 @@ async fn send_dead_letters(
         return;
     }
     tracing::error!(destination = %name, failed = failures.len(), first_error = %failures[0].reason, "dead-lettering failed; those records will be retried");
+    // A dead letter that was not taken turns its record into a retry.
+    let mut retries = Vec::with_capacity(failures.len());
     let mut lost = vec![false; outcome.dead_letters.len()];
     for f in failures {
         lost[f.output] = true;
         let failure = &outcome.dead_letters[f.output].failure;
-        outcome.failures.push(RecordFailure {
+        retries.push(RecordFailure {
             stage: format!("dead-letter {name}"),
             plugin: None,
             class: FailureClass::Delivery,
@@ -441,7 +376,7 @@ async fn send_dead_letters(
                 failure.reason,
                 f.reason
             ),
-            action: crate::config::OnError::Retry,
+            action: OnError::Retry,
             ..failure.clone()
         });
     }
@@ -449,37 +384,38 @@ async fn send_dead_letters(
     outcome
         .dead_letters
         .retain(|_| !lost.next().unwrap_or(false));
-    outcome.failures.sort_by_key(|f| f.index);
-    // A record that is now retried holds back what follows it on its shard;
-    // the dead letters already sent stay sent.
-    hold_back(outcome, true);
+    outcome.fail_all(retries);
+    // What follows a now retried record on its shard is held back; the dead
+    // letters already sent stay sent.
+    outcome.hold_back(DeadLetters::Sent);
 }
 
-/// Sends every routed output of `outcome` to its destinations; `sinks` is
+/// Sends every routed output of `outcome` to its destinations; `destinations` is
 /// indexed like `plan.destinations`. Records whose outputs were not taken —
 /// refused, or not sent because `deadline` came — move to
 /// `outcome.failures`.
 pub async fn dispatch(
     plan: &Plan,
     outcome: &mut BatchOutcome,
-    sinks: &mut [Sink],
+    destinations: &mut [Destination],
     deadline: Option<Instant>,
 ) -> DispatchReport {
     let mut report = DispatchReport {
-        delivered: vec![0; sinks.len()],
+        delivered: vec![0; destinations.len()],
         dead_lettered: 0,
-        destinations: vec![SendStats::default(); sinks.len()],
+        destinations: vec![SendStats::default(); destinations.len()],
     };
-    refuse_for_good(plan, outcome, sinks);
-    send_dead_letters(plan, outcome, sinks, deadline, &mut report).await;
-    let mut per_dest: Vec<Vec<&Routed>> = vec![Vec::new(); sinks.len()];
+    outcome.hold_back(DeadLetters::Pending);
+    refuse_for_good(plan, outcome, destinations);
+    send_dead_letters(plan, outcome, destinations, deadline, &mut report).await;
+    let mut per_dest: Vec<Vec<&Routed>> = vec![Vec::new(); destinations.len()];
     for r in &outcome.routed {
         for &d in &r.destinations {
             per_dest[d].push(r);
         }
     }
     let mut failed = Vec::new();
-    for (d, (sink, outputs)) in sinks.iter_mut().zip(&per_dest).enumerate() {
+    for (d, (destination, outputs)) in destinations.iter_mut().zip(&per_dest).enumerate() {
         if outputs.is_empty() {
             continue;
         }
@@ -487,7 +423,8 @@ pub async fn dispatch(
         let _span =
             tracing::debug_span!("sluice.dispatch.send", destination = %name, outputs = outputs.len())
                 .entered();
-        let failures = send_until(sink, outputs, deadline, &mut report.destinations[d]).await;
+        let failures =
+            send_until(destination, outputs, deadline, &mut report.destinations[d]).await;
         let taken = delivered(outputs.len(), &failures);
         report.delivered[d] += taken;
         report.destinations[d].failed += outputs.len() - taken;
@@ -504,21 +441,14 @@ pub async fn dispatch(
                 plugin: None,
                 class: FailureClass::Delivery,
                 reason: f.reason,
-                action: crate::config::OnError::Retry,
+                action: OnError::Retry,
             });
         }
     }
     drop(per_dest);
-    if !failed.is_empty() {
-        failed.sort_by_key(|f| f.index);
-        failed.dedup_by_key(|f| f.index);
-        outcome
-            .routed
-            .retain(|r| failed.binary_search_by_key(&r.slot, |f| f.index).is_err());
-        outcome.failures.extend(failed);
-        outcome.failures.sort_by_key(|f| f.index);
-        outcome.failures.dedup_by_key(|f| f.index);
-    }
+    // Sent already: what follows these records on their shards stays sent
+    // (the destinations stopped each shard at its first failed output).
+    outcome.fail_all(failed);
     report
 }
 
@@ -551,8 +481,8 @@ mod tests {
         assert_eq!(a.record.sequence_number, again.record.sequence_number);
         assert!(a.record.sequence_number.starts_with("raw-"));
         assert_ne!(
-            crate::sink::sqs::dedup_id(&a),
-            crate::sink::sqs::dedup_id(&b)
+            crate::destination::sqs::dedup_id(&a),
+            crate::destination::sqs::dedup_id(&b)
         );
     }
 

@@ -11,7 +11,7 @@
 //! ```
 //!
 //! Each case runs through the real plugins with every destination replaced
-//! by an in-memory sink that writes the `envelope` format (payload plus
+//! by an in-memory destination that writes the `envelope` format (payload plus
 //! lineage), and its outputs are compared with `expected/`: summaries as
 //! text, outputs line by line as JSON values (an object's key order does not
 //! count). A destination that received nothing has no file. With `BLESS=1` the expected files are
@@ -33,9 +33,9 @@ use anyhow::Context as _;
 
 use crate::app::App;
 use crate::config::{self, Format};
+use crate::destination::Destination;
+use crate::destination::memory::MemoryDestination;
 use crate::event;
-use crate::sink::Sink;
-use crate::sink::memory::MemorySink;
 
 /// One case's verdict.
 #[derive(Debug)]
@@ -82,7 +82,7 @@ fn run_cases(dir: &Path, variant: Option<&Path>, bless: bool) -> anyhow::Result<
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let mut shared: Option<(App, Vec<MemorySink>)> = None;
+    let mut shared: Option<(App, Vec<MemoryDestination>)> = None;
     let mut results = Vec::new();
     let main_config = variant.map_or_else(|| dir.join("pipeline.toml"), Path::to_owned);
     let variant_name = variant.and_then(Path::file_name);
@@ -98,16 +98,16 @@ fn run_cases(dir: &Path, variant: Option<&Path>, bless: bool) -> anyhow::Result<
             Compare::Exact
         };
         let result = if own_config.is_file() {
-            let (mut app, sinks) = load(&own_config)?;
-            rt.block_on(run_case(&case, &mut app, &sinks, bless, compare))?
+            let (mut app, destinations) = load(&own_config)?;
+            rt.block_on(run_case(&case, &mut app, &destinations, bless, compare))?
         } else {
             if shared.is_none() {
                 shared = Some(load(&main_config)?);
             }
-            let (app, sinks) = shared.as_mut().expect("just loaded");
+            let (app, destinations) = shared.as_mut().expect("just loaded");
             app.reset();
-            sinks.iter().for_each(MemorySink::clear);
-            rt.block_on(run_case(&case, app, sinks, bless, compare))?
+            destinations.iter().for_each(MemoryDestination::clear);
+            rt.block_on(run_case(&case, app, destinations, bless, compare))?
         };
         results.push(result);
     }
@@ -170,15 +170,15 @@ fn contract_view(name: &str, text: &str) -> String {
 /// A case's expected EMF documents, when it has them (see [`run_case`]).
 const METRICS_FILE: &str = "metrics.emf";
 
-fn load(config_path: &Path) -> anyhow::Result<(App, Vec<MemorySink>)> {
+fn load(config_path: &Path) -> anyhow::Result<(App, Vec<MemoryDestination>)> {
     let plan = config::load(config_path)?;
-    let memory: Vec<MemorySink> = plan
+    let memory: Vec<MemoryDestination> = plan
         .destinations
         .iter()
-        .map(|d| MemorySink::new(&d.name, Format::Envelope))
+        .map(|d| MemoryDestination::new(&d.name, Format::Envelope))
         .collect();
-    let sinks = memory.iter().cloned().map(Sink::Memory).collect();
-    let app = App::with_sinks(plan, sinks)
+    let destinations = memory.iter().cloned().map(Destination::Memory).collect();
+    let app = App::with_destinations(plan, destinations)
         .with_context(|| format!("loading `{}`", config_path.display()))?;
     Ok((app, memory))
 }
@@ -186,7 +186,7 @@ fn load(config_path: &Path) -> anyhow::Result<(App, Vec<MemorySink>)> {
 async fn run_case(
     case: &Path,
     app: &mut App,
-    sinks: &[MemorySink],
+    destinations: &[MemoryDestination],
     bless: bool,
     compare: Compare,
 ) -> anyhow::Result<CaseResult> {
@@ -218,11 +218,11 @@ async fn run_case(
                 let docs = crate::metrics::documents(app.plan(), &report, &invocation);
                 actual.insert(METRICS_FILE.to_owned(), crate::metrics::stable(&docs));
             }
-            for sink in sinks {
-                let bytes = sink.contents();
+            for destination in destinations {
+                let bytes = destination.contents();
                 if !bytes.is_empty() {
                     actual.insert(
-                        format!("{}.jsonl", sink.name()),
+                        format!("{}.jsonl", destination.name()),
                         String::from_utf8_lossy(&bytes).into_owned(),
                     );
                 }

@@ -15,9 +15,9 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::value::RawValue;
 use tokio::sync::Mutex;
 
-use crate::app::App;
+use crate::app::{App, Report};
 use crate::event;
-use crate::pipeline::BatchOutcome;
+use crate::outcome::BatchOutcome;
 
 /// The environment variable naming the pipeline config.
 pub const CONFIG_VAR: &str = "SLUICE_CONFIG";
@@ -74,10 +74,7 @@ pub fn refuse_local_destinations(plan: &crate::config::Plan) -> anyhow::Result<(
             "{}: destinations.{}: a `{}` destination cannot work in AWS Lambda (the file system is read-only but for `/tmp`, which vanishes with the execution environment, and standard output is the function's log): use an `sqs` or `s3` destination",
             plan.source,
             d.name,
-            match d.kind {
-                crate::config::DestinationKind::File { .. } => "file",
-                _ => "stdout",
-            }
+            d.kind.name()
         ),
         None => Ok(()),
     }
@@ -106,11 +103,12 @@ pub async fn handle(
         budget_ms = deadline.saturating_duration_since(started).as_millis() as u64,
         "invocation"
     );
-    let batch = event::decode(event.payload.get().as_bytes(), "invocation")?;
-    let records = batch.len();
-    let oldest_arrival_ms = crate::metrics::oldest_arrival_ms(&batch);
-    let report = app.process(batch, Some(deadline)).await;
-    let response = response(&report.outcome)?;
+    let Invoked {
+        report,
+        response,
+        records,
+        oldest_arrival_ms,
+    } = invoke(app, event.payload.get().as_bytes(), Some(deadline)).await?;
     let invocation = crate::metrics::Invocation {
         timestamp_ms: crate::metrics::now_ms(),
         duration: started.elapsed(),
@@ -155,25 +153,55 @@ pub async fn handle(
     Ok(response)
 }
 
+/// What one invocation did.
+#[derive(Debug)]
+pub struct Invoked {
+    /// What became of every record, and what each destination took.
+    pub report: Report,
+    /// The partial batch response: per shard, the record to resume from.
+    pub response: KinesisEventResponse,
+    /// Records in the event.
+    pub records: usize,
+    /// The oldest record's arrival time (ms since the epoch), if any record.
+    pub oldest_arrival_ms: Option<u64>,
+}
+
+/// One invocation as Lambda makes it, without the Runtime API: the Kinesis
+/// event's JSON in, the partial batch response out. An `Err` is a function
+/// error: Lambda retries the whole batch. The Lambda handler and `sluice
+/// consume` (which builds the event the event source mapping would send)
+/// both come through here.
+pub async fn invoke(
+    app: &mut App,
+    payload: &[u8],
+    deadline: Option<Instant>,
+) -> Result<Invoked, String> {
+    let batch = event::decode(payload, "invocation").map_err(|e| e.to_string())?;
+    let records = batch.len();
+    let oldest_arrival_ms = crate::metrics::oldest_arrival_ms(&batch);
+    let report = app.process(batch, deadline).await;
+    let response = response(&report.outcome)?;
+    Ok(Invoked {
+        report,
+        response,
+        records,
+        oldest_arrival_ms,
+    })
+}
+
 /// The partial-batch response for `outcome`: per shard, the first failed record.
 ///
 /// A failed record whose sequence number is unknown cannot be a checkpoint,
 /// so the whole invocation fails instead (Lambda retries the batch).
 pub fn response(outcome: &BatchOutcome) -> Result<KinesisEventResponse, String> {
     let mut failures: Vec<KinesisBatchItemFailure> = Vec::new();
-    let mut shards: Vec<&str> = Vec::new();
-    for f in &outcome.failures {
+    for f in outcome.checkpoints() {
         let Some(seq) = f.sequence_number.as_deref().filter(|s| !s.is_empty()) else {
             return Err(format!(
                 "record #{} failed ({}: {}) and has no sequence number to retry from; failing the whole batch",
                 f.index, f.stage, f.reason
             ));
         };
-        let shard = f.shard_id.as_deref().unwrap_or("");
-        if shards.contains(&shard) {
-            continue;
-        }
-        shards.push(shard);
         let mut item = KinesisBatchItemFailure::default();
         item.item_identifier = Some(seq.to_owned());
         failures.push(item);
@@ -228,7 +256,7 @@ mod tests {
         );
         assert_eq!(trace_root("opaque"), "opaque");
     }
-    use crate::pipeline::{FailureClass, RecordFailure};
+    use crate::outcome::{FailureClass, RecordFailure};
 
     fn failure(index: usize, shard: &str, seq: Option<&str>) -> RecordFailure {
         RecordFailure {

@@ -29,167 +29,10 @@ use std::time::Instant;
 
 use crate::config::{DestinationId, Limits, OnError, Plan, StepKind};
 use crate::event::{Batch, Record};
+use crate::outcome::{BatchOutcome, FailureClass, Original, RecordFailure, Routed, StepStats};
 use crate::plugin::{
-    CallError, Event, Failure, Instance, Output, Plugin, PluginError, ResultsTooBig, Runtime,
+    Decision, Event, Failure, Instance, Output, Plugin, PluginError, ResultsTooBig, Runtime,
 };
-
-/// Why a record failed, independent of the plugin's language.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum FailureClass {
-    /// The input record itself could not be decoded.
-    Decode,
-    /// A plugin said the record is bad (`failure::invalid`).
-    Invalid,
-    /// A plugin said the record should be retried (`failure::retry`).
-    Retry,
-    /// The plugin trapped (panicked, ran out of memory …) on the call.
-    Trap,
-    /// The plugin broke the contract (wrong result count, unknown destination).
-    Contract,
-    /// A destination did not accept the record's outputs.
-    Delivery,
-    /// The invocation ran out of time before the record was done (the
-    /// Lambda deadline, not the plugin's own limit). Always retried.
-    Deadline,
-}
-
-impl FailureClass {
-    /// The class's name as logs and summaries show it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FailureClass::Decode => "decode",
-            FailureClass::Invalid => "invalid",
-            FailureClass::Retry => "retry",
-            FailureClass::Trap => "trap",
-            FailureClass::Contract => "contract",
-            FailureClass::Delivery => "delivery",
-            FailureClass::Deadline => "deadline",
-        }
-    }
-}
-
-/// One input record that failed.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct RecordFailure {
-    /// Its position in the event's `Records`.
-    pub index: usize,
-    /// Its shard, if known.
-    pub shard_id: Option<String>,
-    /// Its sequence number, if known (always known past decoding).
-    pub sequence_number: Option<String>,
-    /// Where it failed: `event` (decoding), a step name, `routing`, or
-    /// `destination <name>`.
-    pub stage: String,
-    /// The plugin's name, when a plugin failed it.
-    pub plugin: Option<String>,
-    /// The failure class.
-    pub class: FailureClass,
-    /// The reason, in the plugin's or host's words.
-    pub reason: String,
-    /// What is done about it.
-    pub action: OnError,
-}
-
-/// A failed record on its way to the dead-letter destination.
-#[derive(Debug, Clone)]
-pub struct DeadLetter {
-    /// Why it failed.
-    pub failure: RecordFailure,
-    /// The record as it came in.
-    pub original: Original,
-}
-
-/// The input record a dead letter carries.
-#[derive(Debug, Clone)]
-pub enum Original {
-    /// A decoded record, as it was before any step ran.
-    Record(Record),
-    /// A record that did not decode: its JSON as Lambda sent it.
-    Raw(String),
-}
-
-/// One output ready for its destinations.
-#[derive(Debug, Clone)]
-pub struct Routed {
-    /// The output, with the lineage of its input record.
-    pub record: Record,
-    /// The input record's position in the event's `Records`.
-    pub slot: usize,
-    /// Which output of that input record this is (0, 1, …): with shard and
-    /// sequence number, a deterministic identity for deduplication.
-    pub output_index: u32,
-    /// The destinations it goes to.
-    pub destinations: Vec<DestinationId>,
-    /// Attributes Sluice sets itself (a dead letter's failure class and
-    /// stage), kept apart from the plugins' `record.attributes`: destinations
-    /// check a plugin's attribute names against their rules, then add these.
-    pub host_attributes: Vec<(&'static str, String)>,
-}
-
-/// Counts for one step of one batch.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct StepStats {
-    /// Events that reached the step.
-    pub input: usize,
-    /// Events that came out (kept by a filter, outputs of a transform, routed).
-    pub output: usize,
-    /// Events the step dropped (filtered out, or transformed into nothing).
-    pub dropped: usize,
-    /// Events the step failed.
-    pub failed: usize,
-    /// Guest calls made: 1 per batch, more when a failed call was bisected
-    /// to isolate the events that made it fail.
-    pub calls: usize,
-    /// Time spent in the step (guest calls and applying their results).
-    pub duration: std::time::Duration,
-}
-
-/// What became of a batch.
-#[derive(Debug, Default)]
-pub struct BatchOutcome {
-    /// Records in the event (decoded or not; after `[source]`, one per user
-    /// record or log event).
-    pub records_in: usize,
-    /// What `[source]` made of the event's Kinesis records.
-    pub source: crate::event::SourceStats,
-    /// Outputs, in input order, each with its destinations.
-    pub routed: Vec<Routed>,
-    /// Failed input records to retry (reported to Lambda), in input order;
-    /// at most one per record.
-    pub failures: Vec<RecordFailure>,
-    /// Failed input records for the dead-letter destination, in input order.
-    pub dead_letters: Vec<DeadLetter>,
-    /// Failed input records dropped by an `on_error = "drop"` policy.
-    pub dropped: Vec<RecordFailure>,
-    /// Input records that produced no output and did not fail.
-    pub filtered: usize,
-    /// Input records whose outputs were held back because an earlier record
-    /// of the same shard failed (Lambda redelivers them).
-    pub held_back: usize,
-    /// Per-step counts, in step order.
-    pub steps: Vec<StepStats>,
-    /// Per input record, only when a dead-letter destination is set: the
-    /// record as it came in, where a `transform` replaced it (a record that no
-    /// transform touched is its own routed output). Dispatch dead-letters
-    /// from here a record that a destination refuses for good.
-    pub originals: Vec<Option<Original>>,
-}
-
-impl BatchOutcome {
-    /// The original of input record `slot`, for a dead letter: taken from
-    /// [`BatchOutcome::originals`], or, for a record no transform touched,
-    /// rebuilt from its routed output.
-    pub fn take_original(&mut self, slot: usize) -> Option<Original> {
-        if let Some(original) = self.originals.get_mut(slot).and_then(Option::take) {
-            return Some(original);
-        }
-        self.routed
-            .iter()
-            .find(|r| r.slot == slot)
-            .map(|r| Original::Record(r.record.clone()))
-    }
-}
 
 struct Step {
     kind: StepKind,
@@ -340,7 +183,7 @@ impl Pipeline {
             });
         }
         let mut live = Live {
-            events: batch.records.into_iter().map(to_event).collect(),
+            events: batch.records.into_iter().map(Event::from).collect(),
             meta: batch
                 .slot
                 .into_iter()
@@ -409,7 +252,7 @@ impl Pipeline {
             }
             produced[m.slot] = true;
             outcome.routed.push(Routed {
-                record: to_record(event),
+                record: Record::from(event),
                 slot: m.slot,
                 output_index,
                 destinations,
@@ -422,32 +265,10 @@ impl Pipeline {
         outcome.filtered = (0..records_in)
             .filter(|&i| failed.slots[i].is_none() && !produced[i])
             .count();
-        let Failed {
-            slots,
-            mut originals,
-            ..
-        } = failed;
-        for f in slots.into_iter().flatten() {
-            match f.action {
-                OnError::Retry => outcome.failures.push(f),
-                OnError::Drop => outcome.dropped.push(f),
-                OnError::DeadLetter => {
-                    match originals.get_mut(f.index).and_then(Option::take) {
-                        Some(original) => outcome.dead_letters.push(DeadLetter {
-                            failure: f,
-                            original,
-                        }),
-                        // Unreachable: originals are kept whenever a dead
-                        // letter is possible. Retrying never loses a record.
-                        None => outcome.failures.push(RecordFailure {
-                            action: OnError::Retry,
-                            ..f
-                        }),
-                    }
-                }
-            }
-        }
-        outcome.originals = originals;
+        // The ledger files each failure by its action; dead letters take
+        // their originals from it.
+        outcome.originals = failed.originals;
+        outcome.fail_all(failed.slots.into_iter().flatten());
         outcome
     }
 }
@@ -478,18 +299,12 @@ impl Failed {
         if self.slots[slot].is_some() {
             return;
         }
-        // A plugin that asks for a retry gets one, whatever the policy, and
-        // so does a record the invocation had no time left for.
-        let action = if matches!(class, FailureClass::Retry | FailureClass::Deadline) {
-            OnError::Retry
-        } else {
-            stage.on_error
-        };
+        let action = class.action(stage.on_error);
         if action == OnError::DeadLetter
             && !self.transformed
             && let Some(kept @ None) = self.originals.get_mut(slot)
         {
-            *kept = Some(Original::Record(to_record(event.clone())));
+            *kept = Some(Original::Record(Record::from(event.clone())));
         }
         self.slots[slot] = Some(RecordFailure {
             index: slot,
@@ -532,12 +347,11 @@ impl Step {
     /// One guest call on `events`, within the step's time limit and the
     /// invocation's `deadline`. A failed call drops the instance (it may be
     /// poisoned); the next call starts a fresh one.
-    fn call<T>(
+    fn call(
         &mut self,
         events: &[Event],
         deadline: Option<Instant>,
-        guest: Guest<T>,
-    ) -> Result<Vec<Verdict<T>>, CallFailure> {
+    ) -> Result<Vec<Verdict>, CallFailure> {
         let limits = *self.plugin.limits();
         // The call's time limit: the step's own, or less when the
         // invocation's deadline comes first.
@@ -564,7 +378,7 @@ impl Step {
             CallFailure::whole(FailureClass::Trap, e.to_string())
         })?;
 
-        let result = guest(&mut instance, events, timeout_ms);
+        let result = instance.call(events, timeout_ms);
         match result {
             Ok(r) if r.len() == events.len() => {
                 self.instance = Some(instance);
@@ -620,15 +434,14 @@ impl Step {
     ///
     /// One poison event among `n` costs about `2·log2(n)` extra calls (and
     /// as many restarts); the invocation's deadline bounds it all.
-    fn run_isolating<T>(
+    fn run_isolating(
         &mut self,
         events: &[Event],
         deadline: Option<Instant>,
         calls: &mut usize,
-        guest: Guest<T>,
-    ) -> Vec<Verdict<T>> {
+    ) -> Vec<Verdict> {
         *calls += 1;
-        match self.call(events, deadline, guest) {
+        match self.call(events, deadline) {
             Ok(results) => results,
             Err(f) if !f.isolate || events.len() == 1 => events
                 .iter()
@@ -637,15 +450,15 @@ impl Step {
             Err(f) => {
                 tracing::warn!(step = %self.plugin.step(), plugin = %self.plugin.name(), events = events.len(), class = f.class.as_str(), error = %f.reason, "plugin call failed; re-running its events in halves to find the ones that fail");
                 let (left, right) = events.split_at(events.len() / 2);
-                let mut results = self.run_isolating(left, deadline, calls, guest);
-                results.extend(self.run_isolating(right, deadline, calls, guest));
+                let mut results = self.run_isolating(left, deadline, calls);
+                results.extend(self.run_isolating(right, deadline, calls));
                 results
             }
         }
     }
 
     /// Runs the step on `live`: one guest call for all of it (more only to
-    /// isolate a failure), then its verdicts applied by the step's kind.
+    /// isolate a failure), then each event's verdict applied.
     fn run(
         &mut self,
         plan: &Plan,
@@ -654,29 +467,25 @@ impl Step {
         st: &mut StepStats,
         deadline: Option<Instant>,
     ) -> Live {
-        let calls = &mut st.calls;
-        let next = match self.kind {
-            StepKind::Filter => {
-                let verdicts = self.run_isolating(&live.events, deadline, calls, Instance::filter);
-                apply_filter(live, verdicts, self.stage(), failed, st)
-            }
-            StepKind::Transform => {
-                let verdicts =
-                    self.run_isolating(&live.events, deadline, calls, Instance::transform);
-                apply_transform(
-                    live,
-                    verdicts,
-                    self.stage(),
-                    self.plugin.limits(),
-                    failed,
-                    st,
-                )
-            }
-            StepKind::Route => {
-                let verdicts = self.run_isolating(&live.events, deadline, calls, Instance::route);
-                apply_route(plan, live, verdicts, self.stage(), failed, st)
-            }
+        let verdicts = self.run_isolating(&live.events, deadline, &mut st.calls);
+        let stage = Stage {
+            name: self.plugin.step(),
+            plugin: Some(self.plugin.name()),
+            on_error: self.on_error,
         };
+        let next = apply(
+            plan,
+            live,
+            verdicts,
+            stage,
+            self.plugin.limits(),
+            failed,
+            st,
+        );
+        if self.kind == StepKind::Transform {
+            // The events are no longer the records that came in.
+            failed.transformed = true;
+        }
         let next = if st.failed > 0 {
             next.drop_failed(failed)
         } else {
@@ -685,44 +494,17 @@ impl Step {
         st.output = next.len();
         next
     }
-
-    fn stage(&self) -> Stage<'_> {
-        Stage {
-            name: self.plugin.step(),
-            plugin: Some(self.plugin.name()),
-            on_error: self.on_error,
-        }
-    }
 }
 
-/// A filter's verdicts: kept events go on, the others are dropped.
-fn apply_filter(
+/// A step's verdicts, event by event: a filter keeps or drops it; a
+/// transform replaces it by its outputs (none: dropped), within the step's
+/// limits; a route gives it its destinations (none: the default one). A
+/// failed event fails its input record. The first transform consumes the
+/// original events: they are kept (moved, not copied) for dead letters.
+fn apply(
+    plan: &Plan,
     live: Live,
-    verdicts: Vec<Verdict<bool>>,
-    stage: Stage<'_>,
-    failed: &mut Failed,
-    st: &mut StepStats,
-) -> Live {
-    let mut next = Live::with_capacity(live.len());
-    for ((event, m), v) in live.into_pairs().zip(verdicts) {
-        match v {
-            Ok(true) => next.push(event, m),
-            Ok(false) => st.dropped += 1,
-            Err((class, reason)) => {
-                failed.fail(&event, m.slot, stage, class, reason);
-                st.failed += 1;
-            }
-        }
-    }
-    next
-}
-
-/// A transform's verdicts: each event becomes its outputs (none: dropped),
-/// within the step's limits. The first transform consumes the original
-/// events: they are kept (moved, not copied) for dead letters.
-fn apply_transform(
-    live: Live,
-    verdicts: Vec<Verdict<Vec<Output>>>,
+    verdicts: Vec<Verdict>,
     stage: Stage<'_>,
     limits: &Limits,
     failed: &mut Failed,
@@ -730,41 +512,36 @@ fn apply_transform(
 ) -> Live {
     let keep_originals = !failed.transformed && !failed.originals.is_empty();
     let mut next = Live::with_capacity(live.len());
-    for ((event, m), v) in live.into_pairs().zip(verdicts) {
-        let outputs = v.and_then(|outputs| {
-            if outputs.len() > limits.max_outputs_per_event {
-                return Err((
-                    FailureClass::Contract,
-                    format!(
-                        "transform made {} outputs of one event; the limit is {} (`limits.max_outputs_per_event`)",
-                        outputs.len(),
-                        limits.max_outputs_per_event
-                    ),
-                ));
+    for ((event, mut m), verdict) in live.into_pairs().zip(verdicts) {
+        let outputs = match verdict {
+            Ok(Decision::Keep(true)) => {
+                next.push(event, m);
+                continue;
             }
-            let biggest = outputs.iter().map(|o| o.data.len()).max().unwrap_or(0);
-            if biggest > limits.max_output_bytes {
-                return Err((
-                    FailureClass::Contract,
-                    format!(
-                        "transform made an output of {biggest} bytes; the limit is {} (`limits.max_output_bytes`)",
-                        limits.max_output_bytes
-                    ),
-                ));
+            Ok(Decision::Keep(false)) => {
+                st.dropped += 1;
+                continue;
             }
-            Ok(outputs)
-        });
+            Ok(Decision::Routes(names)) => match destinations(plan, &names) {
+                Ok(ids) => {
+                    m.routes = Some(ids);
+                    next.push(event, m);
+                    continue;
+                }
+                Err(e) => Err(e),
+            },
+            Ok(Decision::Outputs(outputs)) => within_limits(limits, outputs),
+            Err(e) => Err(e),
+        };
         match outputs {
             Ok(outputs) if outputs.is_empty() => st.dropped += 1,
             Ok(outputs) => {
                 for out in outputs {
-                    next.push(
-                        derive(&event, out),
-                        Meta {
-                            slot: m.slot,
-                            routes: m.routes.clone(),
-                        },
-                    );
+                    let meta = Meta {
+                        slot: m.slot,
+                        routes: m.routes.clone(),
+                    };
+                    next.push(derive(&event, out), meta);
                 }
             }
             Err((class, reason)) => {
@@ -772,59 +549,62 @@ fn apply_transform(
                 st.failed += 1;
             }
         }
-        if keep_originals && let slot @ None = &mut failed.originals[m.slot] {
-            *slot = Some(Original::Record(to_record(event)));
+        if keep_originals && let kept @ None = &mut failed.originals[m.slot] {
+            *kept = Some(Original::Record(Record::from(event)));
         }
     }
-    failed.transformed = true;
     next
 }
 
-/// A route's verdicts: each event goes on with its destinations (none: the
-/// default one).
-fn apply_route(
-    plan: &Plan,
-    live: Live,
-    verdicts: Vec<Verdict<Vec<String>>>,
-    stage: Stage<'_>,
-    failed: &mut Failed,
-    st: &mut StepStats,
-) -> Live {
-    let mut next = Live::with_capacity(live.len());
-    for ((event, mut m), v) in live.into_pairs().zip(verdicts) {
-        let routes = match v {
-            Ok(names) if names.is_empty() => match plan.default_destination {
-                Some(d) => Ok(vec![d]),
-                None => Err((
-                    FailureClass::Contract,
-                    "route returned no destination and the config has no `routing.default`"
-                        .to_owned(),
-                )),
-            },
-            Ok(names) => resolve(plan, &names),
-            Err(e) => Err(e),
-        };
-        match routes {
-            Ok(routes) => {
-                m.routes = Some(routes);
-                next.push(event, m);
-            }
-            Err((class, reason)) => {
-                failed.fail(&event, m.slot, stage, class, reason);
-                st.failed += 1;
-            }
-        }
+/// A transform's outputs of one event, if they are within the step's limits.
+fn within_limits(
+    limits: &Limits,
+    outputs: Vec<Output>,
+) -> Result<Vec<Output>, (FailureClass, String)> {
+    if outputs.len() > limits.max_outputs_per_event {
+        return Err((
+            FailureClass::Contract,
+            format!(
+                "transform made {} outputs of one event; the limit is {} (`limits.max_outputs_per_event`)",
+                outputs.len(),
+                limits.max_outputs_per_event
+            ),
+        ));
     }
-    next
+    let biggest = outputs.iter().map(|o| o.data.len()).max().unwrap_or(0);
+    if biggest > limits.max_output_bytes {
+        return Err((
+            FailureClass::Contract,
+            format!(
+                "transform made an output of {biggest} bytes; the limit is {} (`limits.max_output_bytes`)",
+                limits.max_output_bytes
+            ),
+        ));
+    }
+    Ok(outputs)
+}
+
+/// The destinations a route named (none: the default one).
+fn destinations(
+    plan: &Plan,
+    names: &[String],
+) -> Result<Vec<DestinationId>, (FailureClass, String)> {
+    if names.is_empty() {
+        return match plan.default_destination {
+            Some(d) => Ok(vec![d]),
+            None => Err((
+                FailureClass::Contract,
+                "route returned no destination and the config has no `routing.default`".to_owned(),
+            )),
+        };
+    }
+    resolve(plan, names)
 }
 
 /// One event's result from a step, or why it failed (its class and reason).
-type Verdict<T> = Result<T, (FailureClass, String)>;
+type Verdict = Result<Decision, (FailureClass, String)>;
 
-/// One guest call of a step's kind: [`Instance::filter`], `transform` or `route`.
-type Guest<T> = fn(&mut Instance, &[Event], u64) -> Result<Vec<Result<T, Failure>>, CallError>;
-
-fn verdict<T>(r: Result<T, Failure>) -> Verdict<T> {
+fn verdict(r: Result<Decision, Failure>) -> Verdict {
     r.map_err(|f| match f {
         Failure::Invalid(reason) => (FailureClass::Invalid, reason),
         Failure::Retry(reason) => (FailureClass::Retry, reason),
@@ -862,29 +642,5 @@ fn derive(parent: &Event, out: Output) -> Event {
         arrival_ms: parent.arrival_ms,
         data: out.data,
         attributes: out.attributes,
-    }
-}
-
-fn to_event(r: Record) -> Event {
-    Event {
-        partition_key: r.partition_key,
-        sequence_number: r.sequence_number,
-        sub_sequence_number: r.sub_sequence_number,
-        shard_id: r.shard_id,
-        arrival_ms: r.arrival_ms,
-        data: r.data,
-        attributes: r.attributes,
-    }
-}
-
-fn to_record(e: Event) -> Record {
-    Record {
-        shard_id: e.shard_id,
-        sequence_number: e.sequence_number,
-        sub_sequence_number: e.sub_sequence_number,
-        partition_key: e.partition_key,
-        arrival_ms: e.arrival_ms,
-        data: e.data,
-        attributes: e.attributes,
     }
 }

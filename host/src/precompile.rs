@@ -69,6 +69,7 @@ pub async fn precompile(config: &str, out: &Path, target: Option<&str>) -> anyho
     let mut aws = None;
     let (text, origin) = read_config(config, &mut aws).await?;
     let plan = config::parse(&text, &origin)?;
+    plan.check_local_plugins()?;
     let precompiler = Precompiler::new(RuntimeOptions::default(), target)?;
     let plugins_dir = out.join("plugins");
     std::fs::create_dir_all(&plugins_dir)

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use crate::config::Plan;
 use crate::dispatch::DispatchReport;
-use crate::pipeline::{BatchOutcome, RecordFailure};
+use crate::outcome::{BatchOutcome, RecordFailure};
 
 /// Renders the summary of `outcome` and `report` under `plan`.
 pub fn render(plan: &Plan, outcome: &BatchOutcome, report: &DispatchReport) -> String {

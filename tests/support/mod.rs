@@ -235,9 +235,9 @@ pub async fn upload_pipeline(aws: &Aws, bucket: &str, config_key: &str, config: 
         .map(|(d, _)| format!("{d}/"))
         .unwrap_or_default();
     for (name, path) in [
-        ("filter_field.wasm", host::test_plugins::FILTER_FIELD),
-        ("redact.wasm", host::test_plugins::REDACT),
-        ("route_field.wasm", host::test_plugins::ROUTE_FIELD),
+        ("filter_field.wasm", crate::test_plugins::FILTER_FIELD),
+        ("redact.wasm", crate::test_plugins::REDACT),
+        ("route_field.wasm", crate::test_plugins::ROUTE_FIELD),
     ] {
         put(
             aws,
@@ -731,4 +731,39 @@ async fn chaos_connection(
         }
     }
     Ok(())
+}
+
+/// An app running `plan` with every destination in memory: the dead-letter
+/// destination `dlq` (if any) in `raw` format, the others in `envelope`.
+/// Returns the destinations too, to read what they took.
+pub fn memory_app(
+    plan: host::config::Plan,
+) -> (
+    host::app::App,
+    Vec<host::destination::memory::MemoryDestination>,
+) {
+    use host::config::Format;
+    use host::destination::{Destination, memory::MemoryDestination};
+    let destinations: Vec<MemoryDestination> = plan
+        .destinations
+        .iter()
+        .map(|d| {
+            let format = if d.name == "dlq" {
+                Format::Raw
+            } else {
+                Format::Envelope
+            };
+            MemoryDestination::new(&d.name, format)
+        })
+        .collect();
+    let app = host::app::App::with_destinations(
+        plan,
+        destinations
+            .iter()
+            .cloned()
+            .map(Destination::Memory)
+            .collect(),
+    )
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    (app, destinations)
 }

@@ -9,12 +9,15 @@
 //!   patterns, matched in-process.
 //! - [`config`] parses the TOML pipeline config and validates it into a
 //!   [`config::Plan`].
+//! - [`outcome`] is the ledger of what became of every record of a batch:
+//!   routed, filtered or failed, first failure wins, per-shard cut-off.
 //!
 //! The `host` crate (wasmtime, the AWS SDK, the `sluice` binary) builds on
 //! it; the fuzz targets in `host/fuzz` depend on it as an ordinary crate.
 
 pub mod config;
 pub mod event;
+pub mod outcome;
 pub mod pattern;
 pub mod source;
 

@@ -72,6 +72,88 @@ struct UserRecord {
     data: Vec<u8>,
 }
 
+/// Packs user records into KPL aggregates, as the Kinesis Producer Library
+/// writes them: the magic, an `AggregatedRecord` protobuf (a table of
+/// partition keys, then the records), and its MD5. `sluice put --aggregate`
+/// uses it, so that de-aggregation can be tried end to end.
+#[derive(Debug, Default)]
+pub struct Aggregator {
+    keys: Vec<String>,
+    records: Vec<UserRecord>,
+    /// The protobuf's size so far, give or take a few bytes per record.
+    bytes: usize,
+}
+
+impl Aggregator {
+    /// An empty aggregate.
+    pub fn new() -> Aggregator {
+        Aggregator::default()
+    }
+
+    /// The aggregate's size if `data` under `partition_key` were added: what
+    /// a caller checks against Kinesis's 1 MiB per record.
+    pub fn size_with(&self, partition_key: &str, data: &[u8]) -> usize {
+        self.size() + partition_key.len() + data.len() + 16
+    }
+
+    /// The size of the finished aggregate (magic and MD5 included), within
+    /// a few bytes per record.
+    pub fn size(&self) -> usize {
+        KPL_MAGIC.len() + self.bytes + 16
+    }
+
+    /// The number of user records in it.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Whether it holds no record.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// The partition key of its first record: the aggregate's own key.
+    pub fn first_key(&self) -> Option<&str> {
+        self.records
+            .first()
+            .map(|r| self.keys[r.partition_key_index as usize].as_str())
+    }
+
+    /// Adds one user record.
+    pub fn push(&mut self, partition_key: &str, data: Vec<u8>) {
+        let index = match self.keys.iter().position(|k| k == partition_key) {
+            Some(i) => i,
+            None => {
+                self.keys.push(partition_key.to_owned());
+                self.bytes += partition_key.len() + 4;
+                self.keys.len() - 1
+            }
+        };
+        self.bytes += data.len() + 12;
+        self.records.push(UserRecord {
+            partition_key_index: index as u64,
+            explicit_hash_key_index: None,
+            data,
+        });
+    }
+
+    /// The aggregate's bytes; the aggregator is empty again.
+    pub fn finish(&mut self) -> Vec<u8> {
+        let message = AggregatedRecord {
+            partition_key_table: std::mem::take(&mut self.keys),
+            explicit_hash_key_table: Vec::new(),
+            records: std::mem::take(&mut self.records),
+        }
+        .encode_to_vec();
+        self.bytes = 0;
+        let mut out = Vec::with_capacity(KPL_MAGIC.len() + message.len() + 16);
+        out.extend_from_slice(&KPL_MAGIC);
+        out.extend_from_slice(&message);
+        out.extend_from_slice(&Md5::digest(&message));
+        out
+    }
+}
+
 /// A CloudWatch Logs subscription payload (after gunzip).
 #[derive(serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -531,6 +613,42 @@ mod tests {
                 .starts_with("the payload is not CloudWatch Logs subscription data"),
             "{}",
             out.rejected[0].reason
+        );
+    }
+
+    #[test]
+    fn what_the_aggregator_packs_deaggregates_to_the_same_records() {
+        let mut agg = Aggregator::new();
+        agg.push("a", b"one".to_vec());
+        agg.push("b", b"two".to_vec());
+        agg.push("a", b"three".to_vec());
+        assert_eq!((agg.len(), agg.first_key()), (3, Some("a")));
+        let size = agg.size();
+        let data = agg.finish();
+        assert!(agg.is_empty());
+        assert!(
+            data.len().abs_diff(size) < 3 * 8,
+            "{} vs {size}",
+            data.len()
+        );
+        let records = deaggregate(&record(data)).unwrap();
+        let got: Vec<_> = records
+            .iter()
+            .map(|r| {
+                (
+                    r.partition_key.as_str(),
+                    r.data.as_slice(),
+                    r.sub_sequence_number,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("a", &b"one"[..], Some(0)),
+                ("b", &b"two"[..], Some(1)),
+                ("a", &b"three"[..], Some(2))
+            ]
         );
     }
 

@@ -221,9 +221,13 @@ fn run(config: String, event_path: PathBuf, metrics: bool) -> anyhow::Result<Exi
         "{}",
         summary::render(app.plan(), &report.outcome, &report.dispatch)
     );
-    for (sink, n) in app.sinks().iter().zip(&report.dispatch.delivered) {
+    for (destination, n) in app.destinations().iter().zip(&report.dispatch.delivered) {
         if *n > 0 {
-            println!("wrote {n} to `{}`: {}", sink.name(), sink.describe());
+            println!(
+                "wrote {n} to `{}`: {}",
+                destination.name(),
+                destination.describe()
+            );
         }
     }
     println!(
@@ -268,8 +272,12 @@ fn check(config: String) -> anyhow::Result<ExitCode> {
             step.plugin
         );
     }
-    for sink in app.sinks() {
-        println!("  destination {}  {}", sink.name(), sink.describe());
+    for destination in app.destinations() {
+        println!(
+            "  destination {}  {}",
+            destination.name(),
+            destination.describe()
+        );
     }
     println!("{} plugins loaded", plan.steps.len());
     Ok(ExitCode::SUCCESS)

@@ -26,6 +26,7 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, Precompiled, Store};
 
 use crate::config::{Limits, Location, StepKind, StepPlan};
+use crate::event::Record;
 use bindings::filter::{Filter, FilterPre};
 use bindings::route::{Route, RoutePre};
 use bindings::transform::{Transform, TransformPre};
@@ -826,44 +827,75 @@ impl Instance {
         r.map_err(|e| with_stderr(e, stderr))
     }
 
-    /// Calls `filter` on the batch, for at most `timeout_ms` (and at most the
-    /// step's `limits.timeout_ms`). `Err` means the call trapped: the instance
-    /// must not be used again (the pipeline re-runs the events on fresh
-    /// instances to find the ones that make it trap).
-    pub fn filter(
+    /// Calls the plugin's export (`filter`, `transform` or `route`: its
+    /// world's one) on the batch, for at most `timeout_ms` (and at most the
+    /// step's `limits.timeout_ms`). One [`Decision`] per event, or why the
+    /// plugin failed it. `Err` means the call itself failed (a trap, a
+    /// timeout, results too big): the instance must not be used again (the
+    /// pipeline re-runs the events on fresh instances to find the ones that
+    /// make it fail).
+    pub fn call(
         &mut self,
         batch: &[Event],
         timeout_ms: u64,
-    ) -> Result<Vec<Result<bool, Failure>>, CallError> {
-        self.guarded(batch, timeout_ms, |kind, store| match kind {
-            KindInstance::Filter(b) => b.call_filter(store, batch),
-            _ => wasmtime::bail!("not a filter plugin"),
+    ) -> Result<Vec<Result<Decision, Failure>>, CallError> {
+        fn each<T>(
+            results: Vec<Result<T, Failure>>,
+            decision: fn(T) -> Decision,
+        ) -> Vec<Result<Decision, Failure>> {
+            results.into_iter().map(|r| r.map(decision)).collect()
+        }
+        self.guarded(batch, timeout_ms, |kind, store| {
+            Ok(match kind {
+                KindInstance::Filter(b) => each(b.call_filter(store, batch)?, Decision::Keep),
+                KindInstance::Transform(b) => {
+                    each(b.call_transform(store, batch)?, Decision::Outputs)
+                }
+                KindInstance::Route(b) => each(b.call_route(store, batch)?, Decision::Routes),
+            })
         })
     }
+}
 
-    /// Calls `transform` on the batch; see [`Instance::filter`] for `timeout_ms` and `Err`.
-    pub fn transform(
-        &mut self,
-        batch: &[Event],
-        timeout_ms: u64,
-    ) -> Result<Vec<Result<Vec<Output>, Failure>>, CallError> {
-        self.guarded(batch, timeout_ms, |kind, store| match kind {
-            KindInstance::Transform(b) => b.call_transform(store, batch),
-            _ => wasmtime::bail!("not a transform plugin"),
-        })
+/// A decoded record as a plugin sees it.
+impl From<Record> for Event {
+    fn from(r: Record) -> Event {
+        Event {
+            partition_key: r.partition_key,
+            sequence_number: r.sequence_number,
+            sub_sequence_number: r.sub_sequence_number,
+            shard_id: r.shard_id,
+            arrival_ms: r.arrival_ms,
+            data: r.data,
+            attributes: r.attributes,
+        }
     }
+}
 
-    /// Calls `route` on the batch; see [`Instance::filter`] for `timeout_ms` and `Err`.
-    pub fn route(
-        &mut self,
-        batch: &[Event],
-        timeout_ms: u64,
-    ) -> Result<Vec<Result<Vec<String>, Failure>>, CallError> {
-        self.guarded(batch, timeout_ms, |kind, store| match kind {
-            KindInstance::Route(b) => b.call_route(store, batch),
-            _ => wasmtime::bail!("not a route plugin"),
-        })
+/// An event back as a record (an output, or the original for a dead letter).
+impl From<Event> for Record {
+    fn from(e: Event) -> Record {
+        Record {
+            shard_id: e.shard_id,
+            sequence_number: e.sequence_number,
+            sub_sequence_number: e.sub_sequence_number,
+            partition_key: e.partition_key,
+            arrival_ms: e.arrival_ms,
+            data: e.data,
+            attributes: e.attributes,
+        }
     }
+}
+
+/// What a plugin made of one event; the variant is its world's.
+#[derive(Debug)]
+pub enum Decision {
+    /// A filter's answer: keep the event or drop it.
+    Keep(bool),
+    /// A transform's outputs (none: the event is dropped).
+    Outputs(Vec<Output>),
+    /// A route's destination names (none: the default destination).
+    Routes(Vec<String>),
 }
 
 /// The last path segment of a plugin location: `plugins/redact.wasm` → `redact.wasm`.

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use host::test_plugins::{FILTER_FIELD, REDACT, ROUTE_FIELD};
+use crate::test_plugins::{FILTER_FIELD, REDACT, ROUTE_FIELD};
 
 use crate::support::Dir;
 

@@ -48,15 +48,15 @@ fn a_changed_output_fails_the_case_with_a_readable_diff() {
         .unwrap()
         .replace(
             "../../target/plugins/filter_field.wasm",
-            host::test_plugins::FILTER_FIELD,
+            crate::test_plugins::FILTER_FIELD,
         )
         .replace(
             "../../target/plugins/redact.wasm",
-            host::test_plugins::REDACT,
+            crate::test_plugins::REDACT,
         )
         .replace(
             "../../target/plugins/route_field.wasm",
-            host::test_plugins::ROUTE_FIELD,
+            crate::test_plugins::ROUTE_FIELD,
         )
         // "Break" the redaction: mask instead of hash.
         .replace("mode = \"hash\"", "mode = \"mask\"");

@@ -22,10 +22,10 @@ use std::sync::{Mutex, OnceLock};
 use base64::Engine as _;
 use host::app::App;
 use host::config::{self, Format, Location};
+use host::destination::Destination;
+use host::destination::memory::MemoryDestination;
 use host::event;
-use host::pipeline::{FailureClass, RecordFailure};
-use host::sink::Sink;
-use host::sink::memory::MemorySink;
+use host::outcome::{FailureClass, RecordFailure};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -52,16 +52,16 @@ fn built(dir: &str) -> PathBuf {
 }
 
 /// A one-step pipeline running `plugin` as a `kind` step, with an `out` destination.
-fn app(kind: &str, plugin: &Path, settings: &str) -> anyhow::Result<(App, MemorySink)> {
+fn app(kind: &str, plugin: &Path, settings: &str) -> anyhow::Result<(App, MemoryDestination)> {
     let text = format!(
         "[[steps]]\nname = \"step\"\nkind = \"{kind}\"\nplugin = {:?}\nconfig = {settings}\n\n\
          [destinations.out]\ntype = \"stdout\"\n",
         plugin.display().to_string()
     );
     let plan = config::parse(&text, &Location::File("/tmp/languages.toml".into()))?;
-    let sink = MemorySink::new("out", Format::Raw);
-    let app = App::with_sinks(plan, vec![Sink::Memory(sink.clone())])?;
-    Ok((app, sink))
+    let destination = MemoryDestination::new("out", Format::Raw);
+    let app = App::with_destinations(plan, vec![Destination::Memory(destination.clone())])?;
+    Ok((app, destination))
 }
 
 /// One record per payload on one shard; record `i` has sequence number `<i>00`.
@@ -216,18 +216,18 @@ fn a_plugin_for_another_wit_version_is_refused_naming_both_versions() {
     }
     // An additive (minor) version is served by the 0.1 host.
     let plugin = c_plugin_for_wit("0.1.1");
-    let (mut app, sink) = app("filter", &plugin, "{}").unwrap();
+    let (mut app, destination) = app("filter", &plugin, "{}").unwrap();
     let failures = run(&mut app, &["a", "b"]);
     assert!(failures.is_empty(), "{failures:?}");
-    assert_eq!(String::from_utf8(sink.contents()).unwrap(), "a\nb\n");
+    assert_eq!(String::from_utf8(destination.contents()).unwrap(), "a\nb\n");
 }
 
 /// Runs `payloads` through a hostile plugin and returns the failures.
 fn hostile(dir: &str, payloads: &[&str]) -> (Vec<RecordFailure>, String) {
     let plugin = built(dir);
-    let (mut app, sink) = app("filter", &plugin, "{}").unwrap();
+    let (mut app, destination) = app("filter", &plugin, "{}").unwrap();
     let failures = run(&mut app, payloads);
-    (failures, String::from_utf8(sink.contents()).unwrap())
+    (failures, String::from_utf8(destination.contents()).unwrap())
 }
 
 /// Exactly the records at `poison` failed, with class `trap` (the host
@@ -316,7 +316,7 @@ fn a_c_trap_or_abort_fails_its_record_as_a_trap() {
 #[test]
 fn a_python_plugin_that_sleeps_meets_its_time_limit() {
     let plugin = built("tests/plugins/hostile-py");
-    let (mut app, _sink) = app("filter", &plugin, "{}").unwrap();
+    let (mut app, _destination) = app("filter", &plugin, "{}").unwrap();
     let started = std::time::Instant::now();
     let failures = run(&mut app, &["sleep"]);
     let took = started.elapsed();
@@ -348,8 +348,8 @@ fn a_deterministic_step_sees_the_records_clock_and_repeatable_randomness() {
             plugin.display().to_string()
         );
         let plan = config::parse(&text, &Location::File("/tmp/languages.toml".into())).unwrap();
-        let sink = MemorySink::new("out", Format::Raw);
-        let mut app = App::with_sinks(plan, vec![Sink::Memory(sink)]).unwrap();
+        let destination = MemoryDestination::new("out", Format::Raw);
+        let mut app = App::with_destinations(plan, vec![Destination::Memory(destination)]).unwrap();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -377,12 +377,12 @@ fn a_deterministic_step_sees_the_records_clock_and_repeatable_randomness() {
 #[test]
 fn a_plugin_is_started_fresh_after_a_trap() {
     let plugin = built("tests/plugins/hostile-py");
-    let (mut app, sink) = app("filter", &plugin, "{}").unwrap();
+    let (mut app, destination) = app("filter", &plugin, "{}").unwrap();
     let failures = run(&mut app, &["raise"]);
     assert_eq!(failures.len(), 1);
     let failures = run(&mut app, &["a", "b"]);
     assert!(failures.is_empty(), "{failures:?}");
-    assert_eq!(String::from_utf8(sink.contents()).unwrap(), "a\nb\n");
+    assert_eq!(String::from_utf8(destination.contents()).unwrap(), "a\nb\n");
 }
 
 // ---------------------------------------------------------------- sandbox

@@ -27,3 +27,8 @@ mod esm;
 mod lambda;
 #[path = "../../../tests/support/mod.rs"]
 mod support;
+
+/// Paths of the example and test plugins, built from source by `host/build.rs`.
+mod test_plugins {
+    include!(concat!(env!("OUT_DIR"), "/test_plugins.rs"));
+}

@@ -22,9 +22,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use base64::Engine as _;
 use host::app::App;
-use host::config::{self, Format, Location};
-use host::sink::Sink;
-use host::sink::memory::{Fault, MemorySink};
+use host::config::{self, Location};
+use host::destination::memory::{Fault, MemoryDestination};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
@@ -205,7 +204,7 @@ struct Rig {
     policy: &'static str,
     app: App,
     /// `a`, `b` and (dead-letter policy only) `dlq`.
-    sinks: Vec<MemorySink>,
+    destinations: Vec<MemoryDestination>,
 }
 
 fn rig(policy: &'static str) -> Rig {
@@ -235,8 +234,8 @@ type = "stdout"
 default = "a"
 {dlq_route}
 "#,
-        hostile = host::test_plugins::HOSTILE,
-        route = host::test_plugins::ROUTE_FIELD,
+        hostile = crate::test_plugins::HOSTILE,
+        route = crate::test_plugins::ROUTE_FIELD,
         dlq = if dead_letter {
             "[destinations.dlq]\ntype = \"stdout\""
         } else {
@@ -250,21 +249,12 @@ default = "a"
     );
     let plan = config::parse(&text, &Location::File("/tmp/no-record-lost.toml".into()))
         .unwrap_or_else(|e| panic!("{e}"));
-    let sinks: Vec<MemorySink> = plan
-        .destinations
-        .iter()
-        .map(|d| {
-            let format = if d.name == "dlq" {
-                Format::Raw
-            } else {
-                Format::Envelope
-            };
-            MemorySink::new(&d.name, format)
-        })
-        .collect();
-    let app = App::with_sinks(plan, sinks.iter().cloned().map(Sink::Memory).collect())
-        .unwrap_or_else(|e| panic!("{e:#}"));
-    Rig { policy, app, sinks }
+    let (app, destinations) = crate::support::memory_app(plan);
+    Rig {
+        policy,
+        app,
+        destinations,
+    }
 }
 
 /// A cheap, well-mixed hash for deterministic fault decisions.
@@ -364,10 +354,10 @@ fn check(
 
     for round in 0..ROUNDS {
         let recs: &[Rec] = if round == 0 { recs } else { &healed };
-        for (sink, &per_mille) in rig.sinks.iter().zip(&sc.faults) {
-            sink.clear();
-            let seed = sc.seed ^ mix(round as u64 + 1) ^ mix(sink.name().len() as u64);
-            sink.set_fault(
+        for (destination, &per_mille) in rig.destinations.iter().zip(&sc.faults) {
+            destination.clear();
+            let seed = sc.seed ^ mix(round as u64 + 1) ^ mix(destination.name().len() as u64);
+            destination.set_fault(
                 (per_mille > 0).then(|| fault(per_mille, seed, tally.delivery_faults.clone())),
             );
         }
@@ -411,33 +401,34 @@ fn check(
 
         // Outputs delivered this round, per record and destination.
         let mut outputs: HashMap<(usize, &str), Vec<u32>> = HashMap::new();
-        for sink in rig.sinks.iter().filter(|s| s.name() != "dlq") {
-            for (i, output_index, key) in parse_envelopes(&sink.contents()) {
+        for destination in rig.destinations.iter().filter(|s| s.name() != "dlq") {
+            for (i, output_index, key) in parse_envelopes(&destination.contents()) {
                 prop_assert!(
                     pending.contains(&i),
                     "output of record #{i}, not in this batch"
                 );
                 let r = &recs[i];
                 prop_assert!(
-                    r.routes().contains(&sink.name()) && (output_index as usize) < r.outputs(),
+                    r.routes().contains(&destination.name())
+                        && (output_index as usize) < r.outputs(),
                     "invented output: record #{i} ({r:?}) output {output_index} at `{}`",
-                    sink.name()
+                    destination.name()
                 );
                 prop_assert_eq!(&key, &format!("k{}", r.key));
                 outputs
-                    .entry((i, sink.name()))
+                    .entry((i, destination.name()))
                     .or_default()
                     .push(output_index);
-                if !settled.contains(&i) && seen.insert((sink.name().to_owned(), i)) {
+                if !settled.contains(&i) && seen.insert((destination.name().to_owned(), i)) {
                     first
-                        .entry((sink.name().to_owned(), key))
+                        .entry((destination.name().to_owned(), key))
                         .or_default()
                         .push(i);
                 }
             }
         }
         let mut dead: HashMap<usize, String> = HashMap::new();
-        if let Some(dlq) = rig.sinks.iter().find(|s| s.name() == "dlq") {
+        if let Some(dlq) = rig.destinations.iter().find(|s| s.name() == "dlq") {
             for line in dlq
                 .contents()
                 .split(|&b| b == b'\n')

@@ -3,10 +3,10 @@
 
 use std::path::Path;
 
+use crate::test_plugins::{FILTER_FIELD, REDACT, ROUTE_FIELD};
 use host::config::{self, Plan};
 use host::pipeline::Pipeline;
 use host::plugin::Runtime;
-use host::test_plugins::{FILTER_FIELD, REDACT, ROUTE_FIELD};
 
 use crate::support::Dir;
 

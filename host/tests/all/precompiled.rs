@@ -5,11 +5,11 @@
 
 use std::path::Path;
 
+use crate::test_plugins::FILTER_FIELD;
 use host::config::{self, Plan};
 use host::event;
 use host::pipeline::Pipeline;
 use host::plugin::{Precompiler, Runtime, RuntimeOptions};
-use host::test_plugins::FILTER_FIELD;
 use sha2::{Digest, Sha256};
 
 use crate::support::Dir;

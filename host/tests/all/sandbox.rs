@@ -11,27 +11,27 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use host::app::App;
 use host::config::{self, Format, Location};
+use host::destination::Destination;
+use host::destination::memory::MemoryDestination;
 use host::event;
-use host::pipeline::FailureClass;
-use host::sink::Sink;
-use host::sink::memory::MemorySink;
+use host::outcome::FailureClass;
 
 use crate::support::event_json;
 
-fn app(settings: &str, limits: &str) -> (App, MemorySink) {
-    let (app, mut sinks) = app_with(settings, limits, "");
-    (app, sinks.remove(0))
+fn app(settings: &str, limits: &str) -> (App, MemoryDestination) {
+    let (app, mut destinations) = app_with(settings, limits, "");
+    (app, destinations.remove(0))
 }
 
 /// The hostile step with `settings` and `limits`, `extra` lines for the step,
 /// and destination `out` (plus `dlq`, the dead-letter destination, when
-/// `extra` mentions it). Sinks come back in name order.
-fn app_with(settings: &str, limits: &str, extra: &str) -> (App, Vec<MemorySink>) {
+/// `extra` mentions it). Destinations come back in name order.
+fn app_with(settings: &str, limits: &str, extra: &str) -> (App, Vec<MemoryDestination>) {
     let dlq = extra.contains("dead-letter");
     let text = format!(
         "[[steps]]\nname = \"hostile-step\"\nkind = \"transform\"\nplugin = {:?}\nconfig = {settings}\nlimits = {limits}\n{extra}\n\
          [destinations.out]\ntype = \"stdout\"\n{}",
-        host::test_plugins::HOSTILE,
+        crate::test_plugins::HOSTILE,
         if dlq {
             "[destinations.dlq]\ntype = \"stdout\"\n[routing]\ndefault = \"out\"\ndead_letter = \"dlq\"\n"
         } else {
@@ -39,13 +39,21 @@ fn app_with(settings: &str, limits: &str, extra: &str) -> (App, Vec<MemorySink>)
         }
     );
     let plan = config::parse(&text, &Location::File("/tmp/sandbox.toml".into())).unwrap();
-    let sinks: Vec<MemorySink> = plan
+    let destinations: Vec<MemoryDestination> = plan
         .destinations
         .iter()
-        .map(|d| MemorySink::new(&d.name, Format::Raw))
+        .map(|d| MemoryDestination::new(&d.name, Format::Raw))
         .collect();
-    let app = App::with_sinks(plan, sinks.iter().cloned().map(Sink::Memory).collect()).unwrap();
-    (app, sinks)
+    let app = App::with_destinations(
+        plan,
+        destinations
+            .iter()
+            .cloned()
+            .map(Destination::Memory)
+            .collect(),
+    )
+    .unwrap();
+    (app, destinations)
 }
 
 /// Four records on one shard; record 1 carries the marker when `marked`.
@@ -110,7 +118,7 @@ fn contained_in(
     reason: &str,
     calls: usize,
 ) -> Duration {
-    let (mut app, sink) = app(settings, limits);
+    let (mut app, destination) = app(settings, limits);
     let rt = rt();
     let started = Instant::now();
     let report = rt.block_on(app.process(batch(true), None));
@@ -123,7 +131,7 @@ fn contained_in(
     );
     // Record 0 comes before the failure on its shard: delivered. Records 2
     // and 3 come after it: held back, for Lambda to redeliver from record 1.
-    assert_eq!(String::from_utf8(sink.contents()).unwrap(), "ok-0\n");
+    assert_eq!(String::from_utf8(destination.contents()).unwrap(), "ok-0\n");
     assert_eq!(report.outcome.held_back, 2);
     assert_eq!(report.outcome.steps[0].calls, calls);
     for f in failures {
@@ -136,7 +144,7 @@ fn contained_in(
         );
         assert!(f.reason.contains(reason), "{}", f.reason);
     }
-    sink.clear();
+    destination.clear();
     let report = rt.block_on(app.process(batch(false), None));
     assert!(
         report.outcome.failures.is_empty(),
@@ -144,7 +152,7 @@ fn contained_in(
         report.outcome.failures
     );
     assert_eq!(
-        String::from_utf8(sink.contents()).unwrap(),
+        String::from_utf8(destination.contents()).unwrap(),
         "ok-0\nok-1\nok-2\nok-3\n"
     );
     took
@@ -286,7 +294,7 @@ fn alias_in_a_child_process(region: u64, memory_bytes: u64) -> u64 {
          limits = {{ memory_bytes = {memory_bytes}, max_output_bytes = {} }}\n\
          on_error = \"drop\"\n\
          [destinations.out]\ntype = \"file\"\npath = \"out.txt\"\n",
-        host::test_plugins::HOSTILE,
+        crate::test_plugins::HOSTILE,
         2 * region,
     );
     let (stdout, _) = sluice_run(&dir, &config, &["ok-0", "HOSTILE", "ok-2", "ok-3"]);
@@ -318,7 +326,7 @@ fn alias_in_a_child_process(region: u64, memory_bytes: u64) -> u64 {
 
 #[test]
 fn a_log_flood_is_capped_and_the_batch_completes() {
-    let (mut app, sink) = app(
+    let (mut app, destination) = app(
         "{ mode = \"flood\", count = 100000 }",
         "{ max_log_lines = 10 }",
     );
@@ -329,13 +337,20 @@ fn a_log_flood_is_capped_and_the_batch_completes() {
         "{:?}",
         report.outcome.failures
     );
-    assert_eq!(sink.contents().iter().filter(|&&b| b == b'\n').count(), 4);
+    assert_eq!(
+        destination
+            .contents()
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count(),
+        4
+    );
     assert!(started.elapsed() < Duration::from_secs(10));
 }
 
 #[test]
 fn a_slow_but_correct_plugin_within_its_limit_delivers() {
-    let (mut app, sink) = app("{ mode = \"slow\", ms = 100 }", "{ timeout_ms = 2000 }");
+    let (mut app, destination) = app("{ mode = \"slow\", ms = 100 }", "{ timeout_ms = 2000 }");
     let report = rt().block_on(app.process(batch(true), None));
     assert!(
         report.outcome.failures.is_empty(),
@@ -343,7 +358,7 @@ fn a_slow_but_correct_plugin_within_its_limit_delivers() {
         report.outcome.failures
     );
     assert_eq!(
-        String::from_utf8(sink.contents()).unwrap(),
+        String::from_utf8(destination.contents()).unwrap(),
         "ok-0\nHOSTILE\nok-2\nok-3\n"
     );
 }
@@ -353,7 +368,7 @@ fn limits_out_of_range_are_config_errors() {
     let text = format!(
         "[[steps]]\nname = \"s\"\nkind = \"transform\"\nplugin = {:?}\nlimits = {{ timeout_ms = 0 }}\n\
          [destinations.out]\ntype = \"stdout\"\n",
-        host::test_plugins::HOSTILE
+        crate::test_plugins::HOSTILE
     );
     let e = config::parse(&text, &Location::File("/tmp/p.toml".into()))
         .unwrap_err()
@@ -367,14 +382,14 @@ fn limits_out_of_range_are_config_errors() {
 /// Runs one marked batch through the hostile plugin in `mode` and returns
 /// what it wrote for the marked record.
 fn escape_attempt(settings: &str) -> String {
-    let (mut app, sink) = app(settings, "{}");
+    let (mut app, destination) = app(settings, "{}");
     let report = rt().block_on(app.process(batch(true), None));
     assert!(
         report.outcome.failures.is_empty(),
         "{:?}",
         report.outcome.failures
     );
-    let out = String::from_utf8(sink.contents()).unwrap();
+    let out = String::from_utf8(destination.contents()).unwrap();
     out.lines().nth(1).unwrap().to_owned()
 }
 
@@ -414,7 +429,7 @@ fn what_a_plugin_prints_reaches_only_the_logs_as_tagged_records() {
         "[[steps]]\nname = \"printer\"\nkind = \"transform\"\nplugin = {:?}\n\
          config = {{ mode = \"print\", marker = \"ESCAPED\" }}\n\
          [destinations.out]\ntype = \"file\"\npath = \"out.txt\"\n",
-        host::test_plugins::HOSTILE
+        crate::test_plugins::HOSTILE
     );
     let (stdout, stderr) = sluice_run(&dir, &config, &["ESCAPED"]);
     assert_eq!(
@@ -448,8 +463,9 @@ fn a_string_that_is_not_utf8_fails_the_call_as_a_trap() {
 
 #[test]
 fn a_trap_under_dead_letter_sends_only_the_poison_record_to_the_dead_letter_destination() {
-    let (mut app, sinks) = app_with("{ mode = \"trap\" }", "{}", "on_error = \"dead-letter\"");
-    let (dlq, out) = (&sinks[0], &sinks[1]);
+    let (mut app, destinations) =
+        app_with("{ mode = \"trap\" }", "{}", "on_error = \"dead-letter\"");
+    let (dlq, out) = (&destinations[0], &destinations[1]);
     let report = rt().block_on(app.process(batch(true), None));
     assert!(report.outcome.failures.is_empty(), "nothing is retried");
     assert_eq!(report.dispatch.dead_lettered, 1);
@@ -492,8 +508,9 @@ fn a_trap_under_dead_letter_sends_only_the_poison_record_to_the_dead_letter_dest
 /// apart) each fail alone; every other record is delivered, in order.
 #[test]
 fn several_poison_records_are_each_isolated() {
-    let (mut app, sinks) = app_with("{ mode = \"trap\" }", "{}", "on_error = \"dead-letter\"");
-    let (dlq, out) = (&sinks[0], &sinks[1]);
+    let (mut app, destinations) =
+        app_with("{ mode = \"trap\" }", "{}", "on_error = \"dead-letter\"");
+    let (dlq, out) = (&destinations[0], &destinations[1]);
     let poison = [0usize, 17, 18, 40, 63];
     let payloads = (0..64).map(|i| {
         if poison.contains(&i) {
@@ -523,7 +540,7 @@ fn several_poison_records_are_each_isolated() {
 
 #[test]
 fn a_record_failing_under_drop_is_counted_and_the_shard_moves_on() {
-    let (mut app, sinks) = app_with(
+    let (mut app, destinations) = app_with(
         "{ mode = \"amplify\", count = 5000 }",
         "{ max_outputs_per_event = 100 }",
         "on_error = \"drop\"",
@@ -537,20 +554,20 @@ fn a_record_failing_under_drop_is_counted_and_the_shard_moves_on() {
         Some("100")
     );
     assert_eq!(
-        String::from_utf8(sinks[0].contents()).unwrap(),
+        String::from_utf8(destinations[0].contents()).unwrap(),
         "ok-0\nok-2\nok-3\n"
     );
 }
 
 #[test]
 fn a_dead_letter_that_cannot_be_sent_is_retried_and_holds_back_its_shard() {
-    let (mut app, sinks) = app_with(
+    let (mut app, destinations) = app_with(
         "{ mode = \"amplify\", count = 5000 }",
         "{ max_outputs_per_event = 100 }",
         "on_error = \"dead-letter\"",
     );
-    let (dlq, out) = (&sinks[0], &sinks[1]);
-    dlq.set_fault(Some(std::sync::Arc::new(|_: &host::pipeline::Routed| {
+    let (dlq, out) = (&destinations[0], &destinations[1]);
+    dlq.set_fault(Some(std::sync::Arc::new(|_: &host::outcome::Routed| {
         Some("queue unavailable".into())
     })));
     let report = rt().block_on(app.process(batch(true), None));
@@ -578,11 +595,12 @@ fn a_route_to_an_unknown_destination_fails_only_its_record() {
         "[[steps]]\nname = \"route\"\nkind = \"route\"\nplugin = {:?}\n\
          config = {{ field = \"to\", routes = {{ bad = [\"nowhere\"] }} }}\n\
          [destinations.out]\ntype = \"stdout\"\n[routing]\ndefault = \"out\"\n",
-        host::test_plugins::ROUTE_FIELD,
+        crate::test_plugins::ROUTE_FIELD,
     );
     let plan = config::parse(&text, &Location::File("/tmp/sandbox.toml".into())).unwrap();
-    let sink = MemorySink::new("out", Format::Raw);
-    let mut app = App::with_sinks(plan, vec![Sink::Memory(sink.clone())]).unwrap();
+    let destination = MemoryDestination::new("out", Format::Raw);
+    let mut app =
+        App::with_destinations(plan, vec![Destination::Memory(destination.clone())]).unwrap();
     let batch = batch_of(
         ["good", "bad", "good"]
             .iter()
@@ -601,7 +619,7 @@ fn a_route_to_an_unknown_destination_fails_only_its_record() {
     // Record 2 follows the retried record 1 on the same shard: held back.
     assert_eq!(report.outcome.held_back, 1);
     assert_eq!(
-        String::from_utf8(sink.contents()).unwrap(),
+        String::from_utf8(destination.contents()).unwrap(),
         "{\"to\":\"good\"}\n"
     );
 }
@@ -611,7 +629,7 @@ fn the_invocation_deadline_cuts_a_call_short_and_its_records_are_retried() {
     // The step allows 10 s, but the invocation has 300 ms left: the call is
     // cut off at the deadline, and its records are retried even under
     // `drop` (running out of time is not the record's fault).
-    let (mut app, _sinks) = app_with(
+    let (mut app, _destinations) = app_with(
         "{ mode = \"spin\" }",
         "{ timeout_ms = 10000 }",
         "on_error = \"drop\"",
@@ -641,13 +659,13 @@ fn the_invocation_deadline_cuts_a_call_short_and_its_records_are_retried() {
 
 #[test]
 fn no_plugin_runs_once_the_deadline_has_passed() {
-    let (mut app, sink) = app("{ mode = \"spin\" }", "{}");
+    let (mut app, destination) = app("{ mode = \"spin\" }", "{}");
     let report = rt().block_on(app.process(batch(false), Some(Instant::now())));
     let failures = &report.outcome.failures;
     assert_eq!(failures.len(), 4, "{failures:?}");
     assert!(failures.iter().all(|f| f.class == FailureClass::Deadline
         && f.reason == "the invocation's deadline passed before step `hostile-step` ran"));
-    assert!(sink.contents().is_empty());
+    assert!(destination.contents().is_empty());
 }
 
 /// A plugin that sleeps waits inside the host (wasmtime-wasi's `poll`),
@@ -657,7 +675,8 @@ fn no_plugin_runs_once_the_deadline_has_passed() {
 #[test]
 fn a_plugin_that_sleeps_meets_its_time_limit() {
     for mode in ["sleep", "sleep-loop"] {
-        let (mut app, _sink) = app(&format!("{{ mode = \"{mode}\" }}"), "{ timeout_ms = 300 }");
+        let (mut app, _destination) =
+            app(&format!("{{ mode = \"{mode}\" }}"), "{ timeout_ms = 300 }");
         let started = Instant::now();
         let report = rt().block_on(app.process(batch_of(["HOSTILE".to_owned()].into_iter()), None));
         let took = started.elapsed();
@@ -683,7 +702,7 @@ fn a_plugin_that_sleeps_meets_its_time_limit() {
 /// its own limit.
 #[test]
 fn a_plugin_that_sleeps_is_cut_off_at_the_invocation_deadline() {
-    let (mut app, _sinks) = app_with("{ mode = \"sleep\" }", "{ timeout_ms = 10000 }", "");
+    let (mut app, _destinations) = app_with("{ mode = \"sleep\" }", "{ timeout_ms = 10000 }", "");
     let started = Instant::now();
     let report = rt().block_on(app.process(
         batch_of(["HOSTILE".to_owned()].into_iter()),

@@ -9,16 +9,16 @@ use std::process::Command;
 use base64::Engine as _;
 use host::app::App;
 use host::config::{self, Format, Location};
+use host::destination::Destination;
+use host::destination::memory::MemoryDestination;
 use host::event;
-use host::pipeline::FailureClass;
-use host::sink::Sink;
-use host::sink::memory::MemorySink;
+use host::outcome::FailureClass;
 
 use crate::support::root;
 
 /// A pipeline without steps: every record goes to `out` (as an envelope,
 /// with its lineage), failures to `dlq`.
-fn app(source: &str) -> (App, MemorySink, MemorySink) {
+fn app(source: &str) -> (App, MemoryDestination, MemoryDestination) {
     let text = format!(
         "[source]\n{source}\n\
          [destinations.out]\ntype = \"stdout\"\nformat = \"envelope\"\n\
@@ -27,11 +27,18 @@ fn app(source: &str) -> (App, MemorySink, MemorySink) {
     );
     let plan = config::parse(&text, &Location::File("/tmp/source.toml".into())).unwrap();
     let (dlq, out) = (
-        MemorySink::new("dlq", Format::Raw),
-        MemorySink::new("out", Format::Envelope),
+        MemoryDestination::new("dlq", Format::Raw),
+        MemoryDestination::new("out", Format::Envelope),
     );
-    let sinks = vec![Sink::Memory(dlq.clone()), Sink::Memory(out.clone())];
-    (App::with_sinks(plan, sinks).unwrap(), out, dlq)
+    let destinations = vec![
+        Destination::Memory(dlq.clone()),
+        Destination::Memory(out.clone()),
+    ];
+    (
+        App::with_destinations(plan, destinations).unwrap(),
+        out,
+        dlq,
+    )
 }
 
 fn run(app: &mut App, json: &[u8]) -> host::app::Report {
@@ -43,8 +50,8 @@ fn run(app: &mut App, json: &[u8]) -> host::app::Report {
         .block_on(app.process(batch, None))
 }
 
-fn lines(sink: &MemorySink) -> Vec<serde_json::Value> {
-    String::from_utf8(sink.contents())
+fn lines(destination: &MemoryDestination) -> Vec<serde_json::Value> {
+    String::from_utf8(destination.contents())
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())

@@ -1,21 +1,25 @@
 //! The pipeline config: TOML in, a validated [`Plan`] out.
 //!
 //! [`raw`] holds the serde types, one per TOML table, with
-//! `deny_unknown_fields` everywhere; [`load`] reads a file, parses it and
-//! [`validate`]s it into a [`Plan`] in which every reference is resolved
-//! (plugin files exist, the default route names a defined destination, names
-//! are unique). The runtime is built from the plan only.
+//! `deny_unknown_fields` everywhere; [`parse`] [`validate`]s it into a
+//! [`Plan`] in which every reference is resolved (the default route names a
+//! defined destination, names are unique, plugin locations are resolved
+//! against the config's). Validation is pure; [`load`] reads a local config
+//! and checks that its plugin files exist. Each destination kind's table and
+//! rules live in its own module under [`destination`].
 //!
 //! Errors name the file, the field path and what was expected, e.g.
 //! ``pipeline.toml: steps[1] (`redact`): plugin `./redact.wasm` does not exist``.
 
+pub mod destination;
 pub mod location;
 pub mod raw;
 pub mod template;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+pub use destination::DestinationKind;
 pub use location::Location;
 pub use raw::{Decompress, Format, Limits, Metrics, OnError, Source, SourceFormat, StepKind};
 pub use template::Template;
@@ -120,84 +124,6 @@ pub struct DestinationPlan {
     pub kind: DestinationKind,
 }
 
-/// The kinds of destination, with their resolved settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DestinationKind {
-    /// A local file, one output per line; resolved against the config's directory.
-    File {
-        /// The file.
-        path: PathBuf,
-        /// How outputs are encoded.
-        format: Format,
-    },
-    /// The process's standard output.
-    Stdout {
-        /// How outputs are encoded.
-        format: Format,
-    },
-    /// An SQS queue.
-    Sqs {
-        /// The queue URL.
-        queue_url: String,
-        /// Whether it is a FIFO queue (its URL ends in `.fifo`).
-        fifo: bool,
-        /// FIFO only: the message group id template.
-        group_id: Option<Template>,
-        /// The largest message and the largest batch request, in bytes.
-        max_message_bytes: usize,
-        /// How the body is encoded.
-        format: Format,
-    },
-    /// An S3 bucket: one object per batch and shard.
-    S3 {
-        /// The bucket.
-        bucket: String,
-        /// The key template.
-        key: Template,
-        /// How outputs are encoded, one per line.
-        format: Format,
-        /// Whether the object is gzip-compressed.
-        gzip: bool,
-        /// The object's content type.
-        content_type: String,
-    },
-}
-
-impl DestinationKind {
-    /// Whether the destination is an AWS service (and so needs AWS clients,
-    /// and can work inside Lambda).
-    pub fn in_aws(&self) -> bool {
-        matches!(
-            self,
-            DestinationKind::Sqs { .. } | DestinationKind::S3 { .. }
-        )
-    }
-
-    /// How outputs are encoded for this destination.
-    pub fn format(&self) -> Format {
-        match self {
-            DestinationKind::File { format, .. }
-            | DestinationKind::Stdout { format }
-            | DestinationKind::Sqs { format, .. }
-            | DestinationKind::S3 { format, .. } => *format,
-        }
-    }
-}
-
-/// Placeholders of an SQS FIFO group id template.
-pub const GROUP_ID_PLACEHOLDERS: &[&str] = &["partition_key", "shard"];
-/// Placeholders of an S3 key template.
-pub const S3_KEY_PLACEHOLDERS: &[&str] = &[
-    "shard",
-    "first_seq",
-    "last_seq",
-    "yyyy",
-    "mm",
-    "dd",
-    "hh",
-    "destination",
-];
-
 impl Plan {
     /// The destination called `name`.
     pub fn destination(&self, name: &str) -> Option<DestinationId> {
@@ -217,6 +143,35 @@ impl Plan {
 }
 
 impl Plan {
+    /// Checks that every plugin given as a local file exists, so that a typo
+    /// fails with the step's name before anything is loaded. (Reads the file
+    /// system: [`validate`] does not.)
+    pub fn check_local_plugins(&self) -> Result<(), ConfigError> {
+        let base = match &self.source {
+            Location::File(path) => path.parent().unwrap_or(Path::new("")),
+            Location::S3 { .. } => Path::new(""),
+        };
+        for (i, step) in self.steps.iter().enumerate() {
+            let Location::File(file) = &step.plugin else {
+                continue;
+            };
+            if file.is_file() {
+                continue;
+            }
+            // As written in the config: relative to its folder.
+            let full = file.display().to_string();
+            let written = full
+                .strip_prefix(&format!("{}/", base.display()))
+                .unwrap_or(&full);
+            return Err(ConfigError::Invalid {
+                source_name: self.source.to_string(),
+                field: format!("steps[{i}] (`{}`).plugin", step.name),
+                message: format!("plugin `{written}` does not exist (resolved to `{full}`)"),
+            });
+        }
+        Ok(())
+    }
+
     /// The policy for a record with an output that a destination would refuse
     /// every time (class `contract`): the `on_error` of the last step, the one
     /// that handed it to its destinations, or [`Plan::default_on_error`] when
@@ -264,17 +219,20 @@ fn names_of(destinations: &[DestinationPlan]) -> String {
     names.join(", ")
 }
 
-/// Reads, parses and validates the pipeline config at `path`.
+/// Reads, parses and validates the pipeline config at `path`, and checks
+/// that its local plugin files exist ([`Plan::check_local_plugins`]).
 pub fn load(path: &Path) -> Result<Plan, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
         source_name: path.display().to_string(),
         error: error.to_string(),
     })?;
-    parse(&text, &Location::File(path.to_owned()))
+    let plan = parse(&text, &Location::File(path.to_owned()))?;
+    plan.check_local_plugins()?;
+    Ok(plan)
 }
 
 /// Parses and validates config `text`; `origin` names it in errors and is the
-/// base for relative references.
+/// base for relative references. Pure: nothing is read (see [`load`]).
 pub fn parse(text: &str, origin: &Location) -> Result<Plan, ConfigError> {
     let raw: raw::Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
         source_name: origin.to_string(),
@@ -305,98 +263,14 @@ pub fn validate(raw: raw::Config, origin: &Location) -> Result<Plan, ConfigError
     for (name, dest) in raw.destinations {
         let field = format!("destinations.{name}");
         check_name(&name).map_err(|m| invalid(field.clone(), m))?;
-        let kind = match dest {
-            raw::Destination::File { path: file, format } => {
-                if file.as_os_str().is_empty() {
-                    return Err(invalid(format!("{field}.path"), "must not be empty".into()));
-                }
-                DestinationKind::File {
-                    path: base.join(file),
-                    format,
-                }
-            }
-            raw::Destination::Stdout { format } => DestinationKind::Stdout { format },
-            raw::Destination::Sqs {
-                queue_url,
-                message_group_id,
-                max_message_bytes,
-                format,
-            } => {
-                if !(queue_url.starts_with("https://") || queue_url.starts_with("http://")) {
-                    return Err(invalid(
-                        format!("{field}.queue_url"),
-                        format!(
-                            "`{queue_url}` is not a queue URL: expected `https://sqs.<region>.amazonaws.com/<account>/<queue>`"
-                        ),
-                    ));
-                }
-                let fifo = queue_url.ends_with(".fifo");
-                let group_id = match (fifo, message_group_id) {
-                    (true, t) => Some(
-                        Template::parse(
-                            t.as_deref().unwrap_or("{partition_key}"),
-                            GROUP_ID_PLACEHOLDERS,
-                        )
-                        .map_err(|m| invalid(format!("{field}.message_group_id"), m))?,
-                    ),
-                    (false, None) => None,
-                    (false, Some(_)) => {
-                        return Err(invalid(
-                            format!("{field}.message_group_id"),
-                            "is only for FIFO queues (a queue URL ending in `.fifo`)".into(),
-                        ));
-                    }
-                };
-                if !(1024..=(1 << 20)).contains(&max_message_bytes) {
-                    return Err(invalid(
-                        format!("{field}.max_message_bytes"),
-                        format!("{max_message_bytes} is out of range: expected 1024 to 1048576"),
-                    ));
-                }
-                DestinationKind::Sqs {
-                    queue_url,
-                    fifo,
-                    group_id,
-                    max_message_bytes,
-                    format,
-                }
-            }
-            raw::Destination::S3 {
-                bucket,
-                key,
-                format,
-                gzip,
-                content_type,
-            } => {
-                if bucket.is_empty() || bucket.contains('/') {
-                    return Err(invalid(
-                        format!("{field}.bucket"),
-                        format!("`{bucket}` is not a bucket name"),
-                    ));
-                }
-                let key = Template::parse(&key, S3_KEY_PLACEHOLDERS)
-                    .map_err(|m| invalid(format!("{field}.key"), m))?;
-                if !(key.uses("shard") && key.uses("first_seq")) {
-                    return Err(invalid(
-                        format!("{field}.key"),
-                        format!(
-                            "`{key}` must use `{{shard}}` and `{{first_seq}}`, so that every batch writes its own object and a retried batch writes the same one"
-                        ),
-                    ));
-                }
-                DestinationKind::S3 {
-                    bucket,
-                    key,
-                    format,
-                    gzip,
-                    content_type: content_type.unwrap_or_else(|| "application/x-ndjson".into()),
-                }
-            }
-        };
+        let kind = dest
+            .validate(destination::Context { base: &base })
+            .map_err(|e| invalid(format!("{field}.{}", e.field), e.message))?;
         destinations.push(DestinationPlan { name, kind });
     }
     // BTreeMap iteration order: already sorted by name.
-    check_s3_keys_apart(&destinations).map_err(|(field, m)| invalid(field, m))?;
+    destination::s3::check_keys_apart(&destinations)
+        .map_err(|(name, m)| invalid(format!("destinations.{name}.key"), m))?;
 
     let dead_letter = match &raw.routing.dead_letter {
         Some(name) => Some(
@@ -427,18 +301,6 @@ pub fn validate(raw: raw::Config, origin: &Location) -> Result<Plan, ConfigError
         let plugin = origin
             .join(&step.plugin)
             .map_err(|m| invalid(format!("{at}.plugin"), m))?;
-        if let Location::File(file) = &plugin
-            && !file.is_file()
-        {
-            return Err(invalid(
-                format!("{at}.plugin"),
-                format!(
-                    "plugin `{}` does not exist (resolved to `{}`)",
-                    step.plugin,
-                    file.display()
-                ),
-            ));
-        }
         let sha256 = step
             .sha256
             .as_deref()
@@ -525,38 +387,6 @@ pub fn validate(raw: raw::Config, origin: &Location) -> Result<Plan, ConfigError
         None => {}
     }
     Ok(plan)
-}
-
-/// Two S3 destinations that write the same bucket with the same key template
-/// would overwrite each other's objects: refused, unless the key uses
-/// `{destination}`.
-fn check_s3_keys_apart(destinations: &[DestinationPlan]) -> Result<(), (String, String)> {
-    let s3: Vec<(&str, &str, &Template)> = destinations
-        .iter()
-        .filter_map(|d| match &d.kind {
-            DestinationKind::S3 { bucket, key, .. } => {
-                Some((d.name.as_str(), bucket.as_str(), key))
-            }
-            _ => None,
-        })
-        .collect();
-    for (i, (a, bucket, key)) in s3.iter().enumerate() {
-        if key.uses("destination") {
-            continue;
-        }
-        if let Some((b, _, _)) = s3[i + 1..]
-            .iter()
-            .find(|(_, other_bucket, other_key)| other_bucket == bucket && *other_key == *key)
-        {
-            return Err((
-                format!("destinations.{b}.key"),
-                format!(
-                    "destinations `{a}` and `{b}` both write `s3://{bucket}/{key}`, so each would overwrite the other's objects: put `{{destination}}` in the key, or use another key or bucket"
-                ),
-            ));
-        }
-    }
-    Ok(())
 }
 
 fn check_name(name: &str) -> Result<(), String> {
@@ -657,6 +487,11 @@ mod tests {
             .to_string()
     }
 
+    fn missing_plugin_err(text: &str) -> String {
+        let plan = parse(text, &Location::File("/nonexistent/pipeline.toml".into())).unwrap();
+        plan.check_local_plugins().unwrap_err().to_string()
+    }
+
     #[test]
     fn unknown_field_is_named_with_its_line() {
         let e = err("[destinations.out]\ntype = \"stdout\"\nfromat = \"raw\"\n");
@@ -668,7 +503,7 @@ mod tests {
 
     #[test]
     fn missing_plugin_file_names_step_and_path() {
-        let e = err(
+        let e = missing_plugin_err(
             "[[steps]]\nname = \"redact\"\nkind = \"transform\"\nplugin = \"./redact.wasm\"\n\
              [destinations.out]\ntype = \"stdout\"\n",
         );

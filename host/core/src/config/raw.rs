@@ -4,7 +4,6 @@
 //! field and its line. Each field's doc opens with its literal syntax.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use serde::Deserialize;
 
@@ -17,7 +16,7 @@ pub struct Config {
     pub steps: Vec<Step>,
     /// `[destinations.<name>]`: where outputs can go.
     #[serde(default)]
-    pub destinations: BTreeMap<String, Destination>,
+    pub destinations: BTreeMap<String, super::destination::DestinationConfig>,
     /// `[routing]`: routing defaults.
     #[serde(default)]
     pub routing: Routing,
@@ -271,67 +270,6 @@ impl std::fmt::Display for StepKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
-}
-
-/// One `[destinations.<name>]` table, tagged by `type`.
-#[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
-pub enum Destination {
-    /// `type = "file"`: appends outputs to a local file, one per line.
-    File {
-        /// `path = "out/orders.jsonl"`: the file, relative to this config file.
-        path: PathBuf,
-        /// `format = "raw" | "envelope"`: see [`Format`]; default `raw`.
-        #[serde(default)]
-        format: Format,
-    },
-    /// `type = "stdout"`: writes outputs to standard output, one per line.
-    Stdout {
-        /// `format = "raw" | "envelope"`: see [`Format`]; default `raw`.
-        #[serde(default)]
-        format: Format,
-    },
-    /// `type = "sqs"`: sends each output as one SQS message (standard or FIFO).
-    Sqs {
-        /// `queue_url = "https://sqs.eu-west-1.amazonaws.com/123456789012/orders.fifo"`;
-        /// a URL ending in `.fifo` is a FIFO queue.
-        queue_url: String,
-        /// `message_group_id = "{partition_key}"`: FIFO only; the group id
-        /// template, with `{partition_key}` and `{shard}`. Default `{partition_key}`.
-        message_group_id: Option<String>,
-        /// `max_message_bytes = 1048576`: the largest message (body plus
-        /// attributes) and the largest `SendMessageBatch` request. Default 1 MiB.
-        #[serde(default = "default_max_message_bytes")]
-        max_message_bytes: usize,
-        /// `format = "raw" | "envelope"`: the message body; default `raw`.
-        #[serde(default)]
-        format: Format,
-    },
-    /// `type = "s3"`: writes one object per batch (per shard) with every output, one per line.
-    S3 {
-        /// `bucket = "acme-archive"`.
-        bucket: String,
-        /// `key = "clicks/{yyyy}/{mm}/{dd}/{hh}/{shard}-{first_seq}-{last_seq}.jsonl.gz"`:
-        /// the object key template. Placeholders: `{shard}`, `{first_seq}`,
-        /// `{last_seq}`, `{yyyy}`, `{mm}`, `{dd}`, `{hh}` (the first record's
-        /// arrival time, UTC) and `{destination}`. Must use `{shard}` and
-        /// `{first_seq}`, so that keys are unique and a retried batch writes
-        /// the same key.
-        key: String,
-        /// `format = "raw" | "envelope"`: see [`Format`]; default `raw`.
-        #[serde(default)]
-        format: Format,
-        /// `gzip = true`: compress the object (`Content-Encoding: gzip`). Default `false`.
-        #[serde(default)]
-        gzip: bool,
-        /// `content_type = "application/x-ndjson"`: the object's content type (that is the default).
-        content_type: Option<String>,
-    },
-}
-
-/// 1 MiB: SQS's message size limit.
-pub const fn default_max_message_bytes() -> usize {
-    1 << 20
 }
 
 /// How an output is written as one line.

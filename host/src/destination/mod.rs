@@ -1,9 +1,9 @@
 //! Destinations: where routed outputs are delivered.
 //!
-//! [`Sink`] is the one seam between the pipeline and the outside world; each
-//! kind of destination is a variant: an [`sqs::SqsSink`] queue, an
-//! [`s3::S3Sink`] bucket, a local [`file::FileSink`], standard output, or a
-//! [`memory::MemorySink`] for tests and dry runs. [`encode`] turns one output
+//! [`Destination`] is the one seam between the pipeline and the outside world; each
+//! kind of destination is a variant: an [`sqs::SqsDestination`] queue, an
+//! [`s3::S3Destination`] bucket, a local [`file::FileDestination`], standard output, or a
+//! [`memory::MemoryDestination`] for tests and dry runs. [`encode`] turns one output
 //! into one line in the destination's [`Format`].
 //!
 //! A send reports, per output, what was not delivered ([`SendFailure`]);
@@ -21,12 +21,12 @@ use serde::ser::{SerializeMap, Serializer};
 
 use crate::aws::Aws;
 use crate::config::{DestinationKind, DestinationPlan, Format};
-use crate::pipeline::Routed;
+use crate::outcome::Routed;
 
 /// An output a destination did not take.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SendFailure {
-    /// Its position in the slice given to [`Sink::send`].
+    /// Its position in the slice given to [`Destination::send`].
     pub output: usize,
     /// Why, naming the resource (queue URL, object key, file).
     pub reason: String,
@@ -35,7 +35,7 @@ pub struct SendFailure {
 /// A destination could not take a batch of outputs.
 #[derive(Debug, thiserror::Error)]
 #[error("destination `{destination}`: {message}")]
-pub struct SinkError {
+pub struct DestinationError {
     /// The destination's name.
     pub destination: String,
     /// What went wrong.
@@ -44,9 +44,9 @@ pub struct SinkError {
 
 /// A destination, ready to deliver.
 #[derive(Debug)]
-pub enum Sink {
+pub enum Destination {
     /// A local file (JSON Lines or raw lines).
-    File(file::FileSink),
+    File(file::FileDestination),
     /// Standard output.
     Stdout {
         /// The destination's name.
@@ -55,57 +55,38 @@ pub enum Sink {
         format: Format,
     },
     /// An in-memory buffer (tests, `sluice test`, dry runs).
-    Memory(memory::MemorySink),
+    Memory(memory::MemoryDestination),
     /// An SQS queue.
-    Sqs(sqs::SqsSink),
+    Sqs(sqs::SqsDestination),
     /// An S3 bucket.
-    S3(s3::S3Sink),
+    S3(s3::S3Destination),
 }
 
-impl Sink {
-    /// Opens the destination described by `plan` (nothing is sent or written yet).
-    /// SQS and S3 destinations need `aws`.
-    pub fn open(plan: &DestinationPlan, aws: Option<&Aws>) -> Result<Sink, SinkError> {
-        let need_aws = || SinkError {
-            destination: plan.name.clone(),
-            message: "an AWS destination, but no AWS clients were set up".into(),
+impl Destination {
+    /// Builds the destination `plan` describes (nothing is sent or written
+    /// yet). SQS and S3 destinations need `aws`.
+    pub fn open(
+        plan: &DestinationPlan,
+        aws: Option<&Aws>,
+    ) -> Result<Destination, DestinationError> {
+        let aws = || {
+            aws.ok_or_else(|| DestinationError {
+                destination: plan.name.clone(),
+                message: "an AWS destination, but no AWS clients were set up".into(),
+            })
         };
+        let name = &plan.name;
         Ok(match &plan.kind {
-            DestinationKind::Sqs {
-                queue_url,
-                group_id,
-                max_message_bytes,
-                format,
-                ..
-            } => Sink::Sqs(sqs::SqsSink::new(
-                &plan.name,
-                aws.ok_or_else(need_aws)?.sqs.clone(),
-                queue_url,
-                group_id.clone(),
-                *max_message_bytes,
-                *format,
-            )),
-            DestinationKind::S3 {
-                bucket,
-                key,
-                format,
-                gzip,
-                content_type,
-            } => Sink::S3(s3::S3Sink::new(
-                &plan.name,
-                aws.ok_or_else(need_aws)?.s3.clone(),
-                bucket,
-                key.clone(),
-                *format,
-                *gzip,
-                content_type,
-            )),
-            DestinationKind::File { path, format } => {
-                Sink::File(file::FileSink::new(&plan.name, path, *format))
+            DestinationKind::Sqs(p) => {
+                Destination::Sqs(sqs::SqsDestination::new(name, p, aws()?.sqs.clone()))
             }
-            DestinationKind::Stdout { format } => Sink::Stdout {
-                name: plan.name.clone(),
-                format: *format,
+            DestinationKind::S3(p) => {
+                Destination::S3(s3::S3Destination::new(name, p, aws()?.s3.clone()))
+            }
+            DestinationKind::File(p) => Destination::File(file::FileDestination::new(name, p)),
+            DestinationKind::Stdout(p) => Destination::Stdout {
+                name: name.clone(),
+                format: p.format,
             },
         })
     }
@@ -113,22 +94,22 @@ impl Sink {
     /// The destination's name.
     pub fn name(&self) -> &str {
         match self {
-            Sink::File(f) => f.name(),
-            Sink::Stdout { name, .. } => name,
-            Sink::Memory(m) => m.name(),
-            Sink::Sqs(q) => q.name(),
-            Sink::S3(b) => b.name(),
+            Destination::File(f) => f.name(),
+            Destination::Stdout { name, .. } => name,
+            Destination::Memory(m) => m.name(),
+            Destination::Sqs(q) => q.name(),
+            Destination::S3(b) => b.name(),
         }
     }
 
     /// Where it writes, for summaries: a path, `stdout` or `memory`.
     pub fn describe(&self) -> String {
         match self {
-            Sink::File(f) => format!("file {}", f.path().display()),
-            Sink::Stdout { .. } => "stdout".into(),
-            Sink::Memory(_) => "memory".into(),
-            Sink::Sqs(q) => format!("sqs {}", q.queue_url()),
-            Sink::S3(b) => format!("s3://{}", b.bucket()),
+            Destination::File(f) => format!("file {}", f.path().display()),
+            Destination::Stdout { .. } => "stdout".into(),
+            Destination::Memory(_) => "memory".into(),
+            Destination::Sqs(q) => format!("sqs {}", q.queue_url()),
+            Destination::S3(b) => format!("s3://{}", b.bucket()),
         }
     }
 
@@ -138,15 +119,18 @@ impl Sink {
     /// instead of being retried forever.
     pub fn refusal(&self, output: &Routed) -> Option<String> {
         match self {
-            Sink::Sqs(q) => q.refusal(output),
-            Sink::S3(_) | Sink::File(_) | Sink::Stdout { .. } | Sink::Memory(_) => None,
+            Destination::Sqs(q) => q.refusal(output),
+            Destination::S3(_)
+            | Destination::File(_)
+            | Destination::Stdout { .. }
+            | Destination::Memory(_) => None,
         }
     }
 
     /// Sets the X-Ray trace header that SQS messages carry from now on
     /// (`AWSTraceHeader`); other destinations have nowhere to put it.
     pub fn set_trace_header(&mut self, header: Option<&str>) {
-        if let Sink::Sqs(q) = self {
+        if let Destination::Sqs(q) = self {
             q.set_trace_header(header);
         }
     }
@@ -155,9 +139,9 @@ impl Sink {
     /// (SQS, S3); `None` for the local ones, where each send is one write.
     pub fn requests(&self) -> Option<usize> {
         match self {
-            Sink::Sqs(q) => Some(q.requests()),
-            Sink::S3(b) => Some(b.requests()),
-            Sink::File(_) | Sink::Stdout { .. } | Sink::Memory(_) => None,
+            Destination::Sqs(q) => Some(q.requests()),
+            Destination::S3(b) => Some(b.requests()),
+            Destination::File(_) | Destination::Stdout { .. } | Destination::Memory(_) => None,
         }
     }
 
@@ -172,13 +156,13 @@ impl Sink {
                 .collect()
         };
         match self {
-            Sink::Sqs(q) => q.send(outputs).await,
-            Sink::S3(b) => b.send(outputs).await,
-            Sink::File(f) => match f.send(outputs) {
+            Destination::Sqs(q) => q.send(outputs).await,
+            Destination::S3(b) => b.send(outputs).await,
+            Destination::File(f) => match f.send(outputs) {
                 Ok(()) => Vec::new(),
                 Err(e) => all_failed(e.message),
             },
-            Sink::Stdout { format, .. } => {
+            Destination::Stdout { format, .. } => {
                 let mut buf = Vec::with_capacity(outputs.len() * 256);
                 for r in outputs {
                     encode(*format, r, &mut buf);
@@ -189,7 +173,7 @@ impl Sink {
                     Err(e) => all_failed(format!("cannot write to stdout: {e}")),
                 }
             }
-            Sink::Memory(m) => m.send(outputs),
+            Destination::Memory(m) => m.send(outputs),
         }
     }
 }

@@ -1,44 +1,43 @@
 //! The in-memory destination: keeps outputs for tests, fixtures and dry runs.
 //!
-//! It can also refuse outputs on purpose ([`MemorySink::set_fault`]), the way
+//! It can also refuse outputs on purpose ([`MemoryDestination::set_fault`]), the way
 //! a real destination does: once an output of a shard is refused, the rest of
 //! that shard's outputs in the same send are refused too, as the SQS
 //! destination stops a shard at its first failure and an S3 object is
 //! all-or-nothing. Property tests inject thousands of faults this way; the
 //! real SQS and S3 paths are tested against moto.
 
-use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use super::{SendFailure, encode};
 use crate::config::Format;
-use crate::pipeline::Routed;
+use crate::outcome::{Routed, ShardCutoff};
 
 /// Says whether an output is refused, and why.
 pub type Fault = Arc<dyn Fn(&Routed) -> Option<String> + Send + Sync>;
 
 /// Collects encoded outputs; clones share the same buffer and fault.
 #[derive(Clone)]
-pub struct MemorySink {
+pub struct MemoryDestination {
     name: String,
     format: Format,
     lines: Arc<Mutex<Vec<u8>>>,
     fault: Arc<Mutex<Option<Fault>>>,
 }
 
-impl std::fmt::Debug for MemorySink {
+impl std::fmt::Debug for MemoryDestination {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MemorySink")
+        f.debug_struct("MemoryDestination")
             .field("name", &self.name)
             .field("format", &self.format)
             .finish_non_exhaustive()
     }
 }
 
-impl MemorySink {
-    /// An empty sink that encodes outputs in `format`.
-    pub fn new(name: &str, format: Format) -> MemorySink {
-        MemorySink {
+impl MemoryDestination {
+    /// An empty destination that encodes outputs in `format`.
+    pub fn new(name: &str, format: Format) -> MemoryDestination {
+        MemoryDestination {
             name: name.to_owned(),
             format,
             lines: Arc::default(),
@@ -67,10 +66,10 @@ impl MemorySink {
             return Vec::new();
         };
         let mut failures = Vec::new();
-        let mut stopped: HashSet<&str> = HashSet::new();
+        let mut cutoff = ShardCutoff::default();
         for (i, r) in outputs.iter().enumerate() {
             let shard = r.record.shard_id.as_str();
-            let reason = if stopped.contains(shard) {
+            let reason = if cutoff.is_stopped(shard) {
                 Some(format!(
                     "not sent: an earlier output of shard `{shard}` was refused"
                 ))
@@ -79,7 +78,7 @@ impl MemorySink {
             };
             match reason {
                 Some(reason) => {
-                    stopped.insert(shard);
+                    cutoff.fail(shard, i);
                     failures.push(SendFailure { output: i, reason });
                 }
                 None => encode(self.format, r, &mut lines),

@@ -4,9 +4,10 @@ use std::fs::File;
 use std::io::{BufWriter, Write as _};
 use std::path::{Path, PathBuf};
 
-use super::{SinkError, encode};
+use super::{DestinationError, encode};
 use crate::config::Format;
-use crate::pipeline::Routed;
+use crate::config::destination::file::FilePlan;
+use crate::outcome::Routed;
 
 /// Appends outputs to a file, one line each.
 ///
@@ -14,27 +15,27 @@ use crate::pipeline::Routed;
 /// the process, so a run's outputs replace the previous run's and a mere
 /// `sluice check` writes nothing.
 #[derive(Debug)]
-pub struct FileSink {
+pub struct FileDestination {
     name: String,
     path: PathBuf,
     format: Format,
     file: Option<File>,
 }
 
-impl FileSink {
-    /// A sink for `path`; nothing is written until the first send.
-    pub fn new(name: &str, path: &Path, format: Format) -> FileSink {
-        FileSink {
+impl FileDestination {
+    /// The destination `plan` describes; nothing is written until the first send.
+    pub fn new(name: &str, plan: &FilePlan) -> FileDestination {
+        FileDestination {
             name: name.to_owned(),
-            path: path.to_owned(),
-            format,
+            path: plan.path.clone(),
+            format: plan.format,
             file: None,
         }
     }
 
-    fn open(&mut self) -> Result<&mut File, SinkError> {
+    fn open(&mut self) -> Result<&mut File, DestinationError> {
         if self.file.is_none() {
-            let error = |what: &str, e: std::io::Error| SinkError {
+            let error = |what: &str, e: std::io::Error| DestinationError {
                 destination: self.name.clone(),
                 message: format!("cannot {what} `{}`: {e}", self.path.display()),
             };
@@ -57,7 +58,7 @@ impl FileSink {
     }
 
     /// Appends `outputs`, then flushes.
-    pub fn send(&mut self, outputs: &[&Routed]) -> Result<(), SinkError> {
+    pub fn send(&mut self, outputs: &[&Routed]) -> Result<(), DestinationError> {
         let mut buf = Vec::with_capacity(outputs.len() * 256);
         for r in outputs {
             encode(self.format, r, &mut buf);
@@ -66,7 +67,7 @@ impl FileSink {
         let mut w = BufWriter::new(self.open()?);
         w.write_all(&buf)
             .and_then(|()| w.flush())
-            .map_err(|e| SinkError {
+            .map_err(|e| DestinationError {
                 destination: name,
                 message: format!("cannot write `{}`: {e}", path.display()),
             })

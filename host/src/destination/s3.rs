@@ -14,12 +14,13 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 
 use super::{SendFailure, encode};
+use crate::config::destination::s3::S3Plan;
 use crate::config::{Format, Template};
-use crate::pipeline::Routed;
+use crate::outcome::Routed;
 
 /// Writes outputs to one bucket.
 #[derive(Debug)]
-pub struct S3Sink {
+pub struct S3Destination {
     name: String,
     client: aws_sdk_s3::Client,
     bucket: String,
@@ -31,25 +32,17 @@ pub struct S3Sink {
     requests: std::sync::atomic::AtomicUsize,
 }
 
-impl S3Sink {
-    /// A sink writing objects named by `key` in `bucket`.
-    pub fn new(
-        name: &str,
-        client: aws_sdk_s3::Client,
-        bucket: &str,
-        key: Template,
-        format: Format,
-        gzip: bool,
-        content_type: &str,
-    ) -> S3Sink {
-        S3Sink {
+impl S3Destination {
+    /// The destination `plan` describes, writing with `client`.
+    pub fn new(name: &str, plan: &S3Plan, client: aws_sdk_s3::Client) -> S3Destination {
+        S3Destination {
             name: name.to_owned(),
             client,
-            bucket: bucket.to_owned(),
-            key,
-            format,
-            gzip,
-            content_type: content_type.to_owned(),
+            bucket: plan.bucket.clone(),
+            key: plan.key.clone(),
+            format: plan.format,
+            gzip: plan.gzip,
+            content_type: plan.content_type.clone(),
             requests: Default::default(),
         }
     }

@@ -17,7 +17,7 @@
 //!   punctuation, as a Kinesis partition key may well be) is replaced by
 //!   `sluice-` and the first 40 hex digits of its SHA-256: the same key always
 //!   maps to the same group.
-//! - What SQS would refuse every time ([`SqsSink::refusal`]: an invalid
+//! - What SQS would refuse every time ([`SqsDestination::refusal`]: an invalid
 //!   attribute name or value, too many attributes, a message over
 //!   `max_message_bytes`) is found before anything is sent, so the record
 //!   fails with class `contract` under its policy instead of being retried.
@@ -42,9 +42,10 @@ use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
 use super::{SendFailure, encode};
+use crate::config::destination::sqs::SqsPlan;
 use crate::config::{Format, Template};
 use crate::hex;
-use crate::pipeline::Routed;
+use crate::outcome::{Routed, ShardCutoff};
 
 /// Most entries in one `SendMessageBatch` request.
 pub const MAX_BATCH_ENTRIES: usize = 10;
@@ -55,7 +56,7 @@ pub const MAX_ATTEMPTS: u32 = 4;
 
 /// Sends outputs to one SQS queue.
 #[derive(Debug)]
-pub struct SqsSink {
+pub struct SqsDestination {
     name: String,
     client: aws_sdk_sqs::Client,
     queue_url: String,
@@ -88,23 +89,16 @@ struct Entry {
     entry: SendMessageBatchRequestEntryBuilder,
 }
 
-impl SqsSink {
-    /// A sink for `queue_url`; `group_id` is set for FIFO queues.
-    pub fn new(
-        name: &str,
-        client: aws_sdk_sqs::Client,
-        queue_url: &str,
-        group_id: Option<Template>,
-        max_bytes: usize,
-        format: Format,
-    ) -> SqsSink {
-        SqsSink {
+impl SqsDestination {
+    /// The destination `plan` describes, sending with `client`.
+    pub fn new(name: &str, plan: &SqsPlan, client: aws_sdk_sqs::Client) -> SqsDestination {
+        SqsDestination {
             name: name.to_owned(),
             client,
-            queue_url: queue_url.to_owned(),
-            group_id,
-            max_bytes,
-            format,
+            queue_url: plan.queue_url.clone(),
+            group_id: plan.group_id.clone(),
+            max_bytes: plan.max_message_bytes,
+            format: plan.format,
             requests: Default::default(),
             trace_header: None,
         }
@@ -145,7 +139,7 @@ impl SqsSink {
     /// the queue sees each shard in order.
     pub async fn send(&self, outputs: &[&Routed]) -> Vec<SendFailure> {
         let mut failures: Vec<SendFailure> = Vec::new();
-        let mut failed_shards: Vec<&str> = Vec::new();
+        let mut cutoff = ShardCutoff::default();
         let mut batch: Vec<Entry> = Vec::with_capacity(MAX_BATCH_ENTRIES);
         let mut batch_bytes = 0;
         let mut body = Vec::new();
@@ -155,30 +149,28 @@ impl SqsSink {
         };
         for (i, r) in outputs.iter().enumerate() {
             let shard = r.record.shard_id.as_str();
-            if failed_shards.contains(&shard) {
+            if cutoff.is_stopped(shard) {
                 failures.push(held_back(shard, i));
                 continue;
             }
             let entry = match self.entry(i, r, &mut body) {
                 Ok(e) => e,
                 Err(reason) => {
-                    failed_shards.push(shard);
+                    cutoff.fail(shard, i);
                     failures.push(SendFailure { output: i, reason });
                     continue;
                 }
             };
             if batch.len() == MAX_BATCH_ENTRIES || batch_bytes + entry.bytes > self.max_bytes {
                 let failed = self.send_batch(std::mem::take(&mut batch)).await;
-                failed_shards.extend(
-                    failed
-                        .iter()
-                        .map(|f| outputs[f.output].record.shard_id.as_str()),
-                );
+                for f in &failed {
+                    cutoff.fail(&outputs[f.output].record.shard_id, f.output);
+                }
                 failures.extend(failed);
                 batch_bytes = 0;
                 // The entry that triggered the flush may belong to a shard
                 // that has just failed.
-                if failed_shards.contains(&shard) {
+                if cutoff.is_stopped(shard) {
                     failures.push(held_back(shard, i));
                     continue;
                 }

@@ -1,0 +1,41 @@
+//! `type = "file"`: outputs appended to a local file, one per line.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::{Context, Invalid};
+use crate::config::raw::Format;
+
+/// The `[destinations.<name>]` table of a `file` destination.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// `path = "out/orders.jsonl"`: the file, relative to this config file.
+    pub path: PathBuf,
+    /// `format = "raw" | "envelope"`: see [`Format`]; default `raw`.
+    #[serde(default)]
+    pub format: Format,
+}
+
+/// A validated `file` destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilePlan {
+    /// The file, resolved against the config's folder.
+    pub path: PathBuf,
+    /// How outputs are encoded.
+    pub format: Format,
+}
+
+impl FileConfig {
+    /// The path must not be empty; it is resolved against `cx.base`.
+    pub fn validate(self, cx: Context<'_>) -> Result<FilePlan, Invalid> {
+        if self.path.as_os_str().is_empty() {
+            return Err(Invalid::new("path", "must not be empty"));
+        }
+        Ok(FilePlan {
+            path: cx.base.join(self.path),
+            format: self.format,
+        })
+    }
+}

@@ -1,0 +1,31 @@
+//! `type = "stdout"`: outputs on the process's standard output, one per line.
+
+use serde::Deserialize;
+
+use super::{Context, Invalid};
+use crate::config::raw::Format;
+
+/// The `[destinations.<name>]` table of a `stdout` destination.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StdoutConfig {
+    /// `format = "raw" | "envelope"`: see [`Format`]; default `raw`.
+    #[serde(default)]
+    pub format: Format,
+}
+
+/// A validated `stdout` destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StdoutPlan {
+    /// How outputs are encoded.
+    pub format: Format,
+}
+
+impl StdoutConfig {
+    /// Nothing to check: any format will do.
+    pub fn validate(self, _: Context<'_>) -> Result<StdoutPlan, Invalid> {
+        Ok(StdoutPlan {
+            format: self.format,
+        })
+    }
+}
