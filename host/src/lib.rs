@@ -34,6 +34,9 @@
 //! - [`aws`] builds the AWS clients once; [`metrics`] writes each
 //!   invocation's CloudWatch metrics (EMF); [`logging`] the JSON logs;
 //!   [`summary`] the local run's summary.
+//! - `stream` is the stream on your laptop: `sluice put` writes records to a
+//!   Kinesis stream, `sluice consume` runs the pipeline on it as Lambda's
+//!   event source mapping would (the default `stream` feature).
 //! - `precompile` compiles a pipeline's plugins ahead of time (`sluice
 //!   precompile`); it comes with the default `compiler` feature (Cranelift),
 //!   without which Sluice loads only precompiled artifacts.
@@ -56,6 +59,8 @@ pub mod pipeline;
 pub mod plugin;
 #[cfg(feature = "compiler")]
 pub mod precompile;
+#[cfg(feature = "stream")]
+pub mod stream;
 pub mod summary;
 
 // The pure core (no wasmtime, no AWS SDK), under the names the host has

@@ -39,8 +39,20 @@ impl Moto {
     /// Starts `moto_server` and waits until it answers. `env` is added to its
     /// environment (e.g. `INITIAL_NO_AUTH_ACTION_COUNT` to enforce IAM).
     pub fn start_with(env: &[(&str, &str)]) -> Moto {
+        Moto::start_command(Command::new("moto_server"), env)
+    }
+
+    /// Starts moto with its Kinesis reshard behaving as AWS's: a shard that
+    /// SplitShard closed keeps its records and takes no new ones (moto 5
+    /// goes on writing to it; `support/moto_kinesis_as_aws.py` says how).
+    pub fn start_kinesis_as_aws() -> Moto {
+        let mut cmd = Command::new("python3");
+        cmd.arg(root().join("tests/support/moto_kinesis_as_aws.py"));
+        Moto::start_command(cmd, &[])
+    }
+
+    fn start_command(mut cmd: Command, env: &[(&str, &str)]) -> Moto {
         let port = free_port();
-        let mut cmd = Command::new("moto_server");
         cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::null())

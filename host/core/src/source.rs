@@ -72,6 +72,12 @@ struct UserRecord {
     data: Vec<u8>,
 }
 
+/// The partition-key hash Kinesis maps a record to a shard by: the MD5 of
+/// the key, as a 128-bit big-endian number.
+pub fn hash_key(partition_key: &str) -> u128 {
+    u128::from_be_bytes(Md5::digest(partition_key.as_bytes()).into())
+}
+
 /// Packs user records into KPL aggregates, as the Kinesis Producer Library
 /// writes them: the magic, an `AggregatedRecord` protobuf (a table of
 /// partition keys, then the records), and its MD5. `sluice put --aggregate`

@@ -59,6 +59,97 @@ enum Command {
         #[arg(long, short)]
         config: String,
     },
+    #[cfg(feature = "stream")]
+    /// Writes lines from a file or standard input to a Kinesis stream
+    /// (`PutRecords`: at most 500 records and 5 MiB per request, resending
+    /// only what a request did not take). Each line must be JSON unless
+    /// `--raw`.
+    Put {
+        /// The stream's name.
+        #[arg(long)]
+        stream: String,
+        /// The Kinesis endpoint (default: AWS, or `AWS_ENDPOINT_URL`), e.g.
+        /// `http://127.0.0.1:5000` for a local moto server.
+        #[arg(long)]
+        endpoint: Option<String>,
+        /// The file to read (default: standard input).
+        #[arg(long, short)]
+        input: Option<PathBuf>,
+        /// Send lines as they are, JSON or not.
+        #[arg(long)]
+        raw: bool,
+        /// Take each record's partition key from this field of the JSON line
+        /// (a dotted path: `user.id`).
+        #[arg(long, conflicts_with = "partition_key")]
+        partition_key_field: Option<String>,
+        /// The partition key: fixed, or a template of the line's fields
+        /// (`user-{user.id}`). Default: random per record.
+        #[arg(long)]
+        partition_key: Option<String>,
+        /// Pack records in KPL aggregates, one per shard, as the Kinesis
+        /// Producer Library does.
+        #[arg(long)]
+        aggregate: bool,
+    },
+    #[cfg(feature = "stream")]
+    /// Runs the pipeline on a live Kinesis stream as Lambda's event source
+    /// mapping would: polls every shard, invokes with the same event JSON,
+    /// honours the partial batch response, retries, bisects, discards to
+    /// `--on-failure`, follows reshards and keeps checkpoints in a local
+    /// file. Stops on Ctrl-C (or, with `--exit-when-idle`, once every shard
+    /// is drained).
+    Consume {
+        /// The stream's name.
+        #[arg(long)]
+        stream: String,
+        /// The pipeline config (TOML): a path or `s3://bucket/key`.
+        #[arg(long, short)]
+        config: String,
+        /// The Kinesis endpoint (default: AWS, or `AWS_ENDPOINT_URL`).
+        #[arg(long)]
+        endpoint: Option<String>,
+        /// Where shards without a checkpoint start: `trim-horizon`, `latest`
+        /// or `at-timestamp:<RFC 3339 time or epoch seconds>`.
+        #[arg(long, default_value = "trim-horizon")]
+        starting_position: host::stream::consume::StartingPosition,
+        /// Most records per batch (1 to 10000).
+        #[arg(long, default_value_t = 100)]
+        batch_size: usize,
+        /// Seconds to gather records before invoking (0 to 300).
+        #[arg(long, default_value_t = 0.0)]
+        batch_window: f64,
+        /// Batches per shard at once (1 to 10); order is kept per partition key.
+        #[arg(long, default_value_t = 1)]
+        parallelization_factor: usize,
+        /// Split a failed batch in two before retrying it.
+        #[arg(long)]
+        bisect_on_error: bool,
+        /// Retries before a failed batch is discarded (-1: until it expires).
+        #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+        max_retries: i64,
+        /// Seconds after which a record is discarded unprocessed (-1: never).
+        #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+        max_record_age: i64,
+        /// Where discarded batches are recorded: an SQS queue URL,
+        /// `s3://bucket/prefix`, or a file (JSON Lines).
+        #[arg(long)]
+        on_failure: Option<String>,
+        /// The checkpoint file (default: `.sluice/checkpoints/<stream>.json`).
+        #[arg(long)]
+        checkpoints: Option<PathBuf>,
+        /// Exit once every shard is read to its current end and done.
+        #[arg(long)]
+        exit_when_idle: bool,
+        /// Seconds between polls of a shard that had nothing new.
+        #[arg(long, default_value_t = 1.0)]
+        poll_interval: f64,
+        /// The function's timeout in seconds: each invocation's deadline.
+        #[arg(long, default_value_t = 60.0)]
+        function_timeout: f64,
+        /// No live status line.
+        #[arg(long)]
+        quiet: bool,
+    },
     #[cfg(feature = "compiler")]
     /// Compiles a pipeline's plugins ahead of time into `<out>/plugins/*.cwasm`
     /// and writes `<out>/pipeline.toml` pointing at them, pinned by SHA-256.
@@ -153,6 +244,92 @@ fn main() -> ExitCode {
         } => run(config, event, metrics),
         Command::Check { config } => check(config),
         Command::FilterCriteria { config } => filter_criteria(&config),
+        #[cfg(feature = "stream")]
+        Command::Put {
+            stream,
+            endpoint,
+            input,
+            raw,
+            partition_key_field,
+            partition_key,
+            aggregate,
+        } => {
+            let key = match (partition_key_field, partition_key) {
+                (Some(field), _) => host::stream::put::PartitionKey::Field(field),
+                (None, Some(template)) => host::stream::put::PartitionKey::Template(template),
+                (None, None) => host::stream::put::PartitionKey::Random,
+            };
+            let options = host::stream::put::PutOptions {
+                stream,
+                raw,
+                partition_key: key,
+                aggregate,
+                progress: true,
+            };
+            put(options, endpoint, input)
+        }
+        #[cfg(feature = "stream")]
+        Command::Consume {
+            stream,
+            config,
+            endpoint,
+            starting_position,
+            batch_size,
+            batch_window,
+            parallelization_factor,
+            bisect_on_error,
+            max_retries,
+            max_record_age,
+            on_failure,
+            checkpoints,
+            exit_when_idle,
+            poll_interval,
+            function_timeout,
+            quiet,
+        } => (|| {
+            let seconds = |flag: &str, v: f64, max: f64| {
+                anyhow::ensure!(
+                    v.is_finite() && (0.0..=max).contains(&v),
+                    "--{flag} {v} is out of range: 0 to {max} seconds"
+                );
+                Ok(std::time::Duration::from_secs_f64(v))
+            };
+            let options = host::stream::consume::ConsumeOptions {
+                checkpoints: checkpoints.unwrap_or_else(|| {
+                    PathBuf::from(".sluice/checkpoints").join(format!("{stream}.json"))
+                }),
+                stream,
+                starting_position,
+                batch_size,
+                batch_window: seconds("batch-window", batch_window, 300.0)?,
+                parallelization_factor,
+                bisect_on_error,
+                max_retries: match max_retries {
+                    -1 => None,
+                    n => Some(u32::try_from(n).map_err(|_| {
+                        anyhow::anyhow!(
+                            "--max-retries {n}: use -1 (until the record expires) or 0 to 10000"
+                        )
+                    })?),
+                },
+                max_record_age: match max_record_age {
+                    -1 => None,
+                    n => Some(std::time::Duration::from_secs(u64::try_from(n).map_err(
+                        |_| {
+                            anyhow::anyhow!(
+                                "--max-record-age {n}: use -1 (never) or a number of seconds"
+                            )
+                        },
+                    )?)),
+                },
+                exit_when_idle,
+                poll_interval: seconds("poll-interval", poll_interval, 60.0)?
+                    .max(std::time::Duration::from_millis(10)),
+                function_timeout: seconds("function-timeout", function_timeout, 900.0)?,
+                status: !quiet,
+            };
+            consume(&config, endpoint, on_failure, options)
+        })(),
         #[cfg(feature = "compiler")]
         Command::Precompile {
             config,
@@ -280,6 +457,101 @@ fn check(config: String) -> anyhow::Result<ExitCode> {
         );
     }
     println!("{} plugins loaded", plan.steps.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(feature = "stream")]
+fn put(
+    options: host::stream::put::PutOptions,
+    endpoint: Option<String>,
+    input: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    let rt = runtime()?;
+    let report = rt.block_on(async {
+        let client = host::stream::client(endpoint.as_deref()).await;
+        match &input {
+            Some(path) => {
+                let file = std::fs::File::open(path)
+                    .with_context(|| format!("cannot read `{}`", path.display()))?;
+                host::stream::put::put(&client, &options, std::io::BufReader::new(file)).await
+            }
+            None => host::stream::put::put(&client, &options, std::io::stdin().lock()).await,
+        }
+        .map_err(|m| match &input {
+            Some(path) => anyhow::anyhow!("{}: {m}", path.display()),
+            None => anyhow::anyhow!("standard input: {m}"),
+        })
+    })?;
+    let secs = report.elapsed.as_secs_f64();
+    println!(
+        "put {} records to stream `{}` in {secs:.2} s ({:.0} records/s): {} Kinesis records, {} requests, {} entries resent",
+        report.records,
+        options.stream,
+        report.records as f64 / secs.max(1e-9),
+        report.kinesis_records,
+        report.requests,
+        report.resent
+    );
+    for (shard, n) in &report.per_shard {
+        println!("  {shard}: {n}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(feature = "stream")]
+fn consume(
+    config: &str,
+    endpoint: Option<String>,
+    on_failure: Option<String>,
+    options: host::stream::consume::ConsumeOptions,
+) -> anyhow::Result<ExitCode> {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let rt = runtime()?;
+    let report = rt.block_on(async {
+        let mut app = App::load(config).await?;
+        let client = host::stream::client(endpoint.as_deref()).await;
+        let mut aws = None;
+        let on_failure = match &on_failure {
+            Some(location) => Some(
+                host::stream::consume::on_failure_destination(location, &mut aws)
+                    .await
+                    .map_err(|m| anyhow::anyhow!(m))?,
+            ),
+            None => None,
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("\nconsume: stopping after the current batch (Ctrl-C)");
+                flag.store(true, Ordering::Relaxed);
+            }
+        });
+        host::stream::consume::consume(&mut app, &client, &options, on_failure, stop)
+            .await
+            .map_err(|m| anyhow::anyhow!(m))
+    })?;
+    let secs = report.elapsed.as_secs_f64();
+    println!(
+        "consumed {} records from stream `{}` in {secs:.2} s ({:.0} records/s): {} invocations \
+         ({} with records to retry, {} function errors), {} outputs delivered, {} records discarded",
+        report.records,
+        options.stream,
+        report.records as f64 / secs.max(1e-9),
+        report.invocations,
+        report.partial_failures,
+        report.function_errors,
+        report.delivered,
+        report.discarded
+    );
+    for (shard, n, checkpoint) in &report.shards {
+        println!(
+            "  {shard}: {n} records, checkpoint {}",
+            checkpoint.as_deref().unwrap_or("-")
+        );
+    }
+    println!("checkpoints: {}", options.checkpoints.display());
     Ok(ExitCode::SUCCESS)
 }
 

@@ -25,6 +25,8 @@ mod deploy;
 mod esm;
 #[path = "../../../tests/lambda.rs"]
 mod lambda;
+#[path = "../../../tests/stream.rs"]
+mod stream;
 #[path = "../../../tests/support/mod.rs"]
 mod support;
 
