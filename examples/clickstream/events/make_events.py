@@ -54,17 +54,22 @@ def write(path, records):
 def main():
     ex = os.path.dirname(HERE)
     tests = os.path.join(ex, "tests")
-    write(os.path.join(HERE, "example-kinesis-event.json"), [
-        record(page_view("u-1001", "/"), 0, 0),
-        record(page_view("u-1001", "/products/42"), 0, 1),
-        record(page_view("crawler", "/robots.txt", bot=True), 0, 2),
-        record(purchase("u-1001", "o-5001", [{"sku": "SKU-42", "qty": 1, "price_cents": 1999},
-                                              {"sku": "SKU-7", "qty": 2, "price_cents": 450}]), 0, 3),
-        record(page_view("u-2002", "/cart"), 1, 0),
-        record({"type": "signup", "user_id": "u-3003", "email": "u-3003@example.com", "ip": "192.0.2.1"}, 1, 1),
-        record(purchase("u-2002", "o-5002", [{"sku": "SKU-9", "qty": 1, "price_cents": 12900}]), 1, 2),
-        record(page_view("crawler", "/sitemap.xml", bot=True), 1, 3),
-    ])
+    example = [
+        (page_view("u-1001", "/"), 0, 0),
+        (page_view("u-1001", "/products/42"), 0, 1),
+        (page_view("crawler", "/robots.txt", bot=True), 0, 2),
+        (purchase("u-1001", "o-5001", [{"sku": "SKU-42", "qty": 1, "price_cents": 1999},
+                                       {"sku": "SKU-7", "qty": 2, "price_cents": 450}]), 0, 3),
+        (page_view("u-2002", "/cart"), 1, 0),
+        ({"type": "signup", "user_id": "u-3003", "email": "u-3003@example.com", "ip": "192.0.2.1"}, 1, 1),
+        (purchase("u-2002", "o-5002", [{"sku": "SKU-9", "qty": 1, "price_cents": 12900}]), 1, 2),
+        (page_view("crawler", "/sitemap.xml", bot=True), 1, 3),
+    ]
+    write(os.path.join(HERE, "example-kinesis-event.json"), [record(*r) for r in example])
+    # The same payloads as JSON Lines, for `sluice put` (the README's local loop).
+    with open(os.path.join(HERE, "clicks.jsonl"), "w") as f:
+        for payload, _, _ in example:
+            f.write(json.dumps(payload, separators=(",", ":")) + "\n")
     write(os.path.join(tests, "page-views", "event.json"), [
         record(page_view("u-1", "/"), 0, 0), record(page_view("u-2", "/about"), 0, 1),
         record(page_view("u-1", "/pricing"), 0, 2)])
