@@ -33,6 +33,14 @@
 //! 9. what an invocation's metrics (the EMF documents) and its Powertools
 //!    log line cost, against the batch they report on.
 //!
+//! 0. per-record cost on three workloads (the example pipeline; a light one:
+//!    one filter on a field, one transform of two nested fields, one route;
+//!    a pass-through with no steps), Sluice against the native harness, the
+//!    Python and the Node.js handlers, every peer's outputs checked equal to
+//!    Sluice's line by line, with the cost per million records on arm64
+//!    Lambda at one vCPU.
+//!
+//! `SLUICE_BENCH_ONLY=workloads` runs section 0 alone,
 //! `SLUICE_BENCH_ONLY=languages` runs section 6 alone, `SLUICE_BENCH_ONLY=limit`
 //! section 5, `SLUICE_BENCH_ONLY=poison` section 7,
 //! `SLUICE_BENCH_ONLY=source` section 8 and `SLUICE_BENCH_ONLY=observe`
@@ -94,8 +102,16 @@ fn main() {
             observe(&mut pipeline(true), budget);
             return;
         }
+        Ok("workloads") => {
+            workloads(&work, budget);
+            return;
+        }
         _ => {}
     }
+
+    // 0. Per-record cost by workload.
+    workloads(&work, budget);
+    println!();
 
     // 1. Throughput, four ways.
     println!("## Throughput: example pipeline, event JSON → encoded outputs\n");
@@ -226,6 +242,205 @@ fn main() {
 
     // 9. Metrics and logs.
     observe(&mut wasm, budget);
+}
+
+/// The workloads of section 0: name, what it does, its config, its event.
+struct Workload {
+    name: &'static str,
+    what: &'static str,
+    config: PathBuf,
+    event: Vec<u8>,
+}
+
+/// Records per event in section 0 (the issue's 3,000 records of ~1 KB).
+const WORKLOAD_RECORDS: usize = 3000;
+
+/// Lambda's price per GB-second on arm64 (us-east-1, first tier), and the
+/// memory that buys one full vCPU.
+const ARM64_USD_PER_GB_S: f64 = 0.000_013_333_4;
+const ONE_VCPU_MB: f64 = 1769.0;
+
+fn workload_list(work: &Path) -> Vec<Workload> {
+    let dir = work.join("workloads");
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str, text: String| {
+        let path = dir.join(format!("{name}.toml"));
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let light = format!(
+        "[[steps]]\nname = \"drop-heartbeats\"\nkind = \"filter\"\nplugin = {:?}\n\
+         config = {{ field = \"kind\", equals = \"heartbeat\", negate = true, keep_if_missing = true }}\n\n\
+         [[steps]]\nname = \"hash-ids\"\nkind = \"transform\"\nplugin = {:?}\n\
+         config = {{ fields = [\"user.email\", \"device.ip\"], mode = \"hash\", salt = \"light-2026\" }}\n\n\
+         [[steps]]\nname = \"by-kind\"\nkind = \"route\"\nplugin = {:?}\n\
+         config = {{ field = \"kind\", default = [\"other\"], routes = {{ click = [\"clicks\"], view = [\"views\"] }} }}\n\n\
+         [destinations.clicks]\ntype = \"file\"\npath = \"out/clicks.jsonl\"\n\n\
+         [destinations.views]\ntype = \"file\"\npath = \"out/views.jsonl\"\n\n\
+         [destinations.other]\ntype = \"file\"\npath = \"out/other.jsonl\"\n\n\
+         [routing]\ndefault = \"other\"\n",
+        test_plugins::FILTER_FIELD,
+        test_plugins::REDACT,
+        test_plugins::ROUTE_FIELD,
+    );
+    let passthrough = "[destinations.all]\ntype = \"file\"\npath = \"out/all.jsonl\"\n\n\
+                       [routing]\ndefault = \"all\"\n"
+        .to_owned();
+    vec![
+        Workload {
+            name: "example",
+            what: "drop bots, hash 2 fields + stamp + split items, route (2 outputs per record)",
+            config: root().join("examples/clickstream/pipeline.toml"),
+            event: event_json(WORKLOAD_RECORDS),
+        },
+        Workload {
+            name: "light",
+            what: "drop heartbeats, hash 2 nested fields, route by a field",
+            config: write("light", light),
+            event: light_event_json(WORKLOAD_RECORDS),
+        },
+        Workload {
+            name: "passthrough",
+            what: "no steps: decode, deliver each payload as it is",
+            config: write("passthrough", passthrough),
+            event: event_json(WORKLOAD_RECORDS),
+        },
+    ]
+}
+
+/// Section 0: per-record cost of each workload, Sluice against the native
+/// harness and the Python and Node.js handlers, every output checked equal.
+fn workloads(work: &Path, budget: Duration) {
+    let seconds = budget.as_secs_f64();
+    println!(
+        "## Per-record cost by workload: {WORKLOAD_RECORDS} records of ~1 KB, event JSON → encoded outputs\n"
+    );
+    println!(
+        "| workload | Sluice (Wasm) | native Rust | Python {} | Node.js {} | Python / Sluice | Node / Sluice | Sluice / native | Sluice, USD per 1M records |",
+        version("python3", "--version"),
+        version("node", "--version")
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let runtime = Runtime::with_options(RuntimeOptions {
+        time_limits: true,
+        cache_dir: None,
+    })
+    .unwrap();
+    let mut notes = Vec::new();
+    for w in workload_list(work) {
+        let plan = config::load(&w.config).expect("the workload's config loads");
+        let mut wasm = Pipeline::load(&runtime, plan.clone()).expect("the workload's plugins load");
+        let native = Native::load(&plan);
+        let file = work.join(format!("workload-{}.json", w.name));
+        std::fs::write(&file, &w.event).unwrap();
+        let mut bufs = vec![Vec::new(); plan.destinations.len()];
+        let mut native_bufs = bufs.clone();
+        let (a, _) = measure(budget, || run_wasm(&mut wasm, &w.event, &mut bufs));
+        let (b, _) = measure(budget, || native.process(&w.event, &mut native_bufs));
+        let mut peers = Vec::new();
+        for (program, script) in [("python3", "handler.py"), ("node", "handler.js")] {
+            let out = work.join(format!("workload-{}-{program}", w.name));
+            let _ = std::fs::remove_dir_all(&out);
+            std::fs::create_dir_all(&out).unwrap();
+            let (t, _) = handler_for(program, script, &file, seconds, w.name, Some(&out));
+            let theirs: Vec<Vec<u8>> = plan
+                .destinations
+                .iter()
+                .map(|d| std::fs::read(out.join(format!("{}.jsonl", d.name))).unwrap())
+                .collect();
+            same_outputs(&plan, &bufs, &theirs, &format!("{program} ({})", w.name));
+            peers.push(t);
+        }
+        same_outputs(&plan, &bufs, &native_bufs, &format!("native ({})", w.name));
+        let per = |t: f64| t / WORKLOAD_RECORDS as f64 * 1e6;
+        let usd = per(a) * 1e-6 * 1e6 * (ONE_VCPU_MB / 1024.0) * ARM64_USD_PER_GB_S;
+        println!(
+            "| {} | {:.2} µs | {:.2} µs | {:.2} µs | {:.2} µs | {:.1}× | {:.1}× | {:.2}× | ${:.5} |",
+            w.name,
+            per(a),
+            per(b),
+            per(peers[0]),
+            per(peers[1]),
+            peers[0] / a,
+            peers[1] / a,
+            a / b,
+            usd,
+        );
+        notes.push(format!(
+            "- `{}`: {}; {:.1} MB event; Sluice {:.0} k records/s, native {:.0} k records/s",
+            w.name,
+            w.what,
+            w.event.len() as f64 / 1e6,
+            WORKLOAD_RECORDS as f64 / a / 1e3,
+            WORKLOAD_RECORDS as f64 / b / 1e3,
+        ));
+    }
+    println!(
+        "\n(median batch time / records, one core; each peer's outputs are checked equal to Sluice's, line by line as JSON values; \
+         USD per million records: the Sluice figure × 1,769 MB (one vCPU) × arm64's ${ARM64_USD_PER_GB_S}/GB-s, compute only, \
+         as if arm64 ran at this machine's speed)\n"
+    );
+    for n in notes {
+        println!("{n}");
+    }
+}
+
+/// Panics unless `theirs` holds the same outputs as `ours` for every
+/// destination: the same lines, as JSON values (key order aside), in order.
+fn same_outputs(plan: &Plan, ours: &[Vec<u8>], theirs: &[Vec<u8>], who: &str) {
+    let canonical = |buf: &[u8]| -> Vec<String> {
+        buf.split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| match serde_json::from_slice::<serde_json::Value>(l) {
+                Ok(v) => v.to_string(),
+                Err(_) => String::from_utf8_lossy(l).into_owned(),
+            })
+            .collect()
+    };
+    for (d, (a, b)) in plan.destinations.iter().zip(ours.iter().zip(theirs)) {
+        let (a, b) = (canonical(a), canonical(b));
+        assert_eq!(
+            a.len(),
+            b.len(),
+            "{who}: {} outputs to `{}`, Sluice {}",
+            b.len(),
+            d.name,
+            a.len()
+        );
+        if let Some(i) = (0..a.len()).find(|&i| a[i] != b[i]) {
+            panic!(
+                "{who}: output {i} to `{}` differs:\n Sluice: {}\n {who}: {}",
+                d.name, a[i], b[i]
+            );
+        }
+    }
+}
+
+/// A Lambda Kinesis event of `n` ~1 KB records of another clickstream
+/// schema, with nested objects: 40% clicks, 40% views, 10% scrolls,
+/// 10% heartbeats, on 4 shards.
+fn light_event_json(n: usize) -> Vec<u8> {
+    let payloads = (0..n).map(|i| {
+        let kind = match i % 10 {
+            0..=3 => "click",
+            4..=7 => "view",
+            8 => "scroll",
+            _ => "heartbeat",
+        };
+        let user = format!("u-{}", i % 500);
+        let payload = serde_json::to_vec(&serde_json::json!({
+            "kind": kind,
+            "ts": 1_795_334_400_000u64 + i as u64,
+            "session": format!("s-{:08x}", i * 7919),
+            "user": {"id": user, "email": format!("{user}@example.com"), "plan": "pro", "locale": "en-GB"},
+            "device": {"ip": format!("198.51.100.{}", i % 250), "ua": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36", "os": "linux", "screen": {"w": 1920, "h": 1080}},
+            "page": {"url": format!("/catalog/{}/item/{}", i % 40, i % 1000), "referrer": "https://www.example.org/search?q=shoes", "title": "Running shoes, size 42 — Example Store"},
+            "props": {"campaign": "winter-sale", "ab": ["new-checkout", "wide-grid"], "note": "x".repeat(560)},
+        }))
+        .unwrap();
+        (user, payload)
+    });
+    lambda_event(payloads, 4)
 }
 
 /// Section 9: the EMF documents and the Powertools log line of one
@@ -669,34 +884,43 @@ fn event_json(n: usize) -> Vec<u8> {
 /// [`event_json`] with `pad` bytes of padding per record.
 fn event_json_padded(n: usize, pad: usize) -> Vec<u8> {
     let pad = "x".repeat(pad);
-    let records: Vec<serde_json::Value> = (0..n)
-        .map(|i| {
-            let user = format!("u-{}", i % 97);
-            let payload = match i % 10 {
-                0 => serde_json::json!({
-                    "type": "purchase", "user_id": user, "email": format!("{user}@example.com"),
-                    "ip": "198.51.100.23", "order_id": format!("o-{i}"), "currency": "EUR",
-                    "items": [{"sku": "SKU-42", "qty": 1, "price_cents": 1999},
-                              {"sku": "SKU-7", "qty": 2, "price_cents": 450}],
-                    "note": pad,
-                }),
-                1 => serde_json::json!({
-                    "type": "page_view", "user_id": "crawler", "url": "/robots.txt",
-                    "user_agent": "Googlebot/2.1", "bot": true, "note": pad,
-                }),
-                _ => serde_json::json!({
-                    "type": "page_view", "user_id": user, "email": format!("{user}@example.com"),
-                    "ip": "203.0.113.7", "url": format!("/products/{i}"),
-                    "user_agent": "Mozilla/5.0", "bot": false, "note": pad,
-                }),
-            };
-            let data = base64::engine::general_purpose::STANDARD
-                .encode(serde_json::to_vec(&payload).unwrap());
+    let payloads = (0..n).map(|i| {
+        let user = format!("u-{}", i % 97);
+        let payload = match i % 10 {
+            0 => serde_json::json!({
+                "type": "purchase", "user_id": user, "email": format!("{user}@example.com"),
+                "ip": "198.51.100.23", "order_id": format!("o-{i}"), "currency": "EUR",
+                "items": [{"sku": "SKU-42", "qty": 1, "price_cents": 1999},
+                          {"sku": "SKU-7", "qty": 2, "price_cents": 450}],
+                "note": pad,
+            }),
+            1 => serde_json::json!({
+                "type": "page_view", "user_id": "crawler", "url": "/robots.txt",
+                "user_agent": "Googlebot/2.1", "bot": true, "note": pad,
+            }),
+            _ => serde_json::json!({
+                "type": "page_view", "user_id": user, "email": format!("{user}@example.com"),
+                "ip": "203.0.113.7", "url": format!("/products/{i}"),
+                "user_agent": "Mozilla/5.0", "bot": false, "note": pad,
+            }),
+        };
+        (user, serde_json::to_vec(&payload).unwrap())
+    });
+    lambda_event(payloads, 4)
+}
+
+/// A Lambda Kinesis event, exactly as the event source mapping sends it, of
+/// these (partition key, payload) pairs spread over `shards` shards.
+fn lambda_event(payloads: impl Iterator<Item = (String, Vec<u8>)>, shards: usize) -> Vec<u8> {
+    let records: Vec<serde_json::Value> = payloads
+        .enumerate()
+        .map(|(i, (key, payload))| {
+            let data = base64::engine::general_purpose::STANDARD.encode(payload);
             let seq = format!("4959033827149025660855969253836157109592157598913{:07}", i);
-            let shard = format!("shardId-{:012}", i % 4);
+            let shard = format!("shardId-{:012}", i % shards);
             serde_json::json!({
                 "kinesis": {
-                    "kinesisSchemaVersion": "1.0", "partitionKey": user, "sequenceNumber": seq,
+                    "kinesisSchemaVersion": "1.0", "partitionKey": key, "sequenceNumber": seq,
                     "data": data, "approximateArrivalTimestamp": 1795334400.0 + i as f64 * 0.001,
                 },
                 "eventSource": "aws:kinesis", "eventVersion": "1.0",
@@ -758,31 +982,54 @@ fn run_wasm(pipeline: &mut Pipeline, json: &[u8], bufs: &mut [Vec<u8>]) -> Count
 /// and called directly, with the same decoding and encoding.
 struct Native {
     plan: Plan,
+    /// The filter, transform and route of the example's shape, or none (a
+    /// pass-through: decode, then deliver to the default destination).
+    steps: Option<NativeSteps>,
+}
+
+struct NativeSteps {
     filter: filter_field::FieldFilter,
     transform: redact::Redact,
     route: route_field::FieldRoute,
 }
 
 impl Native {
+    /// Plans with no steps, or a filter-field, redact and route-field step.
     fn load(plan: &Plan) -> Native {
         let plan = plan.clone();
         let settings = |i: usize| plan.steps[i].settings_json.clone();
-        Native {
+        let steps = (!plan.steps.is_empty()).then(|| NativeSteps {
             filter: filter_field::FieldFilter::init(serde_json::from_str(&settings(0)).unwrap())
                 .unwrap(),
             transform: redact::Redact::init(serde_json::from_str(&settings(1)).unwrap()).unwrap(),
             route: route_field::FieldRoute::init(serde_json::from_str(&settings(2)).unwrap())
                 .unwrap(),
-            plan,
-        }
+        });
+        Native { plan, steps }
     }
 
     fn process(&self, json: &[u8], bufs: &mut [Vec<u8>]) -> Counts {
         let batch = event::decode(json, "bench").unwrap();
+        bufs.iter_mut().for_each(Vec::clear);
+        let formats = formats(&self.plan);
+        let Some(steps) = &self.steps else {
+            let d = self.plan.default_destination.unwrap();
+            for (slot, record) in batch.records.into_iter().enumerate() {
+                let routed = Routed {
+                    record,
+                    slot,
+                    output_index: 0,
+                    destinations: vec![d],
+                    host_attributes: Vec::new(),
+                };
+                destination::encode(formats[d], &routed, &mut bufs[d]);
+            }
+            return counts(&self.plan, bufs);
+        };
         let events: Vec<sluice_plugin::Event> = batch.records.into_iter().map(to_plugin).collect();
         let kept: Vec<_> = events
             .into_iter()
-            .filter(|e| self.filter.filter(e).unwrap())
+            .filter(|e| steps.filter.filter(e).unwrap())
             .collect();
         let mut derived = Vec::with_capacity(kept.len());
         for (origin, e) in kept.into_iter().enumerate() {
@@ -795,7 +1042,13 @@ impl Native {
                 data: Vec::new(),
                 attributes: Vec::new(),
             };
-            for (i, out) in self.transform.transform(e).unwrap().into_iter().enumerate() {
+            for (i, out) in steps
+                .transform
+                .transform(e)
+                .unwrap()
+                .into_iter()
+                .enumerate()
+            {
                 let event = sluice_plugin::Event {
                     partition_key: out
                         .partition_key
@@ -810,10 +1063,8 @@ impl Native {
                 derived.push((origin, i as u32, event));
             }
         }
-        bufs.iter_mut().for_each(Vec::clear);
-        let formats = formats(&self.plan);
         for (origin, output_index, e) in derived {
-            let names = self.route.route(&e).unwrap();
+            let names = steps.route.route(&e).unwrap();
             let destinations: Vec<_> = names
                 .iter()
                 .map(|n| self.plan.destination(n).unwrap())
@@ -860,6 +1111,19 @@ fn from_plugin(e: sluice_plugin::Event) -> Record {
 /// (c) and (d): a handler script in `benches/handlers/`, run on the event
 /// file; it prints the median batch time and its output counts as JSON.
 fn handler(program: &str, script: &str, event: &Path, seconds: f64) -> (f64, Counts) {
+    handler_for(program, script, event, seconds, "example", None)
+}
+
+/// [`handler`] for one of the scripts' workloads; with `out`, the script also
+/// writes its outputs there, one `<destination>.jsonl` each.
+fn handler_for(
+    program: &str,
+    script: &str,
+    event: &Path,
+    seconds: f64,
+    workload: &str,
+    out: Option<&Path>,
+) -> (f64, Counts) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("benches/handlers")
         .join(script);
@@ -867,6 +1131,8 @@ fn handler(program: &str, script: &str, event: &Path, seconds: f64) -> (f64, Cou
         .arg(&script)
         .arg(event)
         .arg(seconds.to_string())
+        .arg(workload)
+        .args(out)
         .output()
         .unwrap_or_else(|e| panic!("cannot run `{program}`: {e}"));
     assert!(

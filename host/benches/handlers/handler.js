@@ -1,9 +1,11 @@
-// The example (clickstream) pipeline as a Node.js Lambda handler, written the
-// way the usual Kinesis examples are: base64-decode, JSON.parse, filter,
-// transform, JSON.stringify. It is row (d) of `cargo bench -p host --bench compare`.
+// The benchmark's workloads as Node.js Lambda handlers, written the way the
+// usual Kinesis examples are: base64-decode, JSON.parse, filter, transform,
+// JSON.stringify. They are the Node.js column of `cargo bench -p host --bench compare`.
+// The workloads are those of handler.py (example, light, passthrough).
 //
-// Run alone: node handler.js <event.json> <seconds>
-// Prints {"median_s": <seconds per batch>, "counts": {destination: outputs}}.
+// Run alone: node handler.js <event.json> <seconds> [<workload> [<out dir>]]
+// Prints {"median_s": <seconds per batch>, "counts": {destination: outputs}};
+// with <out dir>, also writes each destination's outputs to <out dir>/<name>.jsonl.
 "use strict";
 
 const crypto = require("node:crypto");
@@ -71,11 +73,44 @@ function handler(event) {
   return result;
 }
 
+const LIGHT_SALT = "light-2026";
+const LIGHT_ROUTES = { click: "clicks", view: "views" };
+
+function light(event) {
+  const out = { clicks: [], views: [], other: [] };
+  for (const record of event.Records) {
+    const payload = JSON.parse(Buffer.from(record.kinesis.data, "base64").toString("utf8"));
+    if (payload.kind === "heartbeat") continue;
+    for (const [parent, field] of [["user", "email"], ["device", "ip"]]) {
+      const obj = payload[parent];
+      if (obj !== null && typeof obj === "object" && !Array.isArray(obj) && field in obj) {
+        const value = obj[field];
+        const text = typeof value === "string" ? value : JSON.stringify(value);
+        obj[field] = crypto.createHash("sha256").update(LIGHT_SALT + text).digest("hex");
+      }
+    }
+    out[LIGHT_ROUTES[payload.kind] || "other"].push(JSON.stringify(payload));
+  }
+  const result = {};
+  for (const [dest, lines] of Object.entries(out)) {
+    result[dest] = lines.length ? lines.join("\n") + "\n" : "";
+  }
+  return result;
+}
+
+function passthrough(event) {
+  const lines = event.Records.map((r) => Buffer.from(r.kinesis.data, "base64").toString("utf8"));
+  return { all: lines.length ? lines.join("\n") + "\n" : "" };
+}
+
+const WORKLOADS = { example: handler, light, passthrough };
+
 function main() {
   const [path, seconds] = [process.argv[2], Number(process.argv[3])];
+  const workload = WORKLOADS[process.argv[4] || "example"];
   const raw = fs.readFileSync(path);
   // The Lambda runtime parses the event JSON before calling the handler.
-  const once = () => handler(JSON.parse(raw));
+  const once = () => workload(JSON.parse(raw));
   const result = once();
   const times = [];
   const started = process.hrtime.bigint();
@@ -88,6 +123,9 @@ function main() {
   times.sort((a, b) => a - b);
   const counts = {};
   for (const [dest, body] of Object.entries(result)) counts[dest] = body.split("\n").length - 1;
+  if (process.argv[5]) {
+    for (const [dest, body] of Object.entries(result)) fs.writeFileSync(`${process.argv[5]}/${dest}.jsonl`, body);
+  }
   console.log(JSON.stringify({ median_s: times[Math.floor(times.length / 2)], counts }));
 }
 

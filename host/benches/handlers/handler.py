@@ -1,9 +1,14 @@
-"""The example (clickstream) pipeline as a Python Lambda handler, written the
-way the usual Kinesis examples are: base64-decode, json.loads, filter,
-transform, json.dumps. It is row (c) of `cargo bench -p host --bench compare`.
+"""The benchmark's workloads as Python Lambda handlers, written the way the
+usual Kinesis examples are: base64-decode, json.loads, filter, transform,
+json.dumps. They are the Python column of `cargo bench -p host --bench compare`.
 
-Run alone: python3 handler.py <event.json> <seconds>
-Prints {"median_s": <seconds per batch>, "counts": {destination: outputs}}.
+- `example`: the clickstream pipeline (drop bots, hash PII, split items, route);
+- `light`: drop heartbeats, hash two nested fields, route by kind;
+- `passthrough`: decode each record and deliver its payload as it is.
+
+Run alone: python3 handler.py <event.json> <seconds> [<workload> [<out dir>]]
+Prints {"median_s": <seconds per batch>, "counts": {destination: outputs}};
+with <out dir>, also writes each destination's outputs to <out dir>/<name>.jsonl.
 """
 
 import base64
@@ -68,14 +73,44 @@ def handler(event, context=None):
     return {dest: ("\n".join(lines) + "\n" if lines else "") for dest, lines in out.items()}
 
 
+LIGHT_SALT = "light-2026"
+LIGHT_ROUTES = {"click": "clicks", "view": "views"}
+
+
+def light(event, context=None):
+    out = {"clicks": [], "views": [], "other": []}
+    for record in event["Records"]:
+        payload = json.loads(base64.b64decode(record["kinesis"]["data"]))
+        kind = payload.get("kind")
+        if kind == "heartbeat":
+            continue
+        for parent, field in (("user", "email"), ("device", "ip")):
+            obj = payload.get(parent)
+            if isinstance(obj, dict) and field in obj:
+                value = obj[field]
+                text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+                obj[field] = hashlib.sha256((LIGHT_SALT + text).encode()).hexdigest()
+        out[LIGHT_ROUTES.get(kind, "other")].append(json.dumps(payload, separators=(",", ":")))
+    return {dest: ("\n".join(lines) + "\n" if lines else "") for dest, lines in out.items()}
+
+
+def passthrough(event, context=None):
+    lines = [base64.b64decode(record["kinesis"]["data"]) for record in event["Records"]]
+    return {"all": (b"\n".join(lines) + b"\n" if lines else b"").decode()}
+
+
+WORKLOADS = {"example": handler, "light": light, "passthrough": passthrough}
+
+
 def main():
     path, seconds = sys.argv[1], float(sys.argv[2])
+    workload = WORKLOADS[sys.argv[3] if len(sys.argv) > 3 else "example"]
     with open(path, "rb") as f:
         raw = f.read()
 
     def once():
         # The Lambda runtime parses the event JSON before calling the handler.
-        return handler(json.loads(raw))
+        return workload(json.loads(raw))
 
     result = once()
     times = []
@@ -86,6 +121,10 @@ def main():
         times.append(time.perf_counter() - t)
     times.sort()
     counts = {dest: body.count("\n") for dest, body in result.items()}
+    if len(sys.argv) > 4:
+        for dest, body in result.items():
+            with open(f"{sys.argv[4]}/{dest}.jsonl", "w") as f:
+                f.write(body)
     print(json.dumps({"median_s": times[len(times) // 2], "counts": counts}))
 
 
