@@ -119,6 +119,38 @@ struct Envelope<'a> {
     records: Vec<&'a RawValue>,
 }
 
+/// The fast path's view of an event: every record read in the one pass over
+/// the input. When any record does not read, or fails a check, the event is
+/// decoded again record by record ([`Envelope`]), which names what is wrong.
+#[derive(Deserialize)]
+struct FastEnvelope<'a> {
+    #[serde(rename = "Records", borrow)]
+    records: Vec<ObjectOnly<RecordIn<'a>>>,
+}
+
+/// `T` read from a JSON object only: serde would read a struct from an
+/// array too, which the record-by-record path refuses.
+struct ObjectOnly<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for ObjectOnly<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Visit<T> {
+            type Value = ObjectOnly<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(ObjectOnly)
+            }
+        }
+        d.deserialize_map(Visit(std::marker::PhantomData))
+    }
+}
+
 /// The fields of a Lambda Kinesis record that Sluice uses, borrowed from the
 /// input where possible; other fields are ignored.
 ///
@@ -186,6 +218,26 @@ pub fn decode(json: &[u8], source_name: &str) -> Result<Batch, EventError> {
             "{kind}, expected an object with a `Records` array"
         ))));
     }
+    // The fast path: one pass over the input, no record kept as raw text.
+    if let Ok(fast) = serde_json::from_slice::<FastEnvelope<'_>>(json) {
+        let kinesis_records = fast.records.len();
+        let records: Result<Vec<Record>, String> = fast
+            .records
+            .into_iter()
+            .map(|ObjectOnly(r)| record_from(r))
+            .collect();
+        if let Ok(records) = records {
+            return Ok(Batch {
+                slot: (0..records.len()).collect(),
+                records,
+                source: SourceStats {
+                    kinesis_records,
+                    ..SourceStats::default()
+                },
+                ..Batch::default()
+            });
+        }
+    }
     let envelope: Envelope<'_> = serde_json::from_slice(json).map_err(envelope_error)?;
     let mut batch = Batch {
         records: Vec::with_capacity(envelope.records.len()),
@@ -230,6 +282,11 @@ fn decode_record(raw: &RawValue) -> Result<Record, String> {
         // Slow path, errors only: decode again to learn which field is wrong.
         Err(e) => return Err(explain(raw, e)),
     };
+    record_from(record)
+}
+
+/// Checks a record read from the event and decodes its payload.
+fn record_from(record: RecordIn<'_>) -> Result<Record, String> {
     let k = record.kinesis;
     if k.sequence_number.is_empty() {
         return Err("field `kinesis.sequenceNumber` is empty".into());
@@ -250,9 +307,13 @@ fn decode_record(raw: &RawValue) -> Result<Record, String> {
             k.data.len() / 4 * 3
         ));
     }
-    let data = base64::engine::general_purpose::STANDARD
-        .decode(k.data.as_bytes())
-        .map_err(|e| format!("field `kinesis.data` is not valid base64: {e}"))?;
+    let data = match base64_simd::STANDARD.decode_to_vec(k.data.as_bytes()) {
+        Ok(data) => data,
+        // Errors only: the `base64` crate says where and what.
+        Err(_) => base64::engine::general_purpose::STANDARD
+            .decode(k.data.as_bytes())
+            .map_err(|e| format!("field `kinesis.data` is not valid base64: {e}"))?,
+    };
     let secs = k.approximate_arrival_timestamp;
     if !(secs.is_finite() && secs >= 0.0) {
         return Err(format!(

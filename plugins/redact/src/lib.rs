@@ -15,6 +15,13 @@
 //! | `split` | path of an array field: emits one output per element, with the element under `item` and the array removed (an empty array emits nothing) |
 //!
 //! The payload must be a JSON object, otherwise the event fails with `invalid`.
+//!
+//! With `mask` or `hash` and neither `arrival_field` nor `split`, each field
+//! is rewritten where it lies in the payload ([`json::Path::span`]): the rest
+//! of the payload is passed on byte for byte, never parsed into values or
+//! serialized again. When that cannot be done safely (a key on a path
+//! repeats, a path goes through an array), the payload is parsed, rewritten
+//! and serialized whole, as with the other settings.
 
 use std::collections::BTreeMap;
 
@@ -59,7 +66,17 @@ fn default_mask() -> String {
 }
 
 /// The redacting transform.
-pub struct Redact(Settings);
+pub struct Redact(Settings, InPlace);
+
+/// What the in-place path needs, parsed once, or `None` when the settings
+/// need the whole payload parsed.
+struct InPlace(Option<Paths>);
+
+/// The paths of `fields`, and of `attributes` with their names.
+struct Paths {
+    fields: Vec<json::Path>,
+    attributes: Vec<(String, json::Path)>,
+}
 
 impl Transform for Redact {
     type Settings = Settings;
@@ -68,10 +85,23 @@ impl Transform for Redact {
         if let Some(f) = s.fields.iter().find(|f| f.is_empty()) {
             return Err(format!("`fields` holds an empty path: {f:?}"));
         }
-        Ok(Redact(s))
+        let in_place = (s.mode != Mode::Remove && s.arrival_field.is_none() && s.split.is_none())
+            .then(|| {
+                let fields = s.fields.iter().map(|f| json::Path::parse(f)).collect();
+                let attributes = s
+                    .attributes
+                    .iter()
+                    .map(|(name, path)| (name.clone(), json::Path::parse(path)))
+                    .collect();
+                Paths { fields, attributes }
+            });
+        Ok(Redact(s, InPlace(in_place)))
     }
 
     fn transform(&self, event: Event) -> Result<Vec<Output>, Failure> {
+        if let Some(out) = self.in_place(&event) {
+            return Ok(vec![out]);
+        }
         let mut payload: Value = event.json()?;
         let Value::Object(_) = payload else {
             return Err(Failure::Invalid("payload is not a JSON object".into()));
@@ -108,6 +138,60 @@ impl Transform for Redact {
 }
 
 impl Redact {
+    /// The output of the in-place path, or `None` when it does not apply to
+    /// this event (the settings, or the payload: not an object, not JSON, a
+    /// repeated key on a path); the whole-payload path then decides.
+    fn in_place(&self, event: &Event) -> Option<Output> {
+        let Paths {
+            fields,
+            attributes: attribute_paths,
+        } = self.1.0.as_ref()?;
+        let first = event.data.iter().find(|b| !b.is_ascii_whitespace());
+        if first != Some(&b'{') {
+            return None;
+        }
+        // Copied on the first rewrite only.
+        let mut data = std::borrow::Cow::Borrowed(&event.data[..]);
+        for path in fields {
+            match path.span(&data).ok()? {
+                json::Span::Absent => {}
+                json::Span::Unsure => return None,
+                json::Span::At(at) => {
+                    let text = match self.0.mode {
+                        Mode::Mask => self.0.mask.clone(),
+                        Mode::Hash => {
+                            let value: Value = serde_json::from_slice(&data[at.clone()]).ok()?;
+                            hash(&self.0.salt, &value)
+                        }
+                        Mode::Remove => return None,
+                    };
+                    let quoted = serde_json::to_vec(&text).ok()?;
+                    data.to_mut().splice(at, quoted);
+                }
+            }
+        }
+        let mut attributes = event.attributes.clone();
+        for (name, path) in attribute_paths {
+            match path.span(&data).ok()? {
+                json::Span::Absent => {}
+                json::Span::Unsure => return None,
+                json::Span::At(at) => {
+                    let value: Value = serde_json::from_slice(&data[at]).ok()?;
+                    let text = match value {
+                        Value::String(s) => s,
+                        other => other.to_string(),
+                    };
+                    attributes.push((name.clone(), text));
+                }
+            }
+        }
+        Some(Output {
+            data: data.into_owned(),
+            partition_key: None,
+            attributes,
+        })
+    }
+
     fn redact(&self, payload: &mut Value, path: &str) {
         if self.0.mode == Mode::Remove {
             let (parent, key) = match path.rsplit_once(['.', '/']) {
@@ -175,3 +259,81 @@ fn split(mut payload: Value, path: &str) -> Vec<Value> {
 }
 
 sluice_plugin::export_transform!(Redact);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(data: &str) -> Event {
+        Event {
+            partition_key: "k".into(),
+            sequence_number: "1".into(),
+            sub_sequence_number: None,
+            shard_id: "shardId-000000000000".into(),
+            arrival_ms: 0,
+            data: data.as_bytes().to_vec(),
+            attributes: vec![("before".into(), "x".into())],
+        }
+    }
+
+    fn settings(mode: &str) -> Settings {
+        serde_json::from_value(serde_json::json!({
+            "fields": ["email", "user.ip", "/user/tags"],
+            "mode": mode,
+            "salt": "s",
+            "attributes": {"who": "user.id", "mail": "email"},
+        }))
+        .unwrap()
+    }
+
+    /// What one path made: the data as a JSON value and the attributes, or the failure.
+    type Made = Result<(Value, Vec<(String, String)>), String>;
+
+    /// What each path makes of `data`.
+    fn both(mode: &str, data: &str) -> [Made; 2] {
+        let fast = Redact::init(settings(mode)).unwrap();
+        assert!(fast.1.0.is_some());
+        let whole = Redact(settings(mode), InPlace(None));
+        [fast, whole].map(|r| match r.transform(event(data)) {
+            Ok(mut outs) => {
+                assert_eq!(outs.len(), 1);
+                let out = outs.remove(0);
+                Ok((serde_json::from_slice(&out.data).unwrap(), out.attributes))
+            }
+            Err(e) => Err(format!("{e:?}")),
+        })
+    }
+
+    #[test]
+    fn rewriting_in_place_gives_what_rewriting_the_whole_payload_gives() {
+        for data in [
+            r#"{"email":"a@example.com","user":{"id":7,"ip":"203.0.113.7","tags":["x",1]},"n":1.5}"#,
+            r#" { "email" : "esc\u0061ped\"q" , "user" : { "ip" : null } } "#,
+            r#"{"other":"field","user":"not an object"}"#,
+            r#"{"email":{"nested":[1,2,{"z":"y","a":"b"}]},"user":{}}"#,
+            // Repeated keys and arrays on a path: the whole-payload path decides.
+            r#"{"email":"first","email":"second"}"#,
+            r#"{"user":{"ip":"a"},"user":{"id":1}}"#,
+            r#"{"user":[{"ip":"1"}]}"#,
+            // Not an object, not JSON: both fail alike.
+            r#"["email"]"#,
+            r#"{"email":"#,
+        ] {
+            for mode in ["mask", "hash"] {
+                let [fast, whole] = both(mode, data);
+                assert_eq!(fast, whole, "{mode} of {data}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_repeated_key_never_leaves_a_value_unredacted() {
+        let r = Redact::init(settings("mask")).unwrap();
+        let out = r
+            .transform(event(
+                r#"{"email":"leak@example.com","email":"b@example.com"}"#,
+            ))
+            .unwrap();
+        assert!(!String::from_utf8_lossy(&out[0].data).contains("example.com"));
+    }
+}

@@ -8,6 +8,9 @@
 //! - [`Path::find`] scans the payload bytes once and returns the field's JSON
 //!   text without building anything else: no allocation for the fields it
 //!   skips. Use it when a plugin reads a field or two (filters, routes).
+//! - [`Path::span`] says where the field's value lies in the payload bytes,
+//!   so that a plugin that changes a field or two can rewrite it in place
+//!   instead of parsing and re-serializing the whole payload.
 //! - [`lookup`] / [`lookup_mut`] work on a parsed [`Value`], for plugins that
 //!   rewrite the payload anyway.
 //!
@@ -22,7 +25,9 @@
 //! assert!(path.find(b"not json").is_err());
 //! ```
 
+use std::cell::Cell;
 use std::fmt;
+use std::ops::Range;
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
@@ -76,11 +81,60 @@ impl Path {
     /// values. `Ok(None)` when the field is absent; `Err` when the payload is
     /// not JSON. When a key repeats, the last one wins (as with [`Value`]).
     pub fn find<'a>(&self, payload: &'a [u8]) -> Result<Option<&'a RawValue>, serde_json::Error> {
+        self.walk(payload, &Cell::new(false))
+    }
+
+    /// Where the field's value lies in `payload`, to rewrite it in place.
+    ///
+    /// [`Span::Unsure`] when a key on the path repeats or the path goes
+    /// through an array: rewriting one occurrence in place could leave
+    /// another, so parse the payload into a [`Value`] instead.
+    ///
+    /// ```
+    /// use sluice_plugin::json::{Path, Span};
+    ///
+    /// let payload = br#"{"user":{"email":"a@example.com"},"n":1}"#;
+    /// let Span::At(at) = Path::parse("user.email").span(payload).unwrap() else { panic!() };
+    /// assert_eq!(&payload[at], br#""a@example.com""#);
+    /// assert_eq!(Path::parse("user.ip").span(payload).unwrap(), Span::Absent);
+    /// let twice = br#"{"user":{"email":"a"},"user":{}}"#;
+    /// assert_eq!(Path::parse("user.email").span(twice).unwrap(), Span::Unsure);
+    /// ```
+    pub fn span(&self, payload: &[u8]) -> Result<Span, serde_json::Error> {
+        let unsure = Cell::new(false);
+        let found = self.walk(payload, &unsure)?;
+        Ok(match found {
+            _ if unsure.get() => Span::Unsure,
+            None => Span::Absent,
+            Some(raw) => {
+                // `raw` is borrowed from `payload`: its offset is where it lies.
+                let start = raw.get().as_ptr() as usize - payload.as_ptr() as usize;
+                Span::At(start..start + raw.get().len())
+            }
+        })
+    }
+
+    fn walk<'a>(
+        &self,
+        payload: &'a [u8],
+        unsure: &Cell<bool>,
+    ) -> Result<Option<&'a RawValue>, serde_json::Error> {
         let mut de = serde_json::Deserializer::from_slice(payload);
-        let found = Walk(&self.segments).deserialize(&mut de)?;
+        let found = Walk(&self.segments, unsure).deserialize(&mut de)?;
         de.end()?;
         Ok(found)
     }
+}
+
+/// Where [`Path::span`] found a field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Span {
+    /// The field is not there.
+    Absent,
+    /// The field's value is these bytes of the payload.
+    At(Range<usize>),
+    /// A key on the path repeats, or the path goes through an array.
+    Unsure,
 }
 
 impl fmt::Display for Path {
@@ -89,8 +143,9 @@ impl fmt::Display for Path {
     }
 }
 
-/// Walks `segments` down a JSON document, skipping everything else.
-struct Walk<'p>(&'p [String]);
+/// Walks `segments` down a JSON document, skipping everything else; sets the
+/// flag when a key on the path repeats or the path goes through an array.
+struct Walk<'p>(&'p [String], &'p Cell<bool>);
 
 impl<'de> DeserializeSeed<'de> for Walk<'_> {
     type Value = Option<&'de RawValue>;
@@ -113,9 +168,14 @@ impl<'de> Visitor<'de> for Walk<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let (want, rest) = (&self.0[0], &self.0[1..]);
         let mut found = None;
+        let mut hits = 0;
         while let Some(hit) = map.next_key_seed(KeyIs(want))? {
             if hit {
-                found = map.next_value_seed(Walk(rest))?;
+                hits += 1;
+                if hits > 1 {
+                    self.1.set(true);
+                }
+                found = map.next_value_seed(Walk(rest, self.1))?;
             } else {
                 map.next_value::<IgnoredAny>()?;
             }
@@ -124,12 +184,13 @@ impl<'de> Visitor<'de> for Walk<'_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        self.1.set(true);
         let want = self.0[0].parse::<usize>().ok();
         let mut found = None;
         let mut i = 0;
         loop {
             if Some(i) == want {
-                match seq.next_element_seed(Walk(&self.0[1..]))? {
+                match seq.next_element_seed(Walk(&self.0[1..], self.1))? {
                     Some(v) => found = v,
                     None => break,
                 }
