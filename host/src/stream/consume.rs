@@ -207,6 +207,14 @@ impl Lane {
         self.queue.push_back(p);
     }
 
+    /// A batch is settled (done, or given up on): the next one starts
+    /// afresh, at the full batch size, with no retries counted.
+    fn settled(&mut self, batch_size: usize) {
+        self.retries = 0;
+        self.invocations = 0;
+        self.limit = batch_size;
+    }
+
     fn pop(&mut self, n: usize) -> Vec<Pending> {
         let taken: Vec<Pending> = self.queue.drain(..n.min(self.queue.len())).collect();
         self.bytes -= taken.iter().map(|p| p.entry.len() + 1).sum::<usize>();
@@ -692,9 +700,7 @@ async fn run_lanes(
                     )
                     .await?;
                     shard.done += gone.len();
-                    lane.retries = 0;
-                    lane.invocations = 0;
-                    lane.limit = options.batch_size;
+                    lane.settled(options.batch_size);
                     worked = true;
                 }
             }
@@ -749,9 +755,7 @@ async fn run_lanes(
                 lane.invocations = u32::from(done < n);
             }
             if done == n {
-                lane.retries = 0;
-                lane.invocations = 0;
-                lane.limit = options.batch_size;
+                lane.settled(options.batch_size);
                 lane.not_before = None;
                 continue;
             }
@@ -778,9 +782,7 @@ async fn run_lanes(
                 )
                 .await?;
                 shard.done += gone.len();
-                lane.retries = 0;
-                lane.invocations = 0;
-                lane.limit = options.batch_size;
+                lane.settled(options.batch_size);
                 lane.not_before = None;
             } else {
                 let wait = Duration::from_millis((50u64 << lane.retries.min(6)).min(2_000));

@@ -99,8 +99,14 @@ impl Transform for Redact {
     }
 
     fn transform(&self, event: Event) -> Result<Vec<Output>, Failure> {
-        if let Some(out) = self.in_place(&event) {
-            return Ok(vec![out]);
+        if let Some((data, added)) = self.in_place(&event) {
+            let mut attributes = event.attributes;
+            attributes.extend(added);
+            return Ok(vec![Output {
+                data: data.unwrap_or(event.data),
+                partition_key: None,
+                attributes,
+            }]);
         }
         let mut payload: Value = event.json()?;
         let Value::Object(_) = payload else {
@@ -138,10 +144,13 @@ impl Transform for Redact {
 }
 
 impl Redact {
-    /// The output of the in-place path, or `None` when it does not apply to
-    /// this event (the settings, or the payload: not an object, not JSON, a
-    /// repeated key on a path); the whole-payload path then decides.
-    fn in_place(&self, event: &Event) -> Option<Output> {
+    /// The in-place path: the rewritten payload (`None` when no field was
+    /// there: the payload goes on as it is) and the attributes to add; or
+    /// `None` when the path does not apply to this event (the settings, or
+    /// the payload: not an object, not JSON, a repeated key on a path), and
+    /// the whole-payload path decides.
+    #[allow(clippy::type_complexity)]
+    fn in_place(&self, event: &Event) -> Option<(Option<Vec<u8>>, Vec<(String, String)>)> {
         let Paths {
             fields,
             attributes: attribute_paths,
@@ -170,7 +179,7 @@ impl Redact {
                 }
             }
         }
-        let mut attributes = event.attributes.clone();
+        let mut attributes = Vec::with_capacity(attribute_paths.len());
         for (name, path) in attribute_paths {
             match path.span(&data).ok()? {
                 json::Span::Absent => {}
@@ -185,11 +194,11 @@ impl Redact {
                 }
             }
         }
-        Some(Output {
-            data: data.into_owned(),
-            partition_key: None,
-            attributes,
-        })
+        let data = match data {
+            std::borrow::Cow::Owned(rewritten) => Some(rewritten),
+            std::borrow::Cow::Borrowed(_) => None,
+        };
+        Some((data, attributes))
     }
 
     fn redact(&self, payload: &mut Value, path: &str) {
