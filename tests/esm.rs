@@ -555,10 +555,17 @@ fn run_case(
                 .push(*i);
         }
     }
+    // A record the ESM gave up on (handed to on-failure), or never finished
+    // with when the model stopped, can have its last copy from an attempt
+    // the ESM replayed only in part: a replay that ends before it brings
+    // earlier records again after it. Lambda's doing, not Sluice's; the
+    // last-copy order covers the records the ESM finished.
+    let frontier = halves.iter().map(|r| r.start).fold(pos, usize::min);
+    let finished = |i: usize| !on_failure.contains(&i) && !(unfinished && i >= frontier);
     let mut seen_last: HashSet<(usize, &str)> = HashSet::new();
     for (i, dest, _, key) in got.outputs.iter().rev() {
         let settled = dead_lettered.contains(i) || dropped.contains(i);
-        if !settled && seen_last.insert((*i, dest.as_str())) {
+        if !settled && finished(*i) && seen_last.insert((*i, dest.as_str())) {
             last.entry((dest.as_str(), key.as_str()))
                 .or_default()
                 .insert(0, *i);

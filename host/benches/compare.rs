@@ -44,7 +44,8 @@
 //! `SLUICE_BENCH_ONLY=languages` runs section 6 alone, `SLUICE_BENCH_ONLY=limit`
 //! section 5, `SLUICE_BENCH_ONLY=poison` section 7,
 //! `SLUICE_BENCH_ONLY=source` section 8 and `SLUICE_BENCH_ONLY=observe`
-//! section 9.
+//! section 9. `SLUICE_BENCH_ONLY=profile=<workload>` runs Sluice alone on one
+//! workload of section 0, for a profiler.
 //! `SLUICE_BENCH_SECONDS` (default 3) is the time spent per throughput cell.
 //! Every implementation's outputs are counted per destination and must agree,
 //! so the four rows do the same work.
@@ -104,6 +105,10 @@ fn main() {
         }
         Ok("workloads") => {
             workloads(&work, budget);
+            return;
+        }
+        Ok(only) if only.starts_with("profile=") => {
+            profile(&work, &only["profile=".len()..], budget);
             return;
         }
         _ => {}
@@ -383,6 +388,28 @@ fn workloads(work: &Path, budget: Duration) {
     for n in notes {
         println!("{n}");
     }
+}
+
+/// Sluice alone on one workload for `budget`, for a profiler:
+/// `SLUICE_BENCH_ONLY=profile=light SLUICE_PERFMAP=1 perf record -g cargo bench …`.
+fn profile(work: &Path, name: &str, budget: Duration) {
+    let runtime = Runtime::with_options(RuntimeOptions {
+        time_limits: true,
+        cache_dir: None,
+    })
+    .unwrap();
+    let Some(w) = workload_list(work).into_iter().find(|w| w.name == name) else {
+        panic!("no workload `{name}` (example, light, passthrough)");
+    };
+    let plan = config::load(&w.config).expect("the workload's config loads");
+    let mut wasm = Pipeline::load(&runtime, plan.clone()).expect("the workload's plugins load");
+    let mut bufs = vec![Vec::new(); plan.destinations.len()];
+    let (a, _) = measure(budget, || run_wasm(&mut wasm, &w.event, &mut bufs));
+    println!(
+        "{name}: {:.2} µs per record (Sluice alone, median of {:.0} s)",
+        a / WORKLOAD_RECORDS as f64 * 1e6,
+        budget.as_secs_f64()
+    );
 }
 
 /// Panics unless `theirs` holds the same outputs as `ours` for every
