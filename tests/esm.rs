@@ -561,7 +561,7 @@ fn run_case(
     // earlier records again after it. Lambda's doing, not Sluice's; the
     // last-copy order covers the records the ESM finished.
     let frontier = halves.iter().map(|r| r.start).fold(pos, usize::min);
-    let finished = |i: usize| !on_failure.contains(&i) && !(unfinished && i >= frontier);
+    let finished = |i: usize| !(on_failure.contains(&i) || (unfinished && i >= frontier));
     let mut seen_last: HashSet<(usize, &str)> = HashSet::new();
     for (i, dest, _, key) in got.outputs.iter().rev() {
         let settled = dead_lettered.contains(i) || dropped.contains(i);

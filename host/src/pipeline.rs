@@ -535,7 +535,11 @@ fn apply(
         };
         match outputs {
             Ok(outputs) if outputs.is_empty() => st.dropped += 1,
-            Ok(outputs) => {
+            Ok(mut outputs) => {
+                let keep = keep_originals && failed.originals[m.slot].is_none();
+                // The last output takes the event's lineage by move, unless
+                // the event is kept as the original.
+                let last = if keep { None } else { outputs.pop() };
                 for out in outputs {
                     let meta = Meta {
                         slot: m.slot,
@@ -543,6 +547,13 @@ fn apply(
                     };
                     next.push(derive(&event, out), meta);
                 }
+                match last {
+                    Some(out) => next.push(adopt(event, out), m),
+                    None => {
+                        failed.originals[m.slot] = Some(Original::Record(Record::from(event)));
+                    }
+                }
+                continue;
             }
             Err((class, reason)) => {
                 failed.fail(&event, m.slot, stage, class, reason);
@@ -628,6 +639,19 @@ fn resolve(plan: &Plan, names: &[String]) -> Result<Vec<DestinationId>, (Failure
         }
     }
     Ok(ids)
+}
+
+/// [`derive`] for the last output of an event: the lineage is moved, not copied.
+fn adopt(parent: Event, out: Output) -> Event {
+    Event {
+        partition_key: out.partition_key.unwrap_or(parent.partition_key),
+        sequence_number: parent.sequence_number,
+        sub_sequence_number: parent.sub_sequence_number,
+        shard_id: parent.shard_id,
+        arrival_ms: parent.arrival_ms,
+        data: out.data,
+        attributes: out.attributes,
+    }
 }
 
 /// A transform output as an event, with the lineage of the event it came from.

@@ -159,25 +159,43 @@ impl Redact {
         if first != Some(&b'{') {
             return None;
         }
-        // Copied on the first rewrite only.
-        let mut data = std::borrow::Cow::Borrowed(&event.data[..]);
-        for path in fields {
-            match path.span(&data).ok()? {
+        // Every field found in one pass over the payload; the payload is
+        // copied only when one of them is there.
+        let payload = &event.data[..];
+        let mut edits = Vec::new();
+        for span in json::Path::spans(fields, payload).ok()? {
+            match span {
                 json::Span::Absent => {}
                 json::Span::Unsure => return None,
                 json::Span::At(at) => {
                     let text = match self.0.mode {
                         Mode::Mask => self.0.mask.clone(),
                         Mode::Hash => {
-                            let value: Value = serde_json::from_slice(&data[at.clone()]).ok()?;
+                            let value: Value = serde_json::from_slice(&payload[at.clone()]).ok()?;
                             hash(&self.0.salt, &value)
                         }
                         Mode::Remove => return None,
                     };
-                    let quoted = serde_json::to_vec(&text).ok()?;
-                    data.to_mut().splice(at, quoted);
+                    edits.push((at, serde_json::to_vec(&text).ok()?));
                 }
             }
+        }
+        edits.sort_by_key(|(at, _)| at.start);
+        // The same field listed twice is rewritten twice: the whole-payload path.
+        if edits.windows(2).any(|w| w[1].0.start < w[0].0.end) {
+            return None;
+        }
+        let mut data = std::borrow::Cow::Borrowed(payload);
+        if !edits.is_empty() {
+            let mut out = Vec::with_capacity(payload.len() + 64 * edits.len());
+            let mut from = 0;
+            for (at, text) in &edits {
+                out.extend_from_slice(&payload[from..at.start]);
+                out.extend_from_slice(text);
+                from = at.end;
+            }
+            out.extend_from_slice(&payload[from..]);
+            data = std::borrow::Cow::Owned(out);
         }
         let mut attributes = Vec::with_capacity(attribute_paths.len());
         for (name, path) in attribute_paths {

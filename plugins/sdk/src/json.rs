@@ -114,6 +114,50 @@ impl Path {
         })
     }
 
+    /// [`Path::span`] for several paths in one pass over `payload`: one
+    /// [`Span`] per path, in order. A plugin that rewrites a few fields reads
+    /// the payload once instead of once per field.
+    ///
+    /// A path is [`Span::Unsure`] when a key on it repeats, it goes through
+    /// an array, or another of `paths` ends on its way (`user` and
+    /// `user.email`): rewriting both in place is not well defined.
+    ///
+    /// ```
+    /// use sluice_plugin::json::{Path, Span};
+    ///
+    /// let payload = br#"{"user":{"email":"a@example.com"},"ip":"10.0.0.1"}"#;
+    /// let paths = [Path::parse("user.email"), Path::parse("ip"), Path::parse("port")];
+    /// let spans = Path::spans(&paths, payload).unwrap();
+    /// let Span::At(email) = &spans[0] else { panic!() };
+    /// assert_eq!(&payload[email.clone()], br#""a@example.com""#);
+    /// let Span::At(ip) = &spans[1] else { panic!() };
+    /// assert_eq!(&payload[ip.clone()], br#""10.0.0.1""#);
+    /// assert_eq!(spans[2], Span::Absent);
+    /// ```
+    pub fn spans(paths: &[Path], payload: &[u8]) -> Result<Vec<Span>, serde_json::Error> {
+        let found = std::cell::RefCell::new(vec![Found::default(); paths.len()]);
+        let active: Vec<usize> = (0..paths.len()).collect();
+        let mut de = serde_json::Deserializer::from_slice(payload);
+        Walks {
+            paths,
+            active: &active,
+            depth: 0,
+            payload,
+            found: &found,
+        }
+        .deserialize(&mut de)?;
+        de.end()?;
+        Ok(found
+            .into_inner()
+            .into_iter()
+            .map(|f| match f {
+                Found { unsure: true, .. } => Span::Unsure,
+                Found { at: Some(at), .. } => Span::At(at),
+                Found { at: None, .. } => Span::Absent,
+            })
+            .collect())
+    }
+
     fn walk<'a>(
         &self,
         payload: &'a [u8],
@@ -222,6 +266,135 @@ impl<'de> Visitor<'de> for Walk<'_> {
     }
 }
 
+/// What [`Path::spans`] found for one path so far.
+#[derive(Debug, Clone, Default)]
+struct Found {
+    at: Option<Range<usize>>,
+    unsure: bool,
+}
+
+/// Walks several paths down a JSON document at once: `active` are the
+/// indexes of the paths whose first `depth` segments led here.
+struct Walks<'p> {
+    paths: &'p [Path],
+    active: &'p [usize],
+    depth: usize,
+    payload: &'p [u8],
+    found: &'p std::cell::RefCell<Vec<Found>>,
+}
+
+impl Walks<'_> {
+    fn unsure(&self, which: impl IntoIterator<Item = usize>) {
+        let mut found = self.found.borrow_mut();
+        for i in which {
+            found[i].unsure = true;
+        }
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Walks<'_> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        let ends = |&i: &usize| self.paths[i].segments.len() == self.depth;
+        if self.active.iter().any(&ends) {
+            // Paths that go on below a path that ends here cannot both be
+            // rewritten in place.
+            self.unsure(self.active.iter().copied().filter(|i| !ends(i)));
+            let raw = <&RawValue as de::Deserialize>::deserialize(d)?;
+            // `raw` is borrowed from the payload: its offset is where it lies.
+            let start = raw.get().as_ptr() as usize - self.payload.as_ptr() as usize;
+            let mut found = self.found.borrow_mut();
+            for i in self.active.iter().copied().filter(|i| ends(i)) {
+                found[i].at = Some(start..start + raw.get().len());
+            }
+            return Ok(());
+        }
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Walks<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        // Paths met on a key of this object, to notice a key that repeats.
+        let mut met: Vec<usize> = Vec::new();
+        while let Some(hits) = map.next_key_seed(KeyIn(self.paths, self.active, self.depth))? {
+            if hits.is_empty() {
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            }
+            self.unsure(hits.iter().copied().filter(|i| met.contains(i)));
+            met.extend(&hits);
+            map.next_value_seed(Walks {
+                active: &hits,
+                depth: self.depth + 1,
+                ..self
+            })?;
+        }
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        self.unsure(self.active.iter().copied());
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+}
+
+/// Reads an object key and says which of the `active` paths it continues
+/// (their segment at `depth`); allocates only for a key on a path.
+struct KeyIn<'p>(&'p [Path], &'p [usize], usize);
+
+impl<'de> DeserializeSeed<'de> for KeyIn<'_> {
+    type Value = Vec<usize>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Vec<usize>, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeyIn<'_> {
+    type Value = Vec<usize>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_str<E>(self, key: &str) -> Result<Vec<usize>, E> {
+        let KeyIn(paths, active, depth) = self;
+        Ok(active
+            .iter()
+            .copied()
+            .filter(|&i| paths[i].segments[depth] == key)
+            .collect())
+    }
+}
+
 /// Reads an object key and says whether it is the wanted one, without
 /// allocating unless the key has escapes.
 struct KeyIs<'p>(&'p str);
@@ -280,6 +453,46 @@ mod tests {
             find("caf\u{e9}", r#"{"caf\u00e9":3}"#).as_deref(),
             Some("3")
         );
+    }
+
+    #[test]
+    fn spans_in_one_pass_are_the_spans_one_by_one() {
+        let docs = [
+            r#"{"a":{"b":1,"c":"x\"y"},"d":[1,2],"e":null,"k":1,"k":2}"#,
+            r#"{"a":{"b":{"c":3}},"a2":true}"#,
+            r#"{"a":"s","d":{"0":1}}"#,
+            "{}",
+        ];
+        let sets: [&[&str]; 6] = [
+            &["a.b", "a.c", "e"],
+            &["a.c", "missing", "a.b.c"],
+            &["d.0", "d", "k"],
+            &["a", "a.b"],
+            &["a.b", "a.b"],
+            &["/a/b/c", "a2", "e.x"],
+        ];
+        for doc in docs {
+            for set in sets {
+                let paths: Vec<Path> = set.iter().map(|p| Path::parse(p)).collect();
+                let all = Path::spans(&paths, doc.as_bytes()).unwrap();
+                for (path, got) in paths.iter().zip(&all) {
+                    let one = path.span(doc.as_bytes()).unwrap();
+                    // A path on whose way another path of the set ends
+                    // (and is there) is unsure; otherwise the two agree.
+                    let prefix_there = paths.iter().any(|q| {
+                        q.segments.len() < path.segments.len()
+                            && path.segments.starts_with(&q.segments)
+                            && matches!(q.span(doc.as_bytes()).unwrap(), Span::At(_))
+                    });
+                    if prefix_there {
+                        assert_eq!(got, &Span::Unsure, "{path} in {set:?} of {doc}");
+                    } else {
+                        assert_eq!(got, &one, "{path} in {set:?} of {doc}");
+                    }
+                }
+            }
+        }
+        assert!(Path::spans(&[Path::parse("a")], br#"{"a":1} x"#).is_err());
     }
 
     #[test]
