@@ -3,14 +3,15 @@
 //! A path is either a JSON Pointer (`/user/email`, RFC 6901) or a dotted path
 //! (`user.email`); a plain key (`email`) is a one-segment dotted path.
 //!
-//! Two ways to look a field up:
+//! Ways to look a field up:
 //!
 //! - [`Path::find`] scans the payload bytes once and returns the field's JSON
 //!   text without building anything else: no allocation for the fields it
 //!   skips. Use it when a plugin reads a field or two (filters, routes).
 //! - [`Path::span`] says where the field's value lies in the payload bytes,
 //!   so that a plugin that changes a field or two can rewrite it in place
-//!   instead of parsing and re-serializing the whole payload.
+//!   instead of parsing and re-serializing the whole payload;
+//!   [`Path::spans`] finds several fields in one pass.
 //! - [`lookup`] / [`lookup_mut`] work on a parsed [`Value`], for plugins that
 //!   rewrite the payload anyway.
 //!
