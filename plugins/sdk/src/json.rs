@@ -26,7 +26,7 @@
 //! assert!(path.find(b"not json").is_err());
 //! ```
 
-use std::cell::Cell;
+use std::cell::RefCell;
 use std::fmt;
 use std::ops::Range;
 
@@ -82,7 +82,10 @@ impl Path {
     /// values. `Ok(None)` when the field is absent; `Err` when the payload is
     /// not JSON. When a key repeats, the last one wins (as with [`Value`]).
     pub fn find<'a>(&self, payload: &'a [u8]) -> Result<Option<&'a RawValue>, serde_json::Error> {
-        self.walk(payload, &Cell::new(false))
+        let mut de = serde_json::Deserializer::from_slice(payload);
+        let found = Walk(&self.segments).deserialize(&mut de)?;
+        de.end()?;
+        Ok(found)
     }
 
     /// Where the field's value lies in `payload`, to rewrite it in place.
@@ -102,17 +105,8 @@ impl Path {
     /// assert_eq!(Path::parse("user.email").span(twice).unwrap(), Span::Unsure);
     /// ```
     pub fn span(&self, payload: &[u8]) -> Result<Span, serde_json::Error> {
-        let unsure = Cell::new(false);
-        let found = self.walk(payload, &unsure)?;
-        Ok(match found {
-            _ if unsure.get() => Span::Unsure,
-            None => Span::Absent,
-            Some(raw) => {
-                // `raw` is borrowed from `payload`: its offset is where it lies.
-                let start = raw.get().as_ptr() as usize - payload.as_ptr() as usize;
-                Span::At(start..start + raw.get().len())
-            }
-        })
+        let mut spans = Path::spans(std::slice::from_ref(self), payload)?;
+        Ok(spans.pop().unwrap_or(Span::Absent))
     }
 
     /// [`Path::span`] for several paths in one pass over `payload`: one
@@ -136,7 +130,7 @@ impl Path {
     /// assert_eq!(spans[2], Span::Absent);
     /// ```
     pub fn spans(paths: &[Path], payload: &[u8]) -> Result<Vec<Span>, serde_json::Error> {
-        let found = std::cell::RefCell::new(vec![Found::default(); paths.len()]);
+        let found = RefCell::new(vec![Found::default(); paths.len()]);
         let active: Vec<usize> = (0..paths.len()).collect();
         let mut de = serde_json::Deserializer::from_slice(payload);
         Walks {
@@ -158,17 +152,6 @@ impl Path {
             })
             .collect())
     }
-
-    fn walk<'a>(
-        &self,
-        payload: &'a [u8],
-        unsure: &Cell<bool>,
-    ) -> Result<Option<&'a RawValue>, serde_json::Error> {
-        let mut de = serde_json::Deserializer::from_slice(payload);
-        let found = Walk(&self.segments, unsure).deserialize(&mut de)?;
-        de.end()?;
-        Ok(found)
-    }
 }
 
 /// Where [`Path::span`] found a field.
@@ -188,9 +171,8 @@ impl fmt::Display for Path {
     }
 }
 
-/// Walks `segments` down a JSON document, skipping everything else; sets the
-/// flag when a key on the path repeats or the path goes through an array.
-struct Walk<'p>(&'p [String], &'p Cell<bool>);
+/// Walks `segments` down a JSON document, skipping everything else.
+struct Walk<'p>(&'p [String]);
 
 impl<'de> DeserializeSeed<'de> for Walk<'_> {
     type Value = Option<&'de RawValue>;
@@ -213,14 +195,9 @@ impl<'de> Visitor<'de> for Walk<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let (want, rest) = (&self.0[0], &self.0[1..]);
         let mut found = None;
-        let mut hits = 0;
         while let Some(hit) = map.next_key_seed(KeyIs(want))? {
             if hit {
-                hits += 1;
-                if hits > 1 {
-                    self.1.set(true);
-                }
-                found = map.next_value_seed(Walk(rest, self.1))?;
+                found = map.next_value_seed(Walk(rest))?;
             } else {
                 map.next_value::<IgnoredAny>()?;
             }
@@ -229,13 +206,12 @@ impl<'de> Visitor<'de> for Walk<'_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        self.1.set(true);
         let want = self.0[0].parse::<usize>().ok();
         let mut found = None;
         let mut i = 0;
         loop {
             if Some(i) == want {
-                match seq.next_element_seed(Walk(&self.0[1..], self.1))? {
+                match seq.next_element_seed(Walk(&self.0[1..]))? {
                     Some(v) => found = v,
                     None => break,
                 }
@@ -281,7 +257,7 @@ struct Walks<'p> {
     active: &'p [usize],
     depth: usize,
     payload: &'p [u8],
-    found: &'p std::cell::RefCell<Vec<Found>>,
+    found: &'p RefCell<Vec<Found>>,
 }
 
 impl Walks<'_> {
