@@ -16,12 +16,17 @@
 //!
 //! The payload must be a JSON object, otherwise the event fails with `invalid`.
 //!
-//! With `mask` or `hash` and neither `arrival_field` nor `split`, each field
-//! is rewritten where it lies in the payload ([`json::Path::span`]): the rest
-//! of the payload is passed on byte for byte, never parsed into values or
-//! serialized again. When that cannot be done safely (a key on a path
-//! repeats, a path goes through an array), the payload is parsed, rewritten
-//! and serialized whole, as with the other settings.
+//! With `mask` or `hash`, the payload is never parsed into values or
+//! serialized again: one pass finds every field the settings name
+//! ([`json::Path::spans`]), each redacted field is rewritten where it lies,
+//! the arrival time is written over its field or added as a last member, and
+//! a split emits the payload once per element with the array member replaced
+//! by `"item": <element>`; the rest passes byte for byte. When that cannot be
+//! done safely (a key on a path repeats, a path goes through an array, a
+//! split key that is a path or is written with escapes, an `item` key next
+//! to the split array), the payload is parsed, rewritten and serialized
+//! whole, as with `remove`. Both ways make the same JSON values; only the
+//! order of an object's keys may differ (the whole-payload way sorts them).
 
 use std::collections::BTreeMap;
 
@@ -72,10 +77,57 @@ pub struct Redact(Settings, InPlace);
 /// need the whole payload parsed.
 struct InPlace(Option<Paths>);
 
-/// The paths of `fields`, and of `attributes` with their names.
+/// The paths the in-place path looks for, all in one pass: `fields`, then
+/// the `attributes`' paths, then the arrival key, the split key and `item`
+/// (the last three when set).
 struct Paths {
-    fields: Vec<json::Path>,
-    attributes: Vec<(String, json::Path)>,
+    all: Vec<json::Path>,
+    fields: usize,
+    /// The attributes' names, in the order of their paths in `all`.
+    attributes: Vec<String>,
+    arrival: Option<usize>,
+    /// The split key's index in `all` (`item` follows it).
+    split: Option<usize>,
+}
+
+impl Paths {
+    /// The paths for `s`, or `None` when the settings need the whole payload:
+    /// `remove`, or a `split` path that is not one plain key.
+    fn new(s: &Settings) -> Option<Paths> {
+        if s.mode == Mode::Remove || s.split.as_ref().is_some_and(|k| k.contains(['.', '/'])) {
+            return None;
+        }
+        let mut all: Vec<json::Path> = s.fields.iter().map(|f| json::Path::parse(f)).collect();
+        let fields = all.len();
+        let attributes = s.attributes.keys().cloned().collect();
+        all.extend(s.attributes.values().map(|p| json::Path::parse(p)));
+        let arrival = s.arrival_field.as_ref().map(|key| {
+            all.push(json::Path::key(key));
+            all.len() - 1
+        });
+        let split = s.split.as_ref().map(|key| {
+            all.push(json::Path::key(key));
+            all.push(json::Path::key("item"));
+            all.len() - 2
+        });
+        Some(Paths {
+            all,
+            fields,
+            attributes,
+            arrival,
+            split,
+        })
+    }
+}
+
+/// What the in-place path made of one payload.
+enum Made {
+    /// Nothing to change: the payload goes on as it is.
+    Same,
+    /// The rewritten payload.
+    One(Vec<u8>),
+    /// One payload per element of the split array (none for an empty one).
+    Split(Vec<Vec<u8>>),
 }
 
 impl Transform for Redact {
@@ -85,28 +137,39 @@ impl Transform for Redact {
         if let Some(f) = s.fields.iter().find(|f| f.is_empty()) {
             return Err(format!("`fields` holds an empty path: {f:?}"));
         }
-        let in_place = (s.mode != Mode::Remove && s.arrival_field.is_none() && s.split.is_none())
-            .then(|| {
-                let fields = s.fields.iter().map(|f| json::Path::parse(f)).collect();
-                let attributes = s
-                    .attributes
-                    .iter()
-                    .map(|(name, path)| (name.clone(), json::Path::parse(path)))
-                    .collect();
-                Paths { fields, attributes }
-            });
-        Ok(Redact(s, InPlace(in_place)))
+        let in_place = InPlace(Paths::new(&s));
+        Ok(Redact(s, in_place))
     }
 
     fn transform(&self, event: Event) -> Result<Vec<Output>, Failure> {
-        if let Some((data, added)) = self.in_place(&event) {
+        if let Some((made, added)) = self.in_place(&event) {
             let mut attributes = event.attributes;
             attributes.extend(added);
-            return Ok(vec![Output {
-                data: data.unwrap_or(event.data),
+            let output = |data| Output {
+                data,
                 partition_key: None,
-                attributes,
-            }]);
+                attributes: Vec::new(),
+            };
+            return Ok(match made {
+                Made::Same => vec![Output {
+                    attributes,
+                    ..output(event.data)
+                }],
+                Made::One(data) => vec![Output {
+                    attributes,
+                    ..output(data)
+                }],
+                Made::Split(parts) => {
+                    let mut outputs: Vec<Output> = parts.into_iter().map(output).collect();
+                    if let Some((last, rest)) = outputs.split_last_mut() {
+                        for out in rest {
+                            out.attributes.clone_from(&attributes);
+                        }
+                        last.attributes = attributes;
+                    }
+                    outputs
+                }
+            });
         }
         let mut payload: Value = event.json()?;
         let Value::Object(_) = payload else {
@@ -121,11 +184,7 @@ impl Transform for Redact {
         let mut attributes = event.attributes;
         for (name, path) in &self.0.attributes {
             if let Some(v) = json::lookup(&payload, path) {
-                let text = match v {
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                };
-                attributes.push((name.clone(), text));
+                attributes.push((name.clone(), attribute_text(v)));
             }
         }
         let parts = match &self.0.split {
@@ -144,79 +203,141 @@ impl Transform for Redact {
 }
 
 impl Redact {
-    /// The in-place path: the rewritten payload (`None` when no field was
-    /// there: the payload goes on as it is) and the attributes to add; or
-    /// `None` when the path does not apply to this event (the settings, or
-    /// the payload: not an object, not JSON, a repeated key on a path), and
-    /// the whole-payload path decides.
-    #[allow(clippy::type_complexity)]
-    fn in_place(&self, event: &Event) -> Option<(Option<Vec<u8>>, Vec<(String, String)>)> {
-        let Paths {
-            fields,
-            attributes: attribute_paths,
-        } = self.1.0.as_ref()?;
-        let first = event.data.iter().find(|b| !b.is_ascii_whitespace());
-        if first != Some(&b'{') {
+    /// The in-place path: what it made of the payload and the attributes to
+    /// add; or `None` when it does not apply to this event (the settings, or
+    /// the payload: not an object, not JSON, a repeated key on a path, a path
+    /// through an array, a split array next to an `item` key), and the
+    /// whole-payload path decides. Both paths make the same JSON values
+    /// (unit-tested), only the order of an object's keys may differ.
+    fn in_place(&self, event: &Event) -> Option<(Made, Vec<(String, String)>)> {
+        let paths = self.1.0.as_ref()?;
+        let payload = &event.data[..];
+        let first = payload.iter().position(|b| !b.is_ascii_whitespace())?;
+        if payload[first] != b'{' {
             return None;
         }
-        // Every field found in one pass over the payload; the payload is
-        // copied only when one of them is there.
-        let payload = &event.data[..];
-        let mut edits = Vec::new();
-        for span in json::Path::spans(fields, payload).ok()? {
-            match span {
-                json::Span::Absent => {}
-                json::Span::Unsure => return None,
-                json::Span::At(at) => {
-                    let text = match self.0.mode {
-                        Mode::Mask => self.0.mask.clone(),
-                        Mode::Hash => {
-                            let value: Value = serde_json::from_slice(&payload[at.clone()]).ok()?;
-                            hash(&self.0.salt, &value)
-                        }
-                        Mode::Remove => return None,
-                    };
-                    edits.push((at, serde_json::to_vec(&text).ok()?));
+        // Every path found in one pass over the payload.
+        let spans = json::Path::spans(&paths.all, payload).ok()?;
+        let span = |i: usize| match &spans[i] {
+            json::Span::Absent => Some(None),
+            json::Span::At(at) => Some(Some(at.clone())),
+            json::Span::Unsure => None,
+        };
+        // The edits, as (bytes of the payload, what replaces them); `None`
+        // is the split member's place.
+        let mut edits: Vec<(std::ops::Range<usize>, Option<Vec<u8>>)> = Vec::new();
+        // The new text of an edited field, for an attribute on it.
+        let mut texts: Vec<(std::ops::Range<usize>, String)> = Vec::new();
+        for i in 0..paths.fields {
+            let Some(at) = span(i)? else { continue };
+            let text = match self.0.mode {
+                Mode::Mask => self.0.mask.clone(),
+                Mode::Hash => {
+                    let value: Value = serde_json::from_slice(&payload[at.clone()]).ok()?;
+                    hash(&self.0.salt, &value)
+                }
+                Mode::Remove => return None,
+            };
+            edits.push((at.clone(), Some(serde_json::to_vec(&text).ok()?)));
+            texts.push((at, text));
+        }
+        let arrival = event.arrival_ms.to_string();
+        if let (Some(i), Some(key)) = (paths.arrival, &self.0.arrival_field) {
+            match span(i)? {
+                Some(at) => edits.push((at, Some(arrival.clone().into_bytes()))),
+                None => {
+                    // A new last member, before the closing brace.
+                    let close = payload.iter().rposition(|b| !b.is_ascii_whitespace())?;
+                    let empty = payload[first + 1..close]
+                        .iter()
+                        .all(u8::is_ascii_whitespace);
+                    let mut member = if empty { Vec::new() } else { vec![b','] };
+                    member.extend(serde_json::to_vec(key).ok()?);
+                    member.push(b':');
+                    member.extend(arrival.as_bytes());
+                    edits.push((close..close, Some(member)));
                 }
             }
         }
-        edits.sort_by_key(|(at, _)| at.start);
-        // The same field listed twice is rewritten twice: the whole-payload path.
+        let mut items: Option<Vec<&[u8]>> = None;
+        if let (Some(i), Some(key)) = (paths.split, &self.0.split)
+            && let Some(at) = span(i)?
+            && payload[at.start] == b'['
+        {
+            if span(i + 1)?.is_some() {
+                return None;
+            }
+            let elements: Vec<&serde_json::value::RawValue> =
+                serde_json::from_slice(&payload[at.clone()]).ok()?;
+            items = Some(elements.iter().map(|e| e.get().as_bytes()).collect());
+            edits.push((member_start(payload, at.start, key)?..at.end, None));
+        }
+        edits.sort_by_key(|(at, _)| (at.start, at.end));
+        // The same field listed twice, or a field that is also the arrival
+        // key: rewritten twice; the whole-payload path decides.
         if edits.windows(2).any(|w| w[1].0.start < w[0].0.end) {
             return None;
         }
-        let mut data = std::borrow::Cow::Borrowed(payload);
-        if !edits.is_empty() {
-            let mut out = Vec::with_capacity(payload.len() + 64 * edits.len());
-            let mut from = 0;
-            for (at, text) in &edits {
-                out.extend_from_slice(&payload[from..at.start]);
-                out.extend_from_slice(text);
-                from = at.end;
-            }
-            out.extend_from_slice(&payload[from..]);
-            data = std::borrow::Cow::Owned(out);
-        }
-        let mut attributes = Vec::with_capacity(attribute_paths.len());
-        for (name, path) in attribute_paths {
-            match path.span(&data).ok()? {
-                json::Span::Absent => {}
-                json::Span::Unsure => return None,
-                json::Span::At(at) => {
-                    let value: Value = serde_json::from_slice(&data[at]).ok()?;
-                    let text = match value {
-                        Value::String(s) => s,
-                        other => other.to_string(),
-                    };
-                    attributes.push((name.clone(), text));
+        let mut attributes = Vec::with_capacity(paths.attributes.len());
+        for (k, name) in paths.attributes.iter().enumerate() {
+            let i = paths.fields + k;
+            let text = if paths.arrival.is_some_and(|a| paths.all[a] == paths.all[i]) {
+                arrival.clone()
+            } else {
+                let Some(at) = span(i)? else { continue };
+                match texts.iter().find(|(edited, _)| *edited == at) {
+                    Some((_, text)) => text.clone(),
+                    None => {
+                        if edits
+                            .iter()
+                            .any(|(e, _)| e.start < at.end && at.start < e.end)
+                        {
+                            return None;
+                        }
+                        attribute_text(&serde_json::from_slice(&payload[at]).ok()?)
+                    }
                 }
-            }
+            };
+            attributes.push((name.clone(), text));
         }
-        let data = match data {
-            std::borrow::Cow::Owned(rewritten) => Some(rewritten),
-            std::borrow::Cow::Borrowed(_) => None,
-        };
-        Some((data, attributes))
+        if edits.is_empty() {
+            return Some((Made::Same, attributes));
+        }
+        // The payload rewritten, in two halves around the split member if
+        // there is one.
+        let mut halves = [
+            Vec::with_capacity(payload.len() + 64 * edits.len()),
+            Vec::new(),
+        ];
+        let (mut half, mut from) = (0, 0);
+        for (at, text) in &edits {
+            halves[half].extend_from_slice(&payload[from..at.start]);
+            match text {
+                Some(text) => halves[half].extend_from_slice(text),
+                None => half = 1,
+            }
+            from = at.end;
+        }
+        halves[half].extend_from_slice(&payload[from..]);
+        let [before, after] = halves;
+        Some(match items {
+            None => (Made::One(before), attributes),
+            Some(items) => {
+                let parts = items
+                    .iter()
+                    .map(|item| {
+                        let mut part =
+                            Vec::with_capacity(before.len() + after.len() + item.len() + 7);
+                        part.extend_from_slice(&before);
+                        part.extend_from_slice(br#""item":"#);
+                        part.extend_from_slice(item);
+                        part.extend_from_slice(&after);
+                        part
+                    })
+                    .collect();
+                (Made::Split(parts), attributes)
+            }
+        })
     }
 
     fn redact(&self, payload: &mut Value, path: &str) {
@@ -238,6 +359,32 @@ impl Redact {
             };
         }
     }
+}
+
+/// An attribute's text: a string's contents, any other value's JSON text.
+fn attribute_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Where the member whose value starts at `value_start` starts: at its key,
+/// which must be `key` written without escapes (else `None`: the caller
+/// falls back to parsing the whole payload). `payload` is valid JSON.
+fn member_start(payload: &[u8], value_start: usize, key: &str) -> Option<usize> {
+    let before = payload[..value_start].trim_ascii_end().strip_suffix(b":")?;
+    let before = before.trim_ascii_end();
+    let quoted = serde_json::to_vec(key).ok()?;
+    let start = before.len().checked_sub(quoted.len())?;
+    // The opening quote must not be escaped (an even run of backslashes
+    // before it): else the key is longer than `key`.
+    let backslashes = before[..start]
+        .iter()
+        .rev()
+        .take_while(|&&b| b == b'\\')
+        .count();
+    (before.ends_with(&quoted) && backslashes % 2 == 0).then_some(start)
 }
 
 fn hash(salt: &str, value: &Value) -> String {
@@ -351,6 +498,93 @@ mod tests {
                 assert_eq!(fast, whole, "{mode} of {data}");
             }
         }
+    }
+
+    /// One output: its data as a JSON value, and its attributes.
+    type Out = (Value, Vec<(String, String)>);
+
+    /// What `r` makes of `data`: each output's data as a JSON value and its
+    /// attributes, or the failure.
+    fn made(r: &Redact, data: &str) -> Result<Vec<Out>, String> {
+        let mut e = event(data);
+        e.arrival_ms = 1_764_800_000_123;
+        match r.transform(e) {
+            Ok(outs) => Ok(outs
+                .into_iter()
+                .map(|o| (serde_json::from_slice(&o.data).unwrap(), o.attributes))
+                .collect()),
+            Err(e) => Err(format!("{e:?}")),
+        }
+    }
+
+    #[test]
+    fn in_place_with_arrival_attributes_and_split_gives_what_the_whole_payload_path_gives() {
+        let settings = [
+            // The example pipeline's step.
+            serde_json::json!({"fields": ["email", "ip"], "mode": "hash", "salt": "s",
+                "arrival_field": "received_at_ms", "attributes": {"event_type": "type"},
+                "split": "items"}),
+            // Attributes on a redacted field, on the arrival key, on the split array.
+            serde_json::json!({"fields": ["email", "user.ip"], "mode": "mask",
+                "arrival_field": "at", "split": "items",
+                "attributes": {"mail": "email", "when": "at", "all": "items", "ip": "user.ip",
+                    "n": "n"}}),
+            serde_json::json!({"fields": ["email"], "mode": "hash", "arrival_field": "a.b"}),
+            serde_json::json!({"split": "items"}),
+            // The same field twice, a field that is the arrival key: whole payload.
+            serde_json::json!({"fields": ["email", "email", "at"], "arrival_field": "at"}),
+        ];
+        let docs = [
+            r#"{"type":"purchase","email":"a@example.com","ip":"1.2.3.4","items":[{"sku":"x","n":1},{"sku":"y"}],"n":1.5}"#,
+            r#"{"type":"page_view","email":"b@example.com","ip":"1.2.3.4","url":"/"}"#,
+            r#" { "items" : [ 1 , "two" , [3] , {"k":null} ] , "email" : "esc\u0061ped\"q" } "#,
+            r#"{"items":[]}"#,
+            r#"{"items":{"not":"an array"},"email":"c"}"#,
+            r#"{"items":"text","at":5}"#,
+            r#"{}"#,
+            r#"{ }"#,
+            r#"{"at":"old","received_at_ms":1,"a.b":true,"a":{"b":2}}"#,
+            r#"{"user":{"ip":"9.9.9.9","id":7},"items":[true]}"#,
+            // `item` next to the array, a key with escapes, repeated keys,
+            // a path through an array: the whole-payload path decides.
+            r#"{"item":0,"items":[1,2]}"#,
+            r#"{"it\u0065ms":[1,2],"email":"d"}"#,
+            r#"{"x\"items":[1],"items":[2]}"#,
+            r#"{"items":[1],"items":[2]}"#,
+            r#"{"email":"first","email":"second","items":[1]}"#,
+            r#"{"user":[{"ip":"1"}],"items":[1]}"#,
+            // Not an object, not JSON: both fail alike.
+            r#"["items"]"#,
+            r#"{"items":[1,"#,
+            "  ",
+        ];
+        let mut in_place = 0;
+        for settings in &settings {
+            let s = || serde_json::from_value::<Settings>(settings.clone()).unwrap();
+            let fast = Redact::init(s()).unwrap();
+            let whole = Redact(s(), InPlace(None));
+            for data in docs {
+                assert_eq!(
+                    made(&fast, data),
+                    made(&whole, data),
+                    "{settings} on {data}"
+                );
+                in_place += usize::from(fast.in_place(&event(data)).is_some());
+            }
+        }
+        // Most of these went the in-place way (else this test proves little).
+        assert!(in_place >= 40, "{in_place} in place");
+    }
+
+    #[test]
+    fn a_key_written_with_escapes_is_not_taken_for_the_split_key() {
+        let payload = br#"{"x\"items":[1],"items" : [2]}"#;
+        let value_at = payload.len() - 4;
+        assert_eq!(&payload[value_at..value_at + 3], b"[2]");
+        assert_eq!(member_start(payload, value_at, "items"), Some(16));
+        let inner = br#"{"x\"items":[1]}"#.len() - 4;
+        assert_eq!(member_start(br#"{"x\"items":[1]}"#, inner, "items"), None);
+        assert_eq!(member_start(br#"{"it\u0065ms":[1]}"#, 14, "items"), None);
     }
 
     #[test]

@@ -78,6 +78,21 @@ impl Path {
         Path { segments }
     }
 
+    /// A path of one object key taken as it is: `a.b` is the key `a.b`, not
+    /// `b` in `a`, and `/a` is the key `/a`.
+    ///
+    /// ```
+    /// use sluice_plugin::json::Path;
+    ///
+    /// let field = Path::key("a.b").find(br#"{"a.b":1,"a":{"b":2}}"#).unwrap().unwrap();
+    /// assert_eq!(field.get(), "1");
+    /// ```
+    pub fn key(key: &str) -> Path {
+        Path {
+            segments: vec![key.to_owned()],
+        }
+    }
+
     /// Finds the field in a JSON payload without parsing the rest of it into
     /// values. `Ok(None)` when the field is absent; `Err` when the payload is
     /// not JSON. When a key repeats, the last one wins (as with [`Value`]).

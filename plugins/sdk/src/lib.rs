@@ -23,6 +23,10 @@
 //! Build with `cargo build --target wasm32-wasip2 --release`: the result is a
 //! component, ready for a pipeline config.
 //!
+//! The default feature `allocator` makes [Talc](https://docs.rs/talc) the
+//! plugin's global allocator on wasm (faster than the default `dlmalloc`);
+//! turn off the default features to bring your own.
+//!
 //! State kept between batches: an instance lives for many batches (until the
 //! host recycles it after a trap), so anything `init` builds is reused; do not
 //! rely on it surviving forever either.
@@ -349,3 +353,20 @@ macro_rules! __export_world {
         $crate::bindings::$world::$export!(__SluiceGuest with_types_in $crate::bindings::$world);
     };
 }
+
+/// The plugin's heap on wasm: [Talc](https://docs.rs/talc) instead of the
+/// `dlmalloc` of wasi-libc that Rust uses by default.
+///
+/// Every event the host hands a plugin arrives in a handful of guest
+/// allocations (its strings, its payload, the batch list), and most plugins
+/// allocate again for what they parse and return; Talc does these in less
+/// time (BENCHMARKS.md, issue 19: 6-9 % of a whole pipeline's time per
+/// record). The default feature `allocator` installs it; a plugin that wants
+/// another global allocator turns off the SDK's default features.
+#[cfg(all(
+    feature = "allocator",
+    target_family = "wasm",
+    not(target_feature = "atomics")
+))]
+#[global_allocator]
+static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
