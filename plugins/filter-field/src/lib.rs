@@ -68,8 +68,16 @@ impl Filter for FieldFilter {
         Ok(match field {
             None => self.keep_if_missing,
             Some(raw) => {
-                let v: Value = serde_json::from_str(raw.get()).map_err(not_json)?;
-                self.values.contains(&v) != self.negate
+                // A string without escapes is compared where it lies; any
+                // other value is parsed.
+                let hit = match serde_json::from_str::<&str>(raw.get()) {
+                    Ok(text) => self.values.iter().any(|v| v.as_str() == Some(text)),
+                    Err(_) => {
+                        let v: Value = serde_json::from_str(raw.get()).map_err(not_json)?;
+                        self.values.contains(&v)
+                    }
+                };
+                hit != self.negate
             }
         })
     }
@@ -80,3 +88,43 @@ fn not_json(e: serde_json::Error) -> Failure {
 }
 
 sluice_plugin::export_filter!(FieldFilter);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keeps(settings: serde_json::Value, data: &str) -> Result<bool, Failure> {
+        let f = FieldFilter::init(serde_json::from_value(settings).unwrap()).unwrap();
+        f.filter(&Event {
+            partition_key: "k".into(),
+            sequence_number: "1".into(),
+            sub_sequence_number: None,
+            shard_id: "shardId-000000000000".into(),
+            arrival_ms: 0,
+            data: data.as_bytes().to_vec(),
+            attributes: Vec::new(),
+        })
+    }
+
+    #[test]
+    fn strings_with_and_without_escapes_and_other_values_match_alike() {
+        let s = || serde_json::json!({"field": "kind", "one_of": ["click", 7, true, "a\"b"]});
+        for (data, keep) in [
+            (r#"{"kind":"click"}"#, true),
+            (r#"{"kind":"cl\u0069ck"}"#, true),
+            (r#"{"kind":"a\"b"}"#, true),
+            (r#"{"kind":"clicks"}"#, false),
+            (r#"{"kind":7}"#, true),
+            (r#"{"kind":7.0}"#, false),
+            (r#"{"kind":true}"#, true),
+            (r#"{"kind":"true"}"#, false),
+            (r#"{"kind":null}"#, false),
+            (r#"{"kind":"x","kind":"click"}"#, true),
+            (r#"{"other":1}"#, false),
+        ] {
+            assert_eq!(keeps(s(), data).unwrap(), keep, "{data}");
+        }
+        assert!(keeps(s(), r#"{"kind":"click""#).is_err());
+        assert!(keeps(s(), r#"{"kind":"\q"}"#).is_err());
+    }
+}

@@ -54,13 +54,15 @@ impl Route for FieldRoute {
         // Only the field is parsed into a value; the rest is scanned.
         let field = self.field.find(&event.data).map_err(not_json)?;
         let routes = match field {
-            Some(raw) => {
-                let v: Value = serde_json::from_str(raw.get()).map_err(not_json)?;
-                match v {
+            // A string without escapes is looked up where it lies; any
+            // other value is parsed (a number or `true` routes by its text).
+            Some(raw) => match serde_json::from_str::<&str>(raw.get()) {
+                Ok(text) => self.routes.get(text),
+                Err(_) => match serde_json::from_str(raw.get()).map_err(not_json)? {
                     Value::String(s) => self.routes.get(s.as_str()),
                     other => self.routes.get(&other.to_string()),
-                }
-            }
+                },
+            },
             None => None,
         };
         Ok(routes.unwrap_or(&self.default).clone())
@@ -72,3 +74,45 @@ fn not_json(e: serde_json::Error) -> Failure {
 }
 
 sluice_plugin::export_route!(FieldRoute);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn routes(data: &str) -> Result<Vec<String>, Failure> {
+        let settings = serde_json::json!({
+            "field": "kind",
+            "routes": {"click": ["a"], "7": ["n"], "true": ["t"], "a\"b": ["q"]},
+            "default": ["d"],
+        });
+        let r = FieldRoute::init(serde_json::from_value(settings).unwrap()).unwrap();
+        r.route(&Event {
+            partition_key: "k".into(),
+            sequence_number: "1".into(),
+            sub_sequence_number: None,
+            shard_id: "shardId-000000000000".into(),
+            arrival_ms: 0,
+            data: data.as_bytes().to_vec(),
+            attributes: Vec::new(),
+        })
+    }
+
+    #[test]
+    fn strings_with_and_without_escapes_and_other_values_route_alike() {
+        for (data, to) in [
+            (r#"{"kind":"click"}"#, "a"),
+            (r#"{"kind":"cl\u0069ck"}"#, "a"),
+            (r#"{"kind":"a\"b"}"#, "q"),
+            (r#"{"kind":7}"#, "n"),
+            (r#"{"kind":true}"#, "t"),
+            (r#"{"kind":"true"}"#, "t"),
+            (r#"{"kind":null}"#, "d"),
+            (r#"{"kind":"view"}"#, "d"),
+            (r#"{"kind":"x","kind":"click"}"#, "a"),
+            (r#"{"other":1}"#, "d"),
+        ] {
+            assert_eq!(routes(data).unwrap(), [to], "{data}");
+        }
+        assert!(routes(r#"{"kind":"click""#).is_err());
+    }
+}
