@@ -95,15 +95,7 @@ mod tests {
 
     fn keeps(settings: serde_json::Value, data: &str) -> Result<bool, Failure> {
         let f = FieldFilter::init(serde_json::from_value(settings).unwrap()).unwrap();
-        f.filter(&Event {
-            partition_key: "k".into(),
-            sequence_number: "1".into(),
-            sub_sequence_number: None,
-            shard_id: "shardId-000000000000".into(),
-            arrival_ms: 0,
-            data: data.as_bytes().to_vec(),
-            attributes: Vec::new(),
-        })
+        f.filter(&Event::from_data(data))
     }
 
     #[test]

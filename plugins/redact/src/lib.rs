@@ -440,13 +440,8 @@ mod tests {
 
     fn event(data: &str) -> Event {
         Event {
-            partition_key: "k".into(),
-            sequence_number: "1".into(),
-            sub_sequence_number: None,
-            shard_id: "shardId-000000000000".into(),
-            arrival_ms: 0,
-            data: data.as_bytes().to_vec(),
             attributes: vec![("before".into(), "x".into())],
+            ..Event::from_data(data)
         }
     }
 

@@ -86,15 +86,7 @@ mod tests {
             "default": ["d"],
         });
         let r = FieldRoute::init(serde_json::from_value(settings).unwrap()).unwrap();
-        r.route(&Event {
-            partition_key: "k".into(),
-            sequence_number: "1".into(),
-            sub_sequence_number: None,
-            shard_id: "shardId-000000000000".into(),
-            arrival_ms: 0,
-            data: data.as_bytes().to_vec(),
-            attributes: Vec::new(),
-        })
+        r.route(&Event::from_data(data))
     }
 
     #[test]

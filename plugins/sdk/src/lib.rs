@@ -128,6 +128,26 @@ pub trait Route: Sized + 'static {
 }
 
 impl Event {
+    /// An event with this payload, no attributes and placeholder lineage
+    /// (partition key `k`, sequence number `1`, shard
+    /// `shardId-000000000000`, arrival 0): for a plugin's unit tests.
+    ///
+    /// ```
+    /// let event = sluice_plugin::Event::from_data(br#"{"type":"click"}"#);
+    /// assert_eq!(event.text().unwrap(), r#"{"type":"click"}"#);
+    /// ```
+    pub fn from_data(data: impl Into<Vec<u8>>) -> Event {
+        Event {
+            partition_key: "k".into(),
+            sequence_number: "1".into(),
+            sub_sequence_number: None,
+            shard_id: "shardId-000000000000".into(),
+            arrival_ms: 0,
+            data: data.into(),
+            attributes: Vec::new(),
+        }
+    }
+
     /// Parses the payload as JSON into `T`; a parse error becomes
     /// [`Failure::Invalid`] naming what was expected.
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, Failure> {
