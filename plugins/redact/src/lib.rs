@@ -145,31 +145,27 @@ impl Transform for Redact {
         if let Some((made, added)) = self.in_place(&event) {
             let mut attributes = event.attributes;
             attributes.extend(added);
-            let output = |data| Output {
-                data,
-                partition_key: None,
-                attributes: Vec::new(),
+            let parts = match made {
+                Made::Same => vec![event.data],
+                Made::One(data) => vec![data],
+                Made::Split(parts) => parts,
             };
-            return Ok(match made {
-                Made::Same => vec![Output {
-                    attributes,
-                    ..output(event.data)
-                }],
-                Made::One(data) => vec![Output {
-                    attributes,
-                    ..output(data)
-                }],
-                Made::Split(parts) => {
-                    let mut outputs: Vec<Output> = parts.into_iter().map(output).collect();
-                    if let Some((last, rest)) = outputs.split_last_mut() {
-                        for out in rest {
-                            out.attributes.clone_from(&attributes);
-                        }
-                        last.attributes = attributes;
-                    }
-                    outputs
+            let mut outputs: Vec<Output> = parts
+                .into_iter()
+                .map(|data| Output {
+                    data,
+                    partition_key: None,
+                    attributes: Vec::new(),
+                })
+                .collect();
+            // Every output gets the attributes: a copy each, the last by move.
+            if let Some((last, rest)) = outputs.split_last_mut() {
+                for out in rest {
+                    out.attributes.clone_from(&attributes);
                 }
-            });
+                last.attributes = attributes;
+            }
+            return Ok(outputs);
         }
         let mut payload: Value = event.json()?;
         let Value::Object(_) = payload else {
@@ -241,8 +237,11 @@ impl Redact {
             edits.push((at.clone(), Some(serde_json::to_vec(&text).ok()?)));
             texts.push((at, text));
         }
-        let arrival = event.arrival_ms.to_string();
-        if let (Some(i), Some(key)) = (paths.arrival, &self.0.arrival_field) {
+        // The arrival time's text, only when the settings stamp it.
+        let arrival = paths.arrival.map(|_| event.arrival_ms.to_string());
+        if let (Some(i), Some(key), Some(arrival)) =
+            (paths.arrival, &self.0.arrival_field, &arrival)
+        {
             match span(i)? {
                 Some(at) => edits.push((at, Some(arrival.clone().into_bytes()))),
                 None => {
@@ -281,7 +280,10 @@ impl Redact {
         let mut attributes = Vec::with_capacity(paths.attributes.len());
         for (k, name) in paths.attributes.iter().enumerate() {
             let i = paths.fields + k;
-            let text = if paths.arrival.is_some_and(|a| paths.all[a] == paths.all[i]) {
+            let text = if let Some(arrival) = arrival
+                .as_ref()
+                .filter(|_| paths.arrival.is_some_and(|a| paths.all[a] == paths.all[i]))
+            {
                 arrival.clone()
             } else {
                 let Some(at) = span(i)? else { continue };
