@@ -173,7 +173,8 @@ pub fn build(dir: &Path) -> anyhow::Result<Built> {
 }
 
 /// Whether `out` is newer than every file of the plugin's source: the folder
-/// without `build/`, `target/`, `node_modules/`, `tests/` and hidden files.
+/// without `build/`, `target/`, `node_modules/`, `tests/` and hidden files
+/// (but with `.cargo/`, cargo's settings for a Rust plugin).
 fn is_fresh(dir: &Path, out: &Path) -> bool {
     fn newest(dir: &Path, top: bool) -> Option<std::time::SystemTime> {
         let mut latest = std::time::UNIX_EPOCH;
@@ -181,7 +182,7 @@ fn is_fresh(dir: &Path, out: &Path) -> bool {
             let entry = entry.ok()?;
             let name = entry.file_name();
             let name = name.to_string_lossy();
-            if name.starts_with('.')
+            if (name.starts_with('.') && !(top && name == ".cargo"))
                 || name == "__pycache__"
                 || (top && ["build", "target", "node_modules", "tests"].contains(&name.as_ref()))
             {

@@ -78,6 +78,10 @@ fn rust_sdk() -> Vec<(&'static str, String)> {
             include_str!("../../../plugins/sdk/src/json.rs").into(),
         ),
         (
+            "sluice-plugin/src/scan.rs",
+            include_str!("../../../plugins/sdk/src/scan.rs").into(),
+        ),
+        (
             "sluice-plugin/src/log.rs",
             include_str!("../../../plugins/sdk/src/log.rs").into(),
         ),
@@ -118,6 +122,10 @@ fn sources(lang: Lang, kind: StepKind) -> Vec<(&'static str, &'static str)> {
     match lang {
         Lang::Rust => vec![
             ("Cargo.toml", include_str!("templates/rust/Cargo.toml")),
+            (
+                ".cargo/config.toml",
+                include_str!("templates/rust/cargo-config.toml"),
+            ),
             (
                 "src/lib.rs",
                 match kind {

@@ -99,10 +99,14 @@ fn rust_plugin_uses_its_own_copy_of_the_sdk(dir: &Path, kind: &str) {
     for file in [
         "sluice-plugin/Cargo.toml",
         "sluice-plugin/src/lib.rs",
+        "sluice-plugin/src/scan.rs",
         "sluice-plugin/wit/plugin.wit",
     ] {
         assert!(dir.join(file).is_file(), "{kind}: no {file}");
     }
+    // The build turns on wasm's SIMD, for the SDK's JSON scanning.
+    let config = std::fs::read_to_string(dir.join(".cargo/config.toml")).unwrap();
+    assert!(config.contains("+simd128"), "{config}");
     for manifest in ["Cargo.toml", "sluice-plugin/Cargo.toml"] {
         let text = std::fs::read_to_string(dir.join(manifest)).unwrap();
         assert!(

@@ -34,6 +34,8 @@ use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+use crate::scan;
+
 /// The value at `path` in `value`, if there is one.
 pub fn lookup<'v>(value: &'v Value, path: &str) -> Option<&'v Value> {
     if path.starts_with('/') {
@@ -97,6 +99,25 @@ impl Path {
     /// values. `Ok(None)` when the field is absent; `Err` when the payload is
     /// not JSON. When a key repeats, the last one wins (as with [`Value`]).
     pub fn find<'a>(&self, payload: &'a [u8]) -> Result<Option<&'a RawValue>, serde_json::Error> {
+        // The scanner answers valid payloads; `serde_json` the rest, with
+        // its own errors.
+        match scan::find(&self.segments, payload) {
+            Ok(None) => return Ok(None),
+            Ok(Some(at)) => {
+                if let Ok(raw) = serde_json::from_slice(&payload[at]) {
+                    return Ok(Some(raw));
+                }
+            }
+            Err(scan::Unsure) => {}
+        }
+        self.find_with_serde(payload)
+    }
+
+    /// [`Path::find`] by `serde_json` alone.
+    fn find_with_serde<'a>(
+        &self,
+        payload: &'a [u8],
+    ) -> Result<Option<&'a RawValue>, serde_json::Error> {
         let mut de = serde_json::Deserializer::from_slice(payload);
         let found = Walk(&self.segments).deserialize(&mut de)?;
         de.end()?;
@@ -145,6 +166,14 @@ impl Path {
     /// assert_eq!(spans[2], Span::Absent);
     /// ```
     pub fn spans(paths: &[Path], payload: &[u8]) -> Result<Vec<Span>, serde_json::Error> {
+        match scan::spans(paths, payload) {
+            Ok(spans) => Ok(spans),
+            Err(scan::Unsure) => Path::spans_with_serde(paths, payload),
+        }
+    }
+
+    /// [`Path::spans`] by `serde_json` alone.
+    fn spans_with_serde(paths: &[Path], payload: &[u8]) -> Result<Vec<Span>, serde_json::Error> {
         let found = RefCell::new(vec![Found::default(); paths.len()]);
         let active: Vec<usize> = (0..paths.len()).collect();
         let mut de = serde_json::Deserializer::from_slice(payload);
@@ -178,6 +207,13 @@ pub enum Span {
     At(Range<usize>),
     /// A key on the path repeats, or the path goes through an array.
     Unsure,
+}
+
+impl Path {
+    /// The path's object keys (or array indexes), outermost first.
+    pub(crate) fn segments(&self) -> &[String] {
+        &self.segments
+    }
 }
 
 impl fmt::Display for Path {
@@ -485,6 +521,90 @@ mod tests {
             }
         }
         assert!(Path::spans(&[Path::parse("a")], br#"{"a":1} x"#).is_err());
+    }
+
+    /// The scanner (`scan.rs`) answers only what `serde_json` answers the
+    /// same: on seeds and on every one-byte deletion, insertion and
+    /// replacement of them, whenever the scanner is sure, `serde_json`
+    /// agrees (same values or spans); and the scanner is sure of the valid
+    /// seeds, so the fast path is the one taken.
+    #[test]
+    fn the_scanner_agrees_with_serde_json() {
+        let seeds = [
+            r#"{"type":"page_view","user":{"id":"u-1","email":"a@example.com"},"ip":"198.51.100.23","n":-1.5e3,"ok":true,"none":null}"#,
+            r#"{"kind":"click","items":[{"sku":"S-1","qty":1},{"sku":"S-2","qty":2}],"note":"x\"y\\z\u00e9\n","user":{"email":"b"}}"#,
+            r#" { "user" : { "email" : "c" , "email" : "d" } , "type" : [ 1 , 2 ] } "#,
+            "{\"caf\u{e9}\":\"th\u{e9}\",\"type\":\"v\",\"deep\":[[[{\"a\":[{}]}]]],\"e\":0,\"f\":10.25}",
+            r#"{"type":{"x":1},"user":"plain","ip":[],"items":{}}"#,
+            r#"[{"type":"a"},"b",3]"#,
+            r#""type""#,
+        ];
+        let paths = [
+            "type",
+            "user.email",
+            "user",
+            "items.1.sku",
+            "items.0",
+            "ip",
+            "/note",
+            "caf\u{e9}",
+            "deep.0.0.0.a",
+            "0.type",
+            "e",
+        ]
+        .map(Path::parse);
+        let specials = b"{}[]\",:\\ 0-9e.+tnu\x01\x7f\xff\xc3\xa9";
+        let mut docs: Vec<Vec<u8>> = seeds.iter().map(|s| s.as_bytes().to_vec()).collect();
+        for seed in seeds {
+            let seed = seed.as_bytes();
+            for at in 0..=seed.len() {
+                for &c in specials {
+                    let mut doc = seed.to_vec();
+                    doc.insert(at, c);
+                    docs.push(doc);
+                    if at < seed.len() {
+                        let mut doc = seed.to_vec();
+                        doc[at] = c;
+                        docs.push(doc);
+                    }
+                }
+                if at < seed.len() {
+                    let mut doc = seed.to_vec();
+                    doc.remove(at);
+                    docs.push(doc);
+                }
+            }
+        }
+        let (mut sure, mut checked) = (0, 0);
+        for doc in &docs {
+            let text = String::from_utf8_lossy(doc);
+            for path in &paths {
+                checked += 1;
+                if let Ok(fast) = scan::find(&path.segments, doc) {
+                    sure += 1;
+                    let slow = path.find_with_serde(doc);
+                    let slow = slow.map(|v| v.map(|raw| raw.get().as_bytes()));
+                    let fast = fast.map(|at| &doc[at]);
+                    assert_eq!(slow.ok(), Some(fast), "{path} in {text}");
+                }
+            }
+            if let Ok(fast) = scan::spans(&paths, doc) {
+                let slow = Path::spans_with_serde(&paths, doc);
+                assert_eq!(slow.ok(), Some(fast), "spans in {text}");
+            }
+        }
+        // Most mutations break the JSON; the seeds and many others do not.
+        assert!(
+            sure > checked / 5,
+            "the scanner was sure of {sure} of {checked}"
+        );
+        for seed in &seeds[..5] {
+            for path in &paths {
+                let fast = scan::find(&path.segments, seed.as_bytes());
+                assert!(fast.is_ok(), "{path} in {seed}");
+            }
+            assert!(scan::spans(&paths, seed.as_bytes()).is_ok(), "{seed}");
+        }
     }
 
     #[test]

@@ -90,6 +90,7 @@ pub use bindings::filter::sluice::plugin::types::{Event, Failure, Output};
 
 pub mod json;
 pub mod log;
+mod scan;
 
 /// Settings for a plugin that takes none: accepts only an empty `config`.
 #[derive(Debug, Default, Clone, Copy, serde::Deserialize)]
