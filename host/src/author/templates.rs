@@ -78,6 +78,10 @@ fn rust_sdk() -> Vec<(&'static str, String)> {
             include_str!("../../../plugins/sdk/src/json.rs").into(),
         ),
         (
+            "sluice-plugin/src/heap.rs",
+            include_str!("../../../plugins/sdk/src/heap.rs").into(),
+        ),
+        (
             "sluice-plugin/src/scan.rs",
             include_str!("../../../plugins/sdk/src/scan.rs").into(),
         ),

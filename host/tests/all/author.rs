@@ -100,6 +100,7 @@ fn rust_plugin_uses_its_own_copy_of_the_sdk(dir: &Path, kind: &str) {
         "sluice-plugin/Cargo.toml",
         "sluice-plugin/src/lib.rs",
         "sluice-plugin/src/scan.rs",
+        "sluice-plugin/src/heap.rs",
         "sluice-plugin/wit/plugin.wit",
     ] {
         assert!(dir.join(file).is_file(), "{kind}: no {file}");

@@ -238,6 +238,7 @@ pub mod __rt {
     ) -> Result<(), String> {
         let plugin = T::init(parse_settings(&settings)?)?;
         state.with(|s| *s.borrow_mut() = Some(plugin));
+        start_batches();
         Ok(())
     }
 
@@ -259,6 +260,7 @@ pub mod __rt {
     ) -> Result<(), String> {
         let plugin = T::init(parse_settings(&settings)?)?;
         state.with(|s| *s.borrow_mut() = Some(plugin));
+        start_batches();
         Ok(())
     }
 
@@ -277,6 +279,7 @@ pub mod __rt {
     pub fn route_init<T: Route>(state: &'static State<T>, settings: String) -> Result<(), String> {
         let plugin = T::init(parse_settings(&settings)?)?;
         state.with(|s| *s.borrow_mut() = Some(plugin));
+        start_batches();
         Ok(())
     }
 
@@ -375,19 +378,40 @@ macro_rules! __export_world {
     };
 }
 
-/// The plugin's heap on wasm: [Talc](https://docs.rs/talc) instead of the
-/// `dlmalloc` of wasi-libc that Rust uses by default.
+/// The plugin's heap on wasm: a bump arena for batch calls over
+/// [Talc](https://docs.rs/talc), instead of the `dlmalloc` of wasi-libc that
+/// Rust uses by default (see `heap.rs`).
 ///
 /// Every event the host hands a plugin arrives in a handful of guest
 /// allocations (its strings, its payload, the batch list), and most plugins
-/// allocate again for what they parse and return; Talc does these in less
-/// time (BENCHMARKS.md, issue 19: 6-9 % of a whole pipeline's time per
-/// record). The default feature `allocator` installs it; a plugin that wants
-/// another global allocator turns off the SDK's default features.
+/// allocate again for what they parse and return; all of it is freed when
+/// the call ends. The arena makes these a pointer bump (BENCHMARKS.md,
+/// issue 19). The default feature `allocator` installs it; a plugin that
+/// wants another global allocator turns off the SDK's default features.
 #[cfg(all(
     feature = "allocator",
     target_family = "wasm",
     not(target_feature = "atomics")
 ))]
 #[global_allocator]
-static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
+static ALLOCATOR: heap::Heap<talc::wasm::WasmDynamicTalc> = heap::Heap::new();
+
+#[cfg(any(
+    test,
+    all(
+        feature = "allocator",
+        target_family = "wasm",
+        not(target_feature = "atomics")
+    )
+))]
+mod heap;
+
+/// `init` is done: what is allocated from now on belongs to batch calls.
+fn start_batches() {
+    #[cfg(all(
+        feature = "allocator",
+        target_family = "wasm",
+        not(target_feature = "atomics")
+    ))]
+    ALLOCATOR.start_batches();
+}
