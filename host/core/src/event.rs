@@ -174,8 +174,40 @@ struct KinesisIn<'a> {
     #[serde(borrow)]
     sequence_number: Cow<'a, str>,
     #[serde(borrow)]
-    data: Cow<'a, str>,
+    data: Base64Text<'a>,
     approximate_arrival_timestamp: f64,
+}
+
+/// The text of `kinesis.data`: a JSON string read as bytes, borrowed from
+/// the input unless it has escapes. Base64 is ASCII, and the decoder
+/// refuses anything else, so its UTF-8 is not checked first (a per-byte pass
+/// over the largest field of the event).
+struct Base64Text<'a>(Cow<'a, [u8]>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Base64Text<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Base64Text<'de>;
+            // What serde says of anything else: the same as for a `str`.
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_bytes<E>(self, v: &'de [u8]) -> Result<Self::Value, E> {
+                Ok(Base64Text(Cow::Borrowed(v)))
+            }
+            fn visit_bytes<E>(self, v: &[u8]) -> Result<Self::Value, E> {
+                Ok(Base64Text(Cow::Owned(v.to_vec())))
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Base64Text(Cow::Borrowed(v.as_bytes())))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Base64Text(Cow::Owned(v.as_bytes().to_vec())))
+            }
+        }
+        d.deserialize_bytes(Visit)
+    }
 }
 
 /// Just enough of a record to name it when it does not decode.
@@ -301,17 +333,18 @@ fn record_from(record: RecordIn<'_>) -> Result<Record, String> {
         .ok_or("field `eventID` is missing or not `<shardId>:<sequenceNumber>`")?
         .to_owned();
     // Base64 of more than the largest Kinesis record cannot be a Kinesis record.
-    if k.data.len() / 4 * 3 > MAX_RECORD_BYTES + 2 {
+    let text = &k.data.0;
+    if text.len() / 4 * 3 > MAX_RECORD_BYTES + 2 {
         return Err(format!(
             "field `kinesis.data` holds about {} bytes; a Kinesis record holds at most {MAX_RECORD_BYTES}",
-            k.data.len() / 4 * 3
+            text.len() / 4 * 3
         ));
     }
-    let data = match base64_simd::STANDARD.decode_to_vec(k.data.as_bytes()) {
+    let data = match base64_simd::STANDARD.decode_to_vec(text) {
         Ok(data) => data,
         // Errors only: the `base64` crate says where and what.
         Err(_) => base64::engine::general_purpose::STANDARD
-            .decode(k.data.as_bytes())
+            .decode(text)
             .map_err(|e| format!("field `kinesis.data` is not valid base64: {e}"))?,
     };
     let secs = k.approximate_arrival_timestamp;
