@@ -226,15 +226,26 @@ impl Redact {
         let mut texts: Vec<(std::ops::Range<usize>, String)> = Vec::new();
         for i in 0..paths.fields {
             let Some(at) = span(i)? else { continue };
-            let text = match self.0.mode {
-                Mode::Mask => self.0.mask.clone(),
+            let (text, json) = match self.0.mode {
+                Mode::Mask => {
+                    let text = self.0.mask.clone();
+                    let json = serde_json::to_vec(&text).ok()?;
+                    (text, json)
+                }
                 Mode::Hash => {
-                    let value: Value = serde_json::from_slice(&payload[at.clone()]).ok()?;
-                    hash(&self.0.salt, &value)
+                    let raw = &payload[at.clone()];
+                    let text = match plain_string(raw) {
+                        // A string without escapes is its own bytes.
+                        Some(s) => hash_bytes(&self.0.salt, s),
+                        None => hash(&self.0.salt, &serde_json::from_slice(raw).ok()?),
+                    };
+                    // Hex needs no escapes.
+                    let json = [b"\"", text.as_bytes(), b"\""].concat();
+                    (text, json)
                 }
                 Mode::Remove => return None,
             };
-            edits.push((at.clone(), Some(serde_json::to_vec(&text).ok()?)));
+            edits.push((at.clone(), Some(json)));
             texts.push((at, text));
         }
         // The arrival time's text, only when the settings stamp it.
@@ -389,13 +400,25 @@ fn member_start(payload: &[u8], value_start: usize, key: &str) -> Option<usize> 
     (before.ends_with(&quoted) && backslashes % 2 == 0).then_some(start)
 }
 
+/// The text of a JSON string without escapes (`"abc"` → `abc`); `None` for
+/// anything else.
+fn plain_string(raw: &[u8]) -> Option<&[u8]> {
+    let inner = raw.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
+    (!inner.contains(&b'\\')).then_some(inner)
+}
+
 fn hash(salt: &str, value: &Value) -> String {
+    match value {
+        Value::String(s) => hash_bytes(salt, s.as_bytes()),
+        other => hash_bytes(salt, other.to_string().as_bytes()),
+    }
+}
+
+/// The salted SHA-256 of `bytes`, in hex.
+fn hash_bytes(salt: &str, bytes: &[u8]) -> String {
     let mut h = Sha256::new();
     h.update(salt.as_bytes());
-    match value {
-        Value::String(s) => h.update(s.as_bytes()),
-        other => h.update(other.to_string().as_bytes()),
-    }
+    h.update(bytes);
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut text = String::with_capacity(64);
     for b in h.finalize() {

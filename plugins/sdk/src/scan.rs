@@ -164,6 +164,7 @@ struct Scanner<'a> {
 
 impl<'a> Scanner<'a> {
     /// Skips JSON whitespace.
+    #[inline(always)]
     fn ws(&mut self) {
         while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.b.get(self.i) {
             self.i += 1;
@@ -171,12 +172,14 @@ impl<'a> Scanner<'a> {
     }
 
     /// The next byte after whitespace, not consumed.
+    #[inline(always)]
     fn peek(&mut self) -> Scan<u8> {
         self.ws();
         self.b.get(self.i).copied().ok_or(Unsure)
     }
 
     /// Consumes `byte` after whitespace.
+    #[inline(always)]
     fn eat(&mut self, byte: u8) -> Scan<()> {
         if self.peek()? != byte {
             return Err(Unsure);
@@ -226,6 +229,7 @@ impl<'a> Scanner<'a> {
 
     /// Reads an object key (at its opening quote) and the colon after it.
     /// A key with escapes, or not UTF-8, is for `serde_json` to read.
+    #[inline(always)]
     fn key(&mut self) -> Scan<&'a [u8]> {
         if self.peek()? != b'"' {
             return Err(Unsure);
@@ -244,6 +248,7 @@ impl<'a> Scanner<'a> {
 
     /// Skips an object key that no path looks at (escapes allowed, as
     /// `serde_json` skips it) and the colon after it.
+    #[inline(always)]
     fn skip_key(&mut self) -> Scan<()> {
         if self.peek()? != b'"' {
             return Err(Unsure);
@@ -254,6 +259,7 @@ impl<'a> Scanner<'a> {
 
     /// After a member or element: `true` on a comma (more follow), `false`
     /// on the closing `close`.
+    #[inline(always)]
     fn more(&mut self, close: u8) -> Scan<bool> {
         let c = self.peek()?;
         self.i += 1;
@@ -266,6 +272,7 @@ impl<'a> Scanner<'a> {
 
     /// Consumes `[` or `{` and says whether the container is empty (its
     /// closing bracket consumed too).
+    #[inline(always)]
     fn open(&mut self, close: u8) -> Scan<bool> {
         self.i += 1;
         if self.peek()? == close {
@@ -276,6 +283,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// Skips a literal (`true`, `false`, `null`).
+    #[inline(always)]
     fn literal(&mut self, text: &[u8]) -> Scan<()> {
         if !self.b[self.i..].starts_with(text) {
             return Err(Unsure);
@@ -285,6 +293,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// Skips the digits at the cursor; says whether there was one.
+    #[inline(always)]
     fn digits(&mut self) -> bool {
         let start = self.i;
         while self.b.get(self.i).is_some_and(u8::is_ascii_digit) {
