@@ -1,25 +1,28 @@
-//! The plugin's heap on wasm (the `allocator` feature): a bump arena for
-//! what a batch call allocates, over [Talc](https://docs.rs/talc) for the
-//! rest.
+//! The plugin's heap on wasm (the `allocator` feature): an arena for the
+//! small allocations of batch calls, over [Talc](https://docs.rs/talc) for
+//! the rest.
 //!
 //! (The tests run it over the system allocator instead of Talc.)
 //!
-//! A batch call allocates a lot and keeps none of it: the host writes each
-//! event's strings and payload into fresh guest allocations, the plugin
-//! allocates what it parses and returns, and all of it is freed when the
-//! call's results have been read. So after `init`, allocations are carved
-//! from one block by bumping a pointer, and a free only counts down; when the
-//! count reaches zero (the call is over and everything it made is gone) the
-//! block starts over from its beginning. The last allocation freed or grown
-//! is undone or extended in place, so short-lived buffers are reused.
+//! A batch call makes many small allocations and keeps none of them: the
+//! host writes each event's partition key, sequence number and shard ID
+//! into fresh guest allocations, the plugin allocates what it parses and
+//! returns, and all of it is freed once the host has read the call's
+//! results. So after `init`, an allocation of up to [`SMALL`] bytes is
+//! carved from one block: from a free list of its size class (multiples of
+//! 16 bytes) if one was freed, otherwise by bumping a pointer. A free puts
+//! it on its class's list and counts down; when the count reaches zero (the
+//! call is over and everything it made is gone) the block starts over from
+//! its beginning. Payloads and other large buffers go to Talc, which reuses
+//! them across events as before, so the arena adds little memory.
 //!
-//! Whatever does not fit in the block goes to Talc, as does everything
-//! `init` builds (the plugin's state lives for the instance's life). If a
-//! plugin keeps something from a call (a cache), the count never reaches
-//! zero, the block fills up and the plugin runs on Talc alone, as fast as
-//! before this arena. After a call that overflowed it, the block is
-//! replaced by one as large as that call asked for, up to [`MAX_BLOCK`]
-//! (more than a whole 6 MB batch and its outputs need).
+//! What does not fit in the block goes to Talc, as does everything `init`
+//! builds (the plugin's state lives for the instance's life). If a plugin
+//! keeps something small from a call (a cache), the count never reaches
+//! zero and the block no longer starts over: it still serves the small
+//! allocations from its free lists, and Talc the rest. After a call that
+//! overflowed it, the block is replaced by one as large as that call asked
+//! for, up to [`MAX_BLOCK`].
 
 #![allow(
     unsafe_code,
@@ -30,20 +33,32 @@ use std::alloc::{GlobalAlloc, Layout};
 use std::cell::Cell;
 
 /// The first block, taken from Talc when `init` is done.
-const FIRST_BLOCK: usize = 1 << 20;
+const FIRST_BLOCK: usize = 256 << 10;
 
 /// The largest block.
 const MAX_BLOCK: usize = 16 << 20;
+
+/// The largest allocation the arena serves; larger ones are Talc's.
+const SMALL: usize = 256;
+
+/// The size classes' step, and the alignment of every arena allocation.
+const STEP: usize = 16;
+
+/// The number of size classes: 16, 32, .., [`SMALL`] bytes.
+const CLASSES: usize = SMALL / STEP;
 
 /// An allocator (Talc on wasm), with the batch arena in front.
 pub(crate) struct Heap<A> {
     talc: A,
     arena: Cell<Arena>,
+    /// Per size class, the last freed allocation (0: none); each holds the
+    /// address of the one freed before it.
+    free: [Cell<usize>; CLASSES],
 }
 
 // SAFETY: a `wasm32-wasip2` component has one thread (the SDK installs
-// this allocator only without the `atomics` target feature), so the `Cell`
-// is never touched from two threads. The tests use it from one thread.
+// this allocator only without the `atomics` target feature), so the cells
+// are never touched from two threads. The tests use it from one thread.
 unsafe impl<A> Sync for Heap<A> {}
 
 /// The arena's block and where it stands.
@@ -52,7 +67,7 @@ struct Arena {
     /// The block: `start..end` (both 0 while there is none).
     start: usize,
     end: usize,
-    /// Where the next allocation goes.
+    /// Where the next bump allocation goes.
     next: usize,
     /// Allocations made in the block and not freed yet.
     live: usize,
@@ -60,8 +75,13 @@ struct Arena {
     on: bool,
     /// An allocation did not fit since the block last started over.
     overflowed: bool,
-    /// Bytes asked for since the block last started over.
+    /// Bytes asked of the arena since the block last started over.
     asked: usize,
+}
+
+/// The size class of an arena allocation of `size` bytes (1..=[`SMALL`]).
+fn class(size: usize) -> usize {
+    (size - 1) / STEP
 }
 
 #[cfg(target_family = "wasm")]
@@ -86,6 +106,7 @@ impl<A: GlobalAlloc> Heap<A> {
                 overflowed: false,
                 asked: 0,
             }),
+            free: [const { Cell::new(0) }; CLASSES],
         }
     }
 
@@ -129,26 +150,55 @@ impl<A: GlobalAlloc> Heap<A> {
     fn in_block(a: &Arena, ptr: *mut u8) -> bool {
         (a.start..a.end).contains(&(ptr as usize))
     }
+
+    /// Nothing in the block is live: it starts over (larger, if the last
+    /// call overflowed it).
+    fn start_over(&self, mut a: Arena) {
+        a.next = a.start;
+        for head in &self.free {
+            head.set(0);
+        }
+        let size = a.asked.next_power_of_two().min(MAX_BLOCK);
+        let grow = a.overflowed && size > a.end - a.start;
+        a.asked = 0;
+        a.overflowed = false;
+        self.arena.set(a);
+        if grow {
+            self.new_block(size);
+        }
+    }
 }
 
 fn block_layout(size: usize) -> Layout {
-    Layout::from_size_align(size, 16).expect("a block's size is a small power of two")
+    Layout::from_size_align(size, STEP).expect("a block's size is a small power of two")
 }
 
-// SAFETY: memory from the block is handed out once (the bump pointer only
-// moves back over memory that was freed: the top allocation, or all of it
-// when nothing is live), aligned as asked and within the block; everything
-// else is Talc's, which is a sound allocator.
+// SAFETY: an arena allocation is handed out once until it is freed: it is
+// either fresh memory below the block's end (the bump pointer only goes
+// back when nothing in the block is live), or a freed allocation of the
+// same size class taken off its free list; it is aligned to 16 (the block
+// is, and every class is a multiple of 16), which covers the layouts it
+// serves. Everything else is Talc's, a sound allocator.
 unsafe impl<A: GlobalAlloc> GlobalAlloc for Heap<A> {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let mut a = self.arena.get();
-        if a.on && layout.size() != 0 {
-            a.asked = a.asked.saturating_add(layout.size());
-            let at = a.next.next_multiple_of(layout.align());
-            if let Some(end) = at.checked_add(layout.size())
-                && end <= a.end
-            {
-                a.next = end;
+        let size = layout.size();
+        if a.on && (1..=SMALL).contains(&size) && layout.align() <= STEP {
+            let c = class(size);
+            let head = self.free[c].get();
+            if head != 0 {
+                // SAFETY: `head` is a freed arena allocation of this class,
+                // which `dealloc` made hold the next one's address.
+                self.free[c].set(unsafe { (head as *const usize).read() });
+                a.live += 1;
+                self.arena.set(a);
+                return head as *mut u8;
+            }
+            let bytes = (c + 1) * STEP;
+            a.asked = a.asked.saturating_add(bytes);
+            if a.end - a.next >= bytes {
+                let at = a.next;
+                a.next += bytes;
                 a.live += 1;
                 self.arena.set(a);
                 return at as *mut u8;
@@ -168,51 +218,39 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Heap<A> {
         }
         a.live -= 1;
         if a.live == 0 {
-            a.next = a.start;
-            self.arena.set(a);
-            let size = a.asked.next_power_of_two().min(MAX_BLOCK);
-            if a.overflowed && size > a.end - a.start {
-                self.new_block(size);
-            } else {
-                a.asked = 0;
-                a.overflowed = false;
-                self.arena.set(a);
-            }
-            return;
-        }
-        if ptr as usize + layout.size() == a.next {
-            // The top allocation: undo it.
-            a.next = ptr as usize;
+            return self.start_over(a);
         }
         self.arena.set(a);
+        // The allocation holds at least its layout's class (a `realloc` in
+        // place keeps the class or makes the layout smaller).
+        let c = class(layout.size());
+        // SAFETY: the allocation is ours again, at least `STEP` bytes and
+        // aligned: it holds the class's list from now on.
+        unsafe { (ptr as *mut usize).write(self.free[c].get()) };
+        self.free[c].set(ptr as usize);
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let mut a = self.arena.get();
+        let a = self.arena.get();
         if !Self::in_block(&a, ptr) {
             // SAFETY: `ptr` is not the block's, so Talc allocated it.
             return unsafe { self.talc.realloc(ptr, layout, new_size) };
         }
-        let at = ptr as usize;
-        if at + layout.size() == a.next && new_size <= a.end - at {
-            // The top allocation: grow or shrink it where it is.
-            a.next = at + new_size;
-            self.arena.set(a);
+        if (1..=(class(layout.size()) + 1) * STEP).contains(&new_size) {
+            // It fits the room the allocation has.
             return ptr;
         }
-        if new_size <= layout.size() {
-            return ptr;
-        }
-        // SAFETY: `new_size` is non-zero (it is larger than the old size) and,
-        // as the caller promises, fits `isize` once aligned.
+        // SAFETY: `new_size` is non-zero and, as the caller promises, fits
+        // `isize` once aligned.
         let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
         // SAFETY: a non-zero layout.
         let new = unsafe { self.alloc(new_layout) };
         if !new.is_null() {
-            // SAFETY: both are valid for `layout.size()` bytes and distinct
-            // allocations; then the old one is freed with its own layout.
+            // SAFETY: both are valid for the smaller of the two sizes and
+            // are distinct allocations; then the old one is freed with its
+            // own layout.
             unsafe {
-                std::ptr::copy_nonoverlapping(ptr, new, layout.size());
+                std::ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size));
                 self.dealloc(ptr, layout);
             }
         }
@@ -237,8 +275,9 @@ mod tests {
     }
 
     /// Random allocations, frees and reallocations, each block filled with
-    /// its own byte: no two live blocks overlap and none is overwritten;
-    /// the arena starts over when all is freed, and grows after overflowing.
+    /// its own byte: no two live blocks overlap and none is overwritten
+    /// (freed ones are reused from the free lists); the arena starts over
+    /// when all is freed, and grows after a call overflowed it.
     #[test]
     fn blocks_never_overlap_and_keep_their_bytes() {
         let heap = Heap::over(std::alloc::System);
@@ -262,14 +301,16 @@ mod tests {
             spans.sort();
             assert!(spans.windows(2).all(|w| w[0].1 <= w[1].0), "blocks overlap");
         };
-        for round in 0..60 {
+        for _ in 0..60 {
             // A "call": allocations grow, shrink and die in any order,
             // then everything is freed.
             let ops = 50 + rng.below(400);
             for op in 0..ops {
                 match rng.below(4) {
                     0 | 1 => {
-                        let size = 1 + rng.below(if round % 7 == 6 { 60_000 } else { 3_000 });
+                        // Mostly small (the arena's), some large (Talc's).
+                        let most = if rng.below(4) == 0 { 3_000 } else { SMALL };
+                        let size = 1 + rng.below(most);
                         let layout = Layout::from_size_align(size, 1 << rng.below(5)).unwrap();
                         let p = unsafe { heap.alloc(layout) };
                         assert!(!p.is_null());
@@ -314,11 +355,26 @@ mod tests {
             let a = heap.arena.get();
             assert_eq!((a.live, a.next), (0, a.start), "the arena starts over");
         }
+        // A call that asks for more than the block holds: the rest is
+        // Talc's, and the block grows to what it asked for.
+        let small = Layout::from_size_align(200, 8).unwrap();
+        let many: Vec<*mut u8> = (0..4 * FIRST_BLOCK / 200)
+            .map(|_| unsafe { heap.alloc(small) })
+            .collect();
+        let a = heap.arena.get();
+        assert!(
+            many.iter()
+                .any(|&p| !Heap::<std::alloc::System>::in_block(&a, p))
+        );
+        for p in many {
+            unsafe { heap.dealloc(p, small) };
+        }
         let a = heap.arena.get();
         assert!(
             a.end - a.start > FIRST_BLOCK,
             "the block grew after overflowing"
         );
+        assert_eq!((a.live, a.next), (0, a.start));
         unsafe { heap.dealloc(init, Layout::from_size_align(100, 8).unwrap()) };
     }
 }

@@ -23,9 +23,12 @@
 //! Build with `cargo build --target wasm32-wasip2 --release`: the result is a
 //! component, ready for a pipeline config.
 //!
-//! The default feature `allocator` makes [Talc](https://docs.rs/talc) the
-//! plugin's global allocator on wasm (faster than the default `dlmalloc`);
-//! turn off the default features to bring your own.
+//! The default feature `allocator` gives the plugin, on wasm, a heap made
+//! for batch calls: a bump arena for what a call allocates, which starts
+//! over once all of it is freed, in front of [Talc](https://docs.rs/talc)
+//! (both faster than the default `dlmalloc`); turn off the default features
+//! to bring your own. Build with `-C target-feature=+simd128` (wasm's SIMD)
+//! and [`json::Path`] scans JSON strings 16 bytes at a time.
 //!
 //! State kept between batches: an instance lives for many batches (until the
 //! host recycles it after a trap), so anything `init` builds is reused; do not
