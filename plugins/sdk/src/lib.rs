@@ -24,8 +24,9 @@
 //! component, ready for a pipeline config.
 //!
 //! The default feature `allocator` gives the plugin, on wasm, a heap made
-//! for batch calls: a bump arena for what a call allocates, which starts
-//! over once all of it is freed, in front of [Talc](https://docs.rs/talc)
+//! for batch calls: an arena for the many small allocations of a call,
+//! which starts over once the call is done, in front of
+//! [Talc](https://docs.rs/talc)
 //! (both faster than the default `dlmalloc`); turn off the default features
 //! to bring your own. Build with `-C target-feature=+simd128` (wasm's SIMD)
 //! and [`json::Path`] scans JSON strings 16 bytes at a time.
@@ -381,15 +382,15 @@ macro_rules! __export_world {
     };
 }
 
-/// The plugin's heap on wasm: a bump arena for batch calls over
-/// [Talc](https://docs.rs/talc), instead of the `dlmalloc` of wasi-libc that
-/// Rust uses by default (see `heap.rs`).
+/// The plugin's heap on wasm: an arena for the small allocations of batch
+/// calls over [Talc](https://docs.rs/talc), instead of the `dlmalloc` of
+/// wasi-libc that Rust uses by default (see `heap.rs`).
 ///
 /// Every event the host hands a plugin arrives in a handful of guest
 /// allocations (its strings, its payload, the batch list), and most plugins
 /// allocate again for what they parse and return; all of it is freed when
-/// the call ends. The arena makes these a pointer bump (BENCHMARKS.md,
-/// issue 19). The default feature `allocator` installs it; a plugin that
+/// the call ends. The arena serves the small ones from free lists or by
+/// bumping a pointer (BENCHMARKS.md, issue 19). The default feature `allocator` installs it; a plugin that
 /// wants another global allocator turns off the SDK's default features.
 #[cfg(all(
     feature = "allocator",
