@@ -69,10 +69,13 @@ impl Filter for FieldFilter {
             None => self.keep_if_missing,
             Some(raw) => {
                 // A string without escapes is compared where it lies; any
-                // other value is parsed.
-                let hit = match serde_json::from_str::<&str>(raw.get()) {
-                    Ok(text) => self.values.iter().any(|v| v.as_str() == Some(text)),
-                    Err(_) => {
+                // other value is parsed (not tried as a string first: a
+                // serde error costs more than parsing `true`).
+                let plain = raw.get().starts_with('"');
+                let plain = plain.then(|| serde_json::from_str::<&str>(raw.get()).ok());
+                let hit = match plain.flatten() {
+                    Some(text) => self.values.iter().any(|v| v.as_str() == Some(text)),
+                    None => {
                         let v: Value = serde_json::from_str(raw.get()).map_err(not_json)?;
                         self.values.contains(&v)
                     }

@@ -56,9 +56,14 @@ impl Route for FieldRoute {
         let routes = match field {
             // A string without escapes is looked up where it lies; any
             // other value is parsed (a number or `true` routes by its text).
-            Some(raw) => match serde_json::from_str::<&str>(raw.get()) {
-                Ok(text) => self.routes.get(text),
-                Err(_) => match serde_json::from_str(raw.get()).map_err(not_json)? {
+            Some(raw) => match raw
+                .get()
+                .starts_with('"')
+                .then(|| serde_json::from_str::<&str>(raw.get()).ok())
+                .flatten()
+            {
+                Some(text) => self.routes.get(text),
+                None => match serde_json::from_str(raw.get()).map_err(not_json)? {
                     Value::String(s) => self.routes.get(s.as_str()),
                     other => self.routes.get(&other.to_string()),
                 },
