@@ -145,3 +145,67 @@ fn the_example_plugins_load_for_their_own_kinds() {
             .unwrap_or_else(|e| panic!("{kind}: {e}"));
     }
 }
+
+/// The SDK's JSON scanner as the plugins run it (built for wasm with
+/// `simd128`) decides as `serde_json` does. `filter-field` keeps, drops or
+/// fails each of several thousand payloads exactly as a
+/// `serde_json::Value` of it says: the payloads put escaped quotes and
+/// backslashes, `\u` escapes, raw quotes, control characters and non-ASCII
+/// text at every offset of strings that span the 16-byte blocks the scanner
+/// reads. (The scanner's unit tests run the native build, without SIMD.)
+#[test]
+fn the_wasm_json_scanner_decides_as_serde_json_does() {
+    use serde_json::{Value, json};
+
+    let dir = Dir::new("plugins-scanner");
+    let specials = [
+        r#"\""#, r"\\", r"\n", r"\u00e9", "\"", "\u{1}", "é", "\u{7f}", " ",
+    ];
+    let keys = [r#""x""#, r#""y""#, r#""\u0078""#, "1", "true"];
+    let mut payloads = Vec::new();
+    for len in 0..40 {
+        for at in 0..=len {
+            for (n, special) in specials.iter().enumerate() {
+                let text = format!("{}{special}{}", "a".repeat(at), "b".repeat(len - at));
+                let k = keys[(len + at + n) % keys.len()];
+                payloads.push(format!(
+                    r#"{{"pad":"{text}","k":{k},"z":["{text}",{{"q":"{text}"}}]}}"#
+                ));
+            }
+        }
+    }
+    // `x` kept, anything else dropped, not JSON failed: as serde_json says.
+    let expected: Vec<Option<bool>> = payloads
+        .iter()
+        .map(|p| {
+            serde_json::from_str::<Value>(p)
+                .ok()
+                .map(|v| v.get("k") == Some(&json!("x")))
+        })
+        .collect();
+    let kept = expected.iter().filter(|e| **e == Some(true)).count();
+    let failed = expected.iter().filter(|e| e.is_none()).count();
+    assert!(kept > 1000 && failed > 1000, "kept {kept}, failed {failed}");
+
+    let plan = plan(
+        &dir.0,
+        "filter",
+        FILTER_FIELD,
+        "config = { field = \"k\", equals = \"x\" }\non_error = \"drop\"",
+    );
+    let runtime = Runtime::new().unwrap();
+    let mut pipeline = Pipeline::load(&runtime, plan).unwrap();
+    let batch =
+        host::event::decode(crate::support::event_json(&payloads).as_bytes(), "event").unwrap();
+    let outcome = pipeline.run(batch);
+    let mut got = vec![Some(false); payloads.len()];
+    for r in &outcome.routed {
+        got[r.slot] = Some(true);
+    }
+    for f in &outcome.dropped {
+        got[f.index] = None;
+    }
+    for (i, (got, expected)) in got.iter().zip(&expected).enumerate() {
+        assert_eq!(got, expected, "payload {}", payloads[i]);
+    }
+}
