@@ -16,7 +16,7 @@
 
 use serde::Deserialize;
 use serde_json::Value;
-use sluice_plugin::json::Path;
+use sluice_plugin::json::{self, Path};
 use sluice_plugin::{Event, Failure, Filter};
 
 /// The step's settings.
@@ -69,11 +69,8 @@ impl Filter for FieldFilter {
             None => self.keep_if_missing,
             Some(raw) => {
                 // A string without escapes is compared where it lies; any
-                // other value is parsed (not tried as a string first: a
-                // serde error costs more than parsing `true`).
-                let plain = raw.get().starts_with('"');
-                let plain = plain.then(|| serde_json::from_str::<&str>(raw.get()).ok());
-                let hit = match plain.flatten() {
+                // other value is parsed.
+                let hit = match json::plain_str(raw.get()) {
                     Some(text) => self.values.iter().any(|v| v.as_str() == Some(text)),
                     None => {
                         let v: Value = serde_json::from_str(raw.get()).map_err(not_json)?;

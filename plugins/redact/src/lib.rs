@@ -234,9 +234,11 @@ impl Redact {
                 }
                 Mode::Hash => {
                     let raw = &payload[at.clone()];
-                    let text = match plain_string(raw) {
-                        // A string without escapes is its own bytes.
-                        Some(s) => hash_bytes(&self.0.salt, s),
+                    // A string without escapes is its own bytes (the
+                    // span is UTF-8: `Path::spans` checked it).
+                    let plain = std::str::from_utf8(raw).ok().and_then(json::plain_str);
+                    let text = match plain {
+                        Some(s) => hash_bytes(&self.0.salt, s.as_bytes()),
                         None => hash(&self.0.salt, &serde_json::from_slice(raw).ok()?),
                     };
                     // Hex needs no escapes.
@@ -398,13 +400,6 @@ fn member_start(payload: &[u8], value_start: usize, key: &str) -> Option<usize> 
         .take_while(|&&b| b == b'\\')
         .count();
     (before.ends_with(&quoted) && backslashes % 2 == 0).then_some(start)
-}
-
-/// The text of a JSON string without escapes (`"abc"` → `abc`); `None` for
-/// anything else.
-fn plain_string(raw: &[u8]) -> Option<&[u8]> {
-    let inner = raw.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
-    (!inner.contains(&b'\\')).then_some(inner)
 }
 
 fn hash(salt: &str, value: &Value) -> String {

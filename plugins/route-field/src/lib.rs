@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use serde_json::Value;
-use sluice_plugin::json::Path;
+use sluice_plugin::json::{self, Path};
 use sluice_plugin::{Event, Failure, Route};
 
 /// The step's settings.
@@ -56,12 +56,7 @@ impl Route for FieldRoute {
         let routes = match field {
             // A string without escapes is looked up where it lies; any
             // other value is parsed (a number or `true` routes by its text).
-            Some(raw) => match raw
-                .get()
-                .starts_with('"')
-                .then(|| serde_json::from_str::<&str>(raw.get()).ok())
-                .flatten()
-            {
+            Some(raw) => match json::plain_str(raw.get()) {
                 Some(text) => self.routes.get(text),
                 None => match serde_json::from_str(raw.get()).map_err(not_json)? {
                     Value::String(s) => self.routes.get(s.as_str()),

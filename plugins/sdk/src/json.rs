@@ -60,6 +60,22 @@ pub fn lookup_mut<'v>(value: &'v mut Value, path: &str) -> Option<&'v mut Value>
     })
 }
 
+/// The text of a JSON string value without escapes, as it lies in the
+/// payload (`"abc"` → `abc`): compare or hash it without decoding into a
+/// new `String`. `None` for a string with escapes or any other value.
+///
+/// ```
+/// use sluice_plugin::json::plain_str;
+///
+/// assert_eq!(plain_str(r#""click""#), Some("click"));
+/// assert_eq!(plain_str(r#""a\"b""#), None);
+/// assert_eq!(plain_str("true"), None);
+/// ```
+pub fn plain_str(raw: &str) -> Option<&str> {
+    let text = raw.strip_prefix('"')?.strip_suffix('"')?;
+    (!text.contains('\\')).then_some(text)
+}
+
 /// A field path, parsed once (in a plugin's `init`) and used on every event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Path {
@@ -95,6 +111,11 @@ impl Path {
         }
     }
 
+    /// The path's object keys (or array indexes), outermost first.
+    pub(crate) fn segments(&self) -> &[String] {
+        &self.segments
+    }
+
     /// Finds the field in a JSON payload without parsing the rest of it into
     /// values. `Ok(None)` when the field is absent; `Err` when the payload is
     /// not JSON. When a key repeats, the last one wins (as with [`Value`]).
@@ -104,6 +125,8 @@ impl Path {
         match scan::find(&self.segments, payload) {
             Ok(None) => return Ok(None),
             Ok(Some(at)) => {
+                // The found value (only it) read again: a `RawValue` is
+                // only made by deserializing.
                 if let Ok(raw) = serde_json::from_slice(&payload[at]) {
                     return Ok(Some(raw));
                 }
@@ -207,13 +230,6 @@ pub enum Span {
     At(Range<usize>),
     /// A key on the path repeats, or the path goes through an array.
     Unsure,
-}
-
-impl Path {
-    /// The path's object keys (or array indexes), outermost first.
-    pub(crate) fn segments(&self) -> &[String] {
-        &self.segments
-    }
 }
 
 impl fmt::Display for Path {

@@ -30,7 +30,7 @@ type Scan<T> = Result<T, Unsure>;
 const MAX_DEPTH: u32 = 128;
 
 /// The most paths [`spans`] follows at once (one bit each).
-pub(crate) const MAX_PATHS: usize = 64;
+const MAX_PATHS: usize = 64;
 
 /// The value at `segments` in `payload`, as [`Path::find`] finds it: the
 /// last of repeated keys wins, a number segment indexes an array.
@@ -156,6 +156,16 @@ fn string_stop(s: &[u8]) -> Option<usize> {
         .map(|i| at + i)
 }
 
+/// `bytes` are UTF-8, as `serde_json` requires of keys, decoded strings
+/// and raw values.
+fn utf8(bytes: &[u8]) -> Scan<()> {
+    if bytes.is_ascii() || std::str::from_utf8(bytes).is_ok() {
+        Ok(())
+    } else {
+        Err(Unsure)
+    }
+}
+
 /// A cursor over the payload bytes.
 struct Scanner<'a> {
     b: &'a [u8],
@@ -239,9 +249,7 @@ impl<'a> Scanner<'a> {
             return Err(Unsure);
         }
         let key = &self.b[start..self.i - 1];
-        if !key.is_ascii() && std::str::from_utf8(key).is_err() {
-            return Err(Unsure);
-        }
+        utf8(key)?;
         self.eat(b':')?;
         Ok(key)
     }
@@ -282,9 +290,15 @@ impl<'a> Scanner<'a> {
         Ok(false)
     }
 
-    /// Skips a literal (`true`, `false`, `null`).
+    /// Skips the literal (`true`, `false`, `null`) that starts with `first`.
     #[inline(always)]
-    fn literal(&mut self, text: &[u8]) -> Scan<()> {
+    fn literal(&mut self, first: u8) -> Scan<()> {
+        let text: &[u8] = match first {
+            b't' => b"true",
+            b'f' => b"false",
+            b'n' => b"null",
+            _ => return Err(Unsure),
+        };
         if !self.b[self.i..].starts_with(text) {
             return Err(Unsure);
         }
@@ -362,11 +376,8 @@ impl<'a> Scanner<'a> {
                 b'"' => {
                     self.string()?;
                 }
-                b't' => self.literal(b"true")?,
-                b'f' => self.literal(b"false")?,
-                b'n' => self.literal(b"null")?,
                 b'-' | b'0'..=b'9' => self.number()?,
-                _ => return Err(Unsure),
+                first => self.literal(first)?,
             }
             // After a value: close what ends here, up to the next value.
             loop {
@@ -392,10 +403,7 @@ impl<'a> Scanner<'a> {
         self.ws();
         let start = self.i;
         self.skip()?;
-        let raw = &self.b[start..self.i];
-        if !raw.is_ascii() && std::str::from_utf8(raw).is_err() {
-            return Err(Unsure);
-        }
+        utf8(&self.b[start..self.i])?;
         Ok(start..self.i)
     }
 
@@ -403,23 +411,14 @@ impl<'a> Scanner<'a> {
     /// it whole (a number is parsed, a string decoded and checked), so only
     /// a literal or a plain UTF-8 string is skipped here.
     fn scalar(&mut self, first: u8) -> Scan<()> {
-        match first {
-            b't' => self.literal(b"true"),
-            b'f' => self.literal(b"false"),
-            b'n' => self.literal(b"null"),
-            b'"' => {
-                let start = self.i;
-                if self.string()? {
-                    return Err(Unsure);
-                }
-                let text = &self.b[start..self.i];
-                if !text.is_ascii() && std::str::from_utf8(text).is_err() {
-                    return Err(Unsure);
-                }
-                Ok(())
-            }
-            _ => Err(Unsure),
+        if first != b'"' {
+            return self.literal(first);
         }
+        let start = self.i;
+        if self.string()? {
+            return Err(Unsure);
+        }
+        utf8(&self.b[start..self.i])
     }
 
     /// [`find`] below the cursor.
