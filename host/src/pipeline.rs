@@ -349,7 +349,7 @@ impl Step {
     /// poisoned); the next call starts a fresh one.
     fn call(
         &mut self,
-        events: &[Event],
+        events: &mut [Event],
         deadline: Option<Instant>,
     ) -> Result<Vec<Verdict>, CallFailure> {
         let limits = *self.plugin.limits();
@@ -436,7 +436,7 @@ impl Step {
     /// as many restarts); the invocation's deadline bounds it all.
     fn run_isolating(
         &mut self,
-        events: &[Event],
+        events: &mut [Event],
         deadline: Option<Instant>,
         calls: &mut usize,
     ) -> Vec<Verdict> {
@@ -449,7 +449,7 @@ impl Step {
                 .collect(),
             Err(f) => {
                 tracing::warn!(step = %self.plugin.step(), plugin = %self.plugin.name(), events = events.len(), class = f.class.as_str(), error = %f.reason, "plugin call failed; re-running its events in halves to find the ones that fail");
-                let (left, right) = events.split_at(events.len() / 2);
+                let (left, right) = events.split_at_mut(events.len() / 2);
                 let mut results = self.run_isolating(left, deadline, calls);
                 results.extend(self.run_isolating(right, deadline, calls));
                 results
@@ -462,12 +462,12 @@ impl Step {
     fn run(
         &mut self,
         plan: &Plan,
-        live: Live,
+        mut live: Live,
         failed: &mut Failed,
         st: &mut StepStats,
         deadline: Option<Instant>,
     ) -> Live {
-        let verdicts = self.run_isolating(&live.events, deadline, &mut st.calls);
+        let verdicts = self.run_isolating(&mut live.events, deadline, &mut st.calls);
         let stage = Stage {
             name: self.plugin.step(),
             plugin: Some(self.plugin.name()),

@@ -17,6 +17,7 @@
 
 pub mod bindings;
 pub mod host;
+pub mod packed;
 
 use std::path::Path;
 
@@ -28,6 +29,9 @@ use wasmtime::{Config, Engine, Precompiled, Store};
 use crate::config::{Limits, Location, StepKind, StepPlan};
 use crate::event::Record;
 use bindings::filter::{Filter, FilterPre};
+use bindings::packed_filter::{PackedFilter, PackedFilterPre};
+use bindings::packed_route::{PackedRoute, PackedRoutePre};
+use bindings::packed_transform::{PackedTransform, PackedTransformPre};
 use bindings::route::{Route, RoutePre};
 use bindings::transform::{Transform, TransformPre};
 pub use bindings::{Event, Failure, Output};
@@ -49,7 +53,7 @@ pub const ARTIFACT_VERSION: &str = concat!(
 /// The WIT package this Sluice serves (`wit/plugin.wit`). Plugins built
 /// against a semver-compatible version (`0.1.x`) load; others are refused
 /// with [`PluginError::WitVersion`].
-pub const WIT_PACKAGE: &str = "sluice:plugin@0.1.0";
+pub const WIT_PACKAGE: &str = "sluice:plugin@0.1.1";
 
 /// How often the engine's epoch advances: the granularity of call timeouts.
 pub const EPOCH_TICK: std::time::Duration = std::time::Duration::from_millis(1);
@@ -123,7 +127,8 @@ pub enum PluginError {
     },
     /// The component does not export the world its step's kind needs.
     #[error(
-        "step `{step}` is a `{kind}` step, but plugin `{plugin}` does not export the `sluice:plugin/{kind}` world: {error:#}"
+        "step `{step}` is a `{kind}` step, but plugin `{plugin}` exports neither the \
+         `sluice:plugin/{kind}` world nor `sluice:plugin/packed-{kind}`: {error:#}"
     )]
     Export {
         /// The step.
@@ -441,17 +446,27 @@ impl Runtime {
             kind: step.kind,
             error: error.into(),
         };
+        // The packed twin of the kind's world if the plugin exports it (the
+        // Rust SDK's), else the kind's own world; the error names the latter.
         let pre = match step.kind {
-            StepKind::Filter => KindPre::Filter(FilterPre::new(pre).map_err(export_error)?),
-            StepKind::Transform => {
-                KindPre::Transform(TransformPre::new(pre).map_err(export_error)?)
-            }
-            StepKind::Route => KindPre::Route(RoutePre::new(pre).map_err(export_error)?),
+            StepKind::Filter => match PackedFilterPre::new(pre.clone()) {
+                Ok(p) => KindPre::PackedFilter(p),
+                Err(_) => KindPre::Filter(FilterPre::new(pre).map_err(export_error)?),
+            },
+            StepKind::Transform => match PackedTransformPre::new(pre.clone()) {
+                Ok(p) => KindPre::PackedTransform(p),
+                Err(_) => KindPre::Transform(TransformPre::new(pre).map_err(export_error)?),
+            },
+            StepKind::Route => match PackedRoutePre::new(pre.clone()) {
+                Ok(p) => KindPre::PackedRoute(p),
+                Err(_) => KindPre::Route(RoutePre::new(pre).map_err(export_error)?),
+            },
         };
         tracing::info!(
             elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
             bytes = bytes.len(),
             precompiled,
+            world = pre.world(),
             "plugin loaded"
         );
         Ok(Plugin {
@@ -593,16 +608,50 @@ impl Precompiler {
     }
 }
 
+/// A step's plugin, pre-linked: the world it exports.
 enum KindPre {
     Filter(FilterPre<HostState>),
     Transform(TransformPre<HostState>),
     Route(RoutePre<HostState>),
+    PackedFilter(PackedFilterPre<HostState>),
+    PackedTransform(PackedTransformPre<HostState>),
+    PackedRoute(PackedRoutePre<HostState>),
 }
 
+/// A step's plugin, running: the bindings of the world it exports.
 enum KindInstance {
     Filter(Filter),
     Transform(Transform),
     Route(Route),
+    PackedFilter(PackedFilter),
+    PackedTransform(PackedTransform),
+    PackedRoute(PackedRoute),
+}
+
+impl KindPre {
+    /// The name of the world the plugin exports.
+    fn world(&self) -> &'static str {
+        match self {
+            KindPre::Filter(_) => "filter",
+            KindPre::Transform(_) => "transform",
+            KindPre::Route(_) => "route",
+            KindPre::PackedFilter(_) => "packed-filter",
+            KindPre::PackedTransform(_) => "packed-transform",
+            KindPre::PackedRoute(_) => "packed-route",
+        }
+    }
+
+    /// The engine the plugin was compiled for.
+    fn engine(&self) -> &Engine {
+        match self {
+            KindPre::Filter(p) => p.engine(),
+            KindPre::Transform(p) => p.engine(),
+            KindPre::Route(p) => p.engine(),
+            KindPre::PackedFilter(p) => p.engine(),
+            KindPre::PackedTransform(p) => p.engine(),
+            KindPre::PackedRoute(p) => p.engine(),
+        }
+    }
 }
 
 /// A compiled, pre-linked plugin for one step: cheap to instantiate.
@@ -632,13 +681,16 @@ impl Plugin {
         &self.limits
     }
 
+    /// The world of `sluice:plugin` the plugin exports: its kind's
+    /// (`filter`, `transform`, `route`) or that kind's packed twin
+    /// (`packed-filter`, …), which the host prefers.
+    pub fn world(&self) -> &'static str {
+        self.pre.world()
+    }
+
     /// Instantiates the plugin in a fresh sandbox and calls its `init`.
     pub fn instantiate(&self) -> Result<Instance, PluginError> {
-        let engine = match &self.pre {
-            KindPre::Filter(p) => p.engine(),
-            KindPre::Transform(p) => p.engine(),
-            KindPre::Route(p) => p.engine(),
-        };
+        let engine = self.pre.engine();
         let mut store = Store::new(
             engine,
             HostState::new(
@@ -658,22 +710,21 @@ impl Plugin {
         prepare_call(&mut store, &self.limits, self.limits.timeout_ms);
         let settings = self.settings_json.as_str();
         let started = (|| {
+            // Instantiates the pre-instance and runs `init`, for each world.
+            macro_rules! start {
+                ($world:ident, $p:expr) => {{
+                    let b = $p.instantiate(&mut store)?;
+                    let init = b.call_init(&mut store, settings)?;
+                    (KindInstance::$world(b), init)
+                }};
+            }
             Ok(match &self.pre {
-                KindPre::Filter(p) => {
-                    let b = p.instantiate(&mut store)?;
-                    let init = b.call_init(&mut store, settings)?;
-                    (KindInstance::Filter(b), init)
-                }
-                KindPre::Transform(p) => {
-                    let b = p.instantiate(&mut store)?;
-                    let init = b.call_init(&mut store, settings)?;
-                    (KindInstance::Transform(b), init)
-                }
-                KindPre::Route(p) => {
-                    let b = p.instantiate(&mut store)?;
-                    let init = b.call_init(&mut store, settings)?;
-                    (KindInstance::Route(b), init)
-                }
+                KindPre::Filter(p) => start!(Filter, p),
+                KindPre::Transform(p) => start!(Transform, p),
+                KindPre::Route(p) => start!(Route, p),
+                KindPre::PackedFilter(p) => start!(PackedFilter, p),
+                KindPre::PackedTransform(p) => start!(PackedTransform, p),
+                KindPre::PackedRoute(p) => start!(PackedRoute, p),
             })
         })();
         let started = match started {
@@ -798,9 +849,9 @@ impl Instance {
     /// `timeout_ms`, and never longer than the step's `limits.timeout_ms`.
     fn guarded<R>(
         &mut self,
-        batch: &[Event],
+        batch: &mut [Event],
         timeout_ms: u64,
-        call: impl FnOnce(&KindInstance, &mut Store<HostState>) -> Result<R, CallError>,
+        call: impl FnOnce(&KindInstance, &mut Store<HostState>, &mut [Event]) -> Result<R, CallError>,
     ) -> Result<R, CallError> {
         prepare_call(
             &mut self.store,
@@ -808,7 +859,7 @@ impl Instance {
             timeout_ms.min(self.limits.timeout_ms),
         );
         self.store.data().replay(batch);
-        let mut r = call(&self.kind, &mut self.store);
+        let mut r = call(&self.kind, &mut self.store, batch);
         if r.is_ok() && self.store.data().ran_out_of_time() {
             // It slept until its deadline and returned before the epoch
             // check caught it: out of time all the same.
@@ -834,9 +885,12 @@ impl Instance {
     /// timeout, results too big): the instance must not be used again (the
     /// pipeline re-runs the events on fresh instances to find the ones that
     /// make it fail).
+    ///
+    /// `batch` is `&mut` for the packed worlds: each payload is moved into
+    /// the packed batch for the call and back after it, never copied.
     pub fn call(
         &mut self,
-        batch: &[Event],
+        batch: &mut [Event],
         timeout_ms: u64,
     ) -> Result<Vec<Result<Decision, Failure>>, CallError> {
         fn each<T>(
@@ -845,13 +899,34 @@ impl Instance {
         ) -> Vec<Result<Decision, Failure>> {
             results.into_iter().map(|r| r.map(decision)).collect()
         }
-        self.guarded(batch, timeout_ms, |kind, store| {
+        /// One call of a packed world: the payloads go back into `batch`
+        /// whatever the call did.
+        fn packed<R>(
+            batch: &mut [Event],
+            call: impl FnOnce(&bindings::packed::Batch) -> Result<R, CallError>,
+        ) -> Result<R, CallError> {
+            let packed = packed::pack(batch)?;
+            let r = call(&packed);
+            packed::unpack(packed, batch);
+            r
+        }
+        self.guarded(batch, timeout_ms, |kind, store, batch| {
             Ok(match kind {
                 KindInstance::Filter(b) => each(b.call_filter(store, batch)?, Decision::Keep),
                 KindInstance::Transform(b) => {
                     each(b.call_transform(store, batch)?, Decision::Outputs)
                 }
                 KindInstance::Route(b) => each(b.call_route(store, batch)?, Decision::Routes),
+                KindInstance::PackedFilter(b) => {
+                    each(packed(batch, |p| b.call_filter(store, p))?, Decision::Keep)
+                }
+                KindInstance::PackedTransform(b) => each(
+                    packed(batch, |p| b.call_transform(store, p))?,
+                    Decision::Outputs,
+                ),
+                KindInstance::PackedRoute(b) => {
+                    each(packed(batch, |p| b.call_route(store, p))?, Decision::Routes)
+                }
             })
         })
     }

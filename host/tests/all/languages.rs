@@ -193,7 +193,7 @@ fn c_plugin_for_wit(version: &str) -> PathBuf {
         .unwrap();
     }
     let wit = host::author::WIT.replace(
-        "package sluice:plugin@0.1.0;",
+        "package sluice:plugin@0.1.1;",
         &format!("package sluice:plugin@{version};"),
     );
     assert_ne!(wit, host::author::WIT);
@@ -210,16 +210,18 @@ fn a_plugin_for_another_wit_version_is_refused_naming_both_versions() {
         assert!(msg.contains("hostile-c.wasm"), "{msg}");
         assert!(
             msg.contains(&format!("sluice:plugin@{version}"))
-                && msg.contains("sluice:plugin@0.1.0"),
+                && msg.contains("sluice:plugin@0.1.1"),
             "names the plugin's and the host's WIT versions: {msg}"
         );
     }
-    // An additive (minor) version is served by the 0.1 host.
-    let plugin = c_plugin_for_wit("0.1.1");
-    let (mut app, destination) = app("filter", &plugin, "{}").unwrap();
-    let failures = run(&mut app, &["a", "b"]);
-    assert!(failures.is_empty(), "{failures:?}");
-    assert_eq!(String::from_utf8(destination.contents()).unwrap(), "a\nb\n");
+    // An additive version, older or newer, is served by the 0.1 host.
+    for version in ["0.1.0", "0.1.2"] {
+        let plugin = c_plugin_for_wit(version);
+        let (mut app, destination) = app("filter", &plugin, "{}").unwrap();
+        let failures = run(&mut app, &["a", "b"]);
+        assert!(failures.is_empty(), "{failures:?}");
+        assert_eq!(String::from_utf8(destination.contents()).unwrap(), "a\nb\n");
+    }
 }
 
 /// Runs `payloads` through a hostile plugin and returns the failures.

@@ -3,7 +3,9 @@
 //! A Sluice plugin is a WebAssembly component that targets one world of the
 //! `sluice:plugin` WIT package (`filter`, `transform` or `route`). The host
 //! hands a plugin whole batches; this crate hides the batch loop so that a
-//! plugin is a function of one [`Event`]:
+//! plugin is a function of one [`Event`]. (It exports the kind's
+//! `packed-*` world, which takes the batch's strings in one piece: one guest
+//! allocation per event, its payload, instead of four.)
 //!
 //! ```
 //! use sluice_plugin::{Event, Failure};
@@ -67,8 +69,8 @@ pub mod bindings {
             export_macro_name: "__export_transform_world",
             default_bindings_module: "sluice_plugin::bindings::transform",
             with: {
-                "sluice:plugin/types@0.1.0": crate::bindings::filter::sluice::plugin::types,
-                "sluice:plugin/log@0.1.0": crate::bindings::filter::sluice::plugin::log,
+                "sluice:plugin/types@0.1.1": crate::bindings::filter::sluice::plugin::types,
+                "sluice:plugin/log@0.1.1": crate::bindings::filter::sluice::plugin::log,
             },
         });
     }
@@ -83,14 +85,66 @@ pub mod bindings {
             export_macro_name: "__export_route_world",
             default_bindings_module: "sluice_plugin::bindings::route",
             with: {
-                "sluice:plugin/types@0.1.0": crate::bindings::filter::sluice::plugin::types,
-                "sluice:plugin/log@0.1.0": crate::bindings::filter::sluice::plugin::log,
+                "sluice:plugin/types@0.1.1": crate::bindings::filter::sluice::plugin::types,
+                "sluice:plugin/log@0.1.1": crate::bindings::filter::sluice::plugin::log,
+            },
+        });
+    }
+
+    /// Bindings of the `packed-filter` world (and the `packed` interface):
+    /// what [`export_filter!`](crate::export_filter) exports.
+    #[allow(missing_docs, reason = "generated code")]
+    pub mod packed_filter {
+        wit_bindgen::generate!({
+            world: "packed-filter",
+            path: "wit",
+            pub_export_macro: true,
+            export_macro_name: "__export_packed_filter_world",
+            default_bindings_module: "sluice_plugin::bindings::packed_filter",
+            with: {
+                "sluice:plugin/types@0.1.1": crate::bindings::filter::sluice::plugin::types,
+                "sluice:plugin/log@0.1.1": crate::bindings::filter::sluice::plugin::log,
+            },
+        });
+    }
+
+    /// Bindings of the `packed-transform` world.
+    #[allow(missing_docs, reason = "generated code")]
+    pub mod packed_transform {
+        wit_bindgen::generate!({
+            world: "packed-transform",
+            path: "wit",
+            pub_export_macro: true,
+            export_macro_name: "__export_packed_transform_world",
+            default_bindings_module: "sluice_plugin::bindings::packed_transform",
+            with: {
+                "sluice:plugin/types@0.1.1": crate::bindings::filter::sluice::plugin::types,
+                "sluice:plugin/log@0.1.1": crate::bindings::filter::sluice::plugin::log,
+                "sluice:plugin/packed@0.1.1": crate::bindings::packed_filter::sluice::plugin::packed,
+            },
+        });
+    }
+
+    /// Bindings of the `packed-route` world.
+    #[allow(missing_docs, reason = "generated code")]
+    pub mod packed_route {
+        wit_bindgen::generate!({
+            world: "packed-route",
+            path: "wit",
+            pub_export_macro: true,
+            export_macro_name: "__export_packed_route_world",
+            default_bindings_module: "sluice_plugin::bindings::packed_route",
+            with: {
+                "sluice:plugin/types@0.1.1": crate::bindings::filter::sluice::plugin::types,
+                "sluice:plugin/log@0.1.1": crate::bindings::filter::sluice::plugin::log,
+                "sluice:plugin/packed@0.1.1": crate::bindings::packed_filter::sluice::plugin::packed,
             },
         });
     }
 }
 
 pub use bindings::filter::sluice::plugin::types::{Event, Failure, Output};
+use bindings::packed_filter::sluice::plugin::packed;
 
 pub mod json;
 pub mod log;
@@ -225,6 +279,9 @@ pub mod __rt {
     /// Where a plugin instance keeps the state `init` built.
     pub type State<T> = LocalKey<RefCell<Option<T>>>;
 
+    /// The batch of the `packed-*` worlds.
+    pub type PackedBatch = packed::Batch;
+
     fn parse_settings<S: DeserializeOwned>(settings: &str) -> Result<S, String> {
         serde_json::from_str(settings).map_err(|e| format!("invalid settings: {e}"))
     }
@@ -246,17 +303,6 @@ pub mod __rt {
         Ok(())
     }
 
-    /// `filter` of the `filter` world: the batch loop.
-    pub fn filter<T: Filter>(
-        state: &'static State<T>,
-        batch: Vec<Event>,
-    ) -> Vec<Result<bool, Failure>> {
-        state.with(|s| match s.borrow().as_ref() {
-            Some(p) => batch.iter().map(|e| p.filter(e)).collect(),
-            None => not_initialised(batch.len()),
-        })
-    }
-
     /// `init` of the `transform` world.
     pub fn transform_init<T: Transform>(
         state: &'static State<T>,
@@ -268,17 +314,6 @@ pub mod __rt {
         Ok(())
     }
 
-    /// `transform` of the `transform` world: the batch loop.
-    pub fn transform<T: Transform>(
-        state: &'static State<T>,
-        batch: Vec<Event>,
-    ) -> Vec<Result<Vec<Output>, Failure>> {
-        state.with(|s| match s.borrow().as_ref() {
-            Some(p) => batch.into_iter().map(|e| p.transform(e)).collect(),
-            None => not_initialised(batch.len()),
-        })
-    }
-
     /// `init` of the `route` world.
     pub fn route_init<T: Route>(state: &'static State<T>, settings: String) -> Result<(), String> {
         let plugin = T::init(parse_settings(&settings)?)?;
@@ -287,16 +322,154 @@ pub mod __rt {
         Ok(())
     }
 
-    /// `route` of the `route` world: the batch loop.
-    pub fn route<T: Route>(
+    /// `filter` of the `packed-filter` world: the batch loop, over one
+    /// [`Event`] refilled for each event.
+    pub fn packed_filter<T: Filter>(
         state: &'static State<T>,
-        batch: Vec<Event>,
-    ) -> Vec<Result<Vec<String>, Failure>> {
+        batch: packed::Batch,
+    ) -> Vec<Result<bool, Failure>> {
         state.with(|s| match s.borrow().as_ref() {
-            Some(p) => batch.iter().map(|e| p.route(e)).collect(),
-            None => not_initialised(batch.len()),
+            Some(p) => each_reused(batch, |e| p.filter(e)),
+            None => not_initialised(batch.events.len()),
         })
     }
+
+    /// `transform` of the `packed-transform` world: the batch loop, each
+    /// event unpacked into its own [`Event`] (the plugin takes it by value).
+    pub fn packed_transform<T: Transform>(
+        state: &'static State<T>,
+        batch: packed::Batch,
+    ) -> Vec<Result<Vec<Output>, Failure>> {
+        state.with(|s| match s.borrow().as_ref() {
+            Some(p) => unpacked(batch, |e| {
+                let mut event = blank_event();
+                fill(e, &mut event)?;
+                p.transform(event)
+            }),
+            None => not_initialised(batch.events.len()),
+        })
+    }
+
+    /// `route` of the `packed-route` world: the batch loop, over one
+    /// [`Event`] refilled for each event.
+    pub fn packed_route<T: Route>(
+        state: &'static State<T>,
+        batch: packed::Batch,
+    ) -> Vec<Result<Vec<String>, Failure>> {
+        state.with(|s| match s.borrow().as_ref() {
+            Some(p) => each_reused(batch, |e| p.route(e)),
+            None => not_initialised(batch.events.len()),
+        })
+    }
+
+    /// `each` of every event of `batch`, in order, as one [`Event`]
+    /// refilled for each (its strings keep their allocations; each payload
+    /// moves in): the loop of the worlds that borrow the event.
+    fn each_reused<R>(
+        batch: packed::Batch,
+        mut each: impl FnMut(&Event) -> Result<R, Failure>,
+    ) -> Vec<Result<R, Failure>> {
+        let mut event = blank_event();
+        unpacked(batch, |e| {
+            fill(e, &mut event)?;
+            each(&event)
+        })
+    }
+
+    /// `each` of every event of `batch`, in order, with the batch's text
+    /// and attributes at hand.
+    fn unpacked<R>(
+        batch: packed::Batch,
+        mut each: impl FnMut(Unpacked<'_>) -> Result<R, Failure>,
+    ) -> Vec<Result<R, Failure>> {
+        let packed::Batch {
+            events,
+            attributes,
+            text,
+        } = batch;
+        events
+            .into_iter()
+            .enumerate()
+            .map(|(index, event)| {
+                each(Unpacked {
+                    index,
+                    event,
+                    attributes: &attributes,
+                    text: &text,
+                })
+            })
+            .collect()
+    }
+}
+
+/// An event with nothing in it yet, for [`Packed::fill`].
+fn blank_event() -> Event {
+    Event {
+        partition_key: String::new(),
+        sequence_number: String::new(),
+        sub_sequence_number: None,
+        shard_id: String::new(),
+        arrival_ms: 0,
+        data: Vec::new(),
+        attributes: Vec::new(),
+    }
+}
+
+/// One event of a `packed.batch`, with the batch's text and attributes.
+struct Unpacked<'a> {
+    index: usize,
+    event: packed::Event,
+    attributes: &'a [packed::Attribute],
+    text: &'a str,
+}
+
+/// The text at `span`, or `None` if it lies outside `text` or does not
+/// start and end on character boundaries (which the host never sends).
+fn text_at(text: &str, span: packed::Span) -> Option<&str> {
+    let start = span.start as usize;
+    text.get(start..start.checked_add(span.len as usize)?)
+}
+
+/// Sets `slot` to the text at `span`, keeping its allocation.
+fn set(slot: &mut String, text: &str, span: packed::Span) -> Option<()> {
+    slot.clear();
+    slot.push_str(text_at(text, span)?);
+    Some(())
+}
+
+/// Makes `event` the unpacked event: its payload moves in, its strings are
+/// copied into `event`'s own. A span outside the batch (a host that broke
+/// the contract) fails the event as [`Failure::Retry`].
+fn fill(unpacked: Unpacked<'_>, event: &mut Event) -> Result<(), Failure> {
+    let Unpacked {
+        index,
+        event: e,
+        attributes,
+        text,
+    } = unpacked;
+    let broken = || {
+        Failure::Retry(format!(
+            "the host sent event {index} of a packed batch with a span out of its bounds"
+        ))
+    };
+    set(&mut event.partition_key, text, e.partition_key).ok_or_else(broken)?;
+    set(&mut event.sequence_number, text, e.sequence_number).ok_or_else(broken)?;
+    set(&mut event.shard_id, text, e.shard_id).ok_or_else(broken)?;
+    event.sub_sequence_number = e.sub_sequence_number;
+    event.arrival_ms = e.arrival_ms;
+    event.data = e.data;
+    event.attributes.clear();
+    let start = e.attributes.start as usize;
+    let own = start
+        .checked_add(e.attributes.len as usize)
+        .and_then(|end| attributes.get(start..end))
+        .ok_or_else(broken)?;
+    for a in own {
+        let key = text_at(text, a.key).ok_or_else(broken)?;
+        let value = text_at(text, a.value).ok_or_else(broken)?;
+        event.attributes.push((key.to_owned(), value.to_owned()));
+    }
+    Ok(())
 }
 
 /// Exports a [`Filter`] type, or a plain function `fn(&Event) -> Result<bool, Failure>`
@@ -304,10 +477,10 @@ pub mod __rt {
 #[macro_export]
 macro_rules! export_filter {
     (fn $f:path) => {
-        $crate::__export_world!(fn $f => filter, Filter, filter_init, __export_filter_world, (&$crate::Event) -> bool);
+        $crate::__export_world!(fn $f => filter, Filter, filter_init, packed_filter, __export_packed_filter_world, (&$crate::Event) -> bool);
     };
     ($ty:ty) => {
-        $crate::__export_world!($ty => filter, Filter, filter_init, __export_filter_world, (&$crate::Event) -> bool);
+        $crate::__export_world!($ty => filter, Filter, filter_init, packed_filter, __export_packed_filter_world, (&$crate::Event) -> bool);
     };
 }
 
@@ -316,10 +489,10 @@ macro_rules! export_filter {
 #[macro_export]
 macro_rules! export_transform {
     (fn $f:path) => {
-        $crate::__export_world!(fn $f => transform, Transform, transform_init, __export_transform_world, ($crate::Event) -> ::std::vec::Vec<$crate::Output>);
+        $crate::__export_world!(fn $f => transform, Transform, transform_init, packed_transform, __export_packed_transform_world, ($crate::Event) -> ::std::vec::Vec<$crate::Output>);
     };
     ($ty:ty) => {
-        $crate::__export_world!($ty => transform, Transform, transform_init, __export_transform_world, ($crate::Event) -> ::std::vec::Vec<$crate::Output>);
+        $crate::__export_world!($ty => transform, Transform, transform_init, packed_transform, __export_packed_transform_world, ($crate::Event) -> ::std::vec::Vec<$crate::Output>);
     };
 }
 
@@ -328,22 +501,24 @@ macro_rules! export_transform {
 #[macro_export]
 macro_rules! export_route {
     (fn $f:path) => {
-        $crate::__export_world!(fn $f => route, Route, route_init, __export_route_world, (&$crate::Event) -> ::std::vec::Vec<::std::string::String>);
+        $crate::__export_world!(fn $f => route, Route, route_init, packed_route, __export_packed_route_world, (&$crate::Event) -> ::std::vec::Vec<::std::string::String>);
     };
     ($ty:ty) => {
-        $crate::__export_world!($ty => route, Route, route_init, __export_route_world, (&$crate::Event) -> ::std::vec::Vec<::std::string::String>);
+        $crate::__export_world!($ty => route, Route, route_init, packed_route, __export_packed_route_world, (&$crate::Event) -> ::std::vec::Vec<::std::string::String>);
     };
 }
 
 /// The one body of [`export_filter!`], [`export_transform!`] and
-/// [`export_route!`]: `world` is the bindings module and the function's
-/// name, `Trait` the plugin trait, `init` and `export` the runtime's init
-/// and wit-bindgen's export macro, `(In) -> Out` the trait method's shape.
+/// [`export_route!`]: `world` is the exported function's (and the trait
+/// method's) name, `Trait` the plugin trait, `init` the runtime's init,
+/// `packed` the bindings module of the world exported (the kind's
+/// `packed-*` world) and the runtime's batch loop for it, `export`
+/// wit-bindgen's export macro, `(In) -> Out` the trait method's shape.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __export_world {
     // A plain function: wrap it in a plugin type without settings.
-    (fn $f:path => $world:ident, $trait:ident, $init:ident, $export:ident, ($input:ty) -> $output:ty) => {
+    (fn $f:path => $world:ident, $trait:ident, $init:ident, $packed:ident, $export:ident, ($input:ty) -> $output:ty) => {
         struct __SluiceFnPlugin;
         impl $crate::$trait for __SluiceFnPlugin {
             type Settings = $crate::NoSettings;
@@ -354,9 +529,9 @@ macro_rules! __export_world {
                 $f(event)
             }
         }
-        $crate::__export_world!(__SluiceFnPlugin => $world, $trait, $init, $export, ($input) -> $output);
+        $crate::__export_world!(__SluiceFnPlugin => $world, $trait, $init, $packed, $export, ($input) -> $output);
     };
-    ($ty:ty => $world:ident, $trait:ident, $init:ident, $export:ident, ($input:ty) -> $output:ty) => {
+    ($ty:ty => $world:ident, $trait:ident, $init:ident, $packed:ident, $export:ident, ($input:ty) -> $output:ty) => {
         // Exported only when building the component: natively (tests,
         // benchmarks) a plugin is a plain Rust type.
         #[cfg(target_arch = "wasm32")]
@@ -367,18 +542,18 @@ macro_rules! __export_world {
         #[cfg(target_arch = "wasm32")]
         struct __SluiceGuest;
         #[cfg(target_arch = "wasm32")]
-        impl $crate::bindings::$world::Guest for __SluiceGuest {
+        impl $crate::bindings::$packed::Guest for __SluiceGuest {
             fn init(settings: ::std::string::String) -> ::core::result::Result<(), ::std::string::String> {
                 $crate::__rt::$init::<$ty>(&__SLUICE_STATE, settings)
             }
             fn $world(
-                batch: ::std::vec::Vec<$crate::Event>,
+                batch: $crate::__rt::PackedBatch,
             ) -> ::std::vec::Vec<::core::result::Result<$output, $crate::Failure>> {
-                $crate::__rt::$world::<$ty>(&__SLUICE_STATE, batch)
+                $crate::__rt::$packed::<$ty>(&__SLUICE_STATE, batch)
             }
         }
         #[cfg(target_arch = "wasm32")]
-        $crate::bindings::$world::$export!(__SluiceGuest with_types_in $crate::bindings::$world);
+        $crate::bindings::$packed::$export!(__SluiceGuest with_types_in $crate::bindings::$packed);
     };
 }
 
@@ -386,8 +561,9 @@ macro_rules! __export_world {
 /// calls over [Talc](https://docs.rs/talc), instead of the `dlmalloc` of
 /// wasi-libc that Rust uses by default (see `heap.rs`).
 ///
-/// Every event the host hands a plugin arrives in a handful of guest
-/// allocations (its strings, its payload, the batch list), and most plugins
+/// Every event the host hands a plugin arrives in its own guest allocation
+/// (its payload; the batch's strings and lists take three more per call),
+/// the SDK copies its strings into the `Event` it hands the plugin, and most plugins
 /// allocate again for what they parse and return; all of it is freed when
 /// the call ends. The arena serves the small ones from free lists or by
 /// bumping a pointer (BENCHMARKS.md, issue 19). The default feature `allocator` installs it; a plugin that
@@ -418,4 +594,94 @@ fn start_batches() {
         not(target_feature = "atomics")
     ))]
     ALLOCATOR.start_batches();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::packed::{Attribute, Batch, Event as PackedEvent, Span};
+    use super::*;
+
+    /// A route that names each event's fields, so the test sees what the
+    /// batch loop handed it.
+    struct Echo;
+
+    impl Route for Echo {
+        type Settings = NoSettings;
+        fn init(_: NoSettings) -> Result<Self, String> {
+            Ok(Echo)
+        }
+        fn route(&self, e: &Event) -> Result<Vec<String>, Failure> {
+            let mut names = vec![
+                e.partition_key.clone(),
+                e.sequence_number.clone(),
+                format!("{:?}", e.sub_sequence_number),
+                e.shard_id.clone(),
+                e.arrival_ms.to_string(),
+                String::from_utf8(e.data.clone()).unwrap(),
+            ];
+            names.extend(e.attributes.iter().map(|(k, v)| format!("{k}={v}")));
+            Ok(names)
+        }
+    }
+
+    std::thread_local! {
+        static STATE: RefCell<Option<Echo>> = const { RefCell::new(None) };
+    }
+
+    fn span(start: u32, len: u32) -> Span {
+        Span { start, len }
+    }
+
+    #[test]
+    fn the_batch_loop_unpacks_every_field_and_fails_events_out_of_bounds() {
+        __rt::route_init(&STATE, "{}".into()).unwrap();
+        // text: "shard-1" 0..7, "pk" 7..9, "42" 9..11, "k" 11..12, "vé" 12..15
+        let text = "shard-1pk42kvé".to_owned();
+        let event = |data: &str, attributes: Span, key: Span| PackedEvent {
+            partition_key: key,
+            sequence_number: span(9, 2),
+            sub_sequence_number: Some(3),
+            shard_id: span(0, 7),
+            arrival_ms: 17,
+            data: data.as_bytes().to_vec(),
+            attributes,
+        };
+        let batch = Batch {
+            events: vec![
+                event("one", span(0, 1), span(7, 2)),
+                event("two", span(1, 0), span(7, 2)),
+                // Out of the text, across a character, out of the attributes.
+                event("three", span(0, 0), span(12, 9)),
+                event("four", span(0, 0), span(12, 2)),
+                event("five", span(1, 1), span(7, 2)),
+            ],
+            attributes: vec![Attribute {
+                key: span(11, 1),
+                value: span(12, 3),
+            }],
+            text,
+        };
+        let results = __rt::packed_route(&STATE, batch);
+        let names = |r: &Result<Vec<String>, Failure>| match r {
+            Ok(names) => names.join(" "),
+            Err(Failure::Retry(why)) => format!("retry: {why}"),
+            Err(Failure::Invalid(why)) => format!("invalid: {why}"),
+        };
+        let got: Vec<String> = results.iter().map(names).collect();
+        let bounds = |i: usize| {
+            format!(
+                "retry: the host sent event {i} of a packed batch with a span out of its bounds"
+            )
+        };
+        assert_eq!(
+            got,
+            [
+                "pk 42 Some(3) shard-1 17 one k=vé".to_owned(),
+                "pk 42 Some(3) shard-1 17 two".to_owned(),
+                bounds(2),
+                bounds(3),
+                bounds(4),
+            ]
+        );
+    }
 }

@@ -20,6 +20,10 @@
 //! connection to `addr`), `print` (writes `marker` to stdout and stderr), and
 //! `bad-utf8` (an attribute that is not UTF-8, where WIT wants a string).
 //!
+//! Mode `echo` replaces every event by the JSON of every field the plugin
+//! saw, and sets attribute `seen` (the SDK's packed batches are checked
+//! with it).
+//!
 //! Mode `script` reads every event as `{"act": …, "n": …}` and does what it
 //! says: `ok` (passes it on), `split` (`n` copies), `none` (no output),
 //! `invalid` / `retry` (that failure), `trap` (panics). The property tests
@@ -63,8 +67,10 @@ impl Transform for Hostile {
     }
 
     fn transform(&self, event: Event) -> Result<Vec<Output>, Failure> {
-        if self.0.mode == "script" {
-            return script(event);
+        match self.0.mode.as_str() {
+            "script" => return script(event),
+            "echo" => return Ok(vec![echo(&event)]),
+            _ => {}
         }
         let hit = event
             .data
@@ -149,6 +155,23 @@ impl Transform for Hostile {
             other => Err(Failure::Invalid(format!("unknown mode `{other}`"))),
         }
     }
+}
+
+/// Every field of `event` as JSON, with attribute `seen` added.
+fn echo(event: &Event) -> Output {
+    let fields = serde_json::json!({
+        "partition_key": event.partition_key,
+        "sequence_number": event.sequence_number,
+        "sub_sequence_number": event.sub_sequence_number,
+        "shard_id": event.shard_id,
+        "arrival_ms": event.arrival_ms,
+        "data": String::from_utf8_lossy(&event.data),
+        "attributes": event.attributes,
+    });
+    let mut out = event.output(fields.to_string().into_bytes());
+    out.attributes
+        .push(("seen".into(), event.attributes.len().to_string()));
+    out
 }
 
 /// One scripted event: what to do with it.
