@@ -402,7 +402,7 @@ pub mod __rt {
     }
 }
 
-/// An event with nothing in it yet, for [`Packed::fill`].
+/// An event with nothing in it yet, for [`fill`].
 fn blank_event() -> Event {
     Event {
         partition_key: String::new(),
