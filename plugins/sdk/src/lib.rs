@@ -292,15 +292,38 @@ pub mod __rt {
             .collect()
     }
 
+    /// Builds the plugin from its settings with `init` (its trait's) and
+    /// keeps it in `state`: the body of every world's `init`.
+    fn install<T, S: DeserializeOwned>(
+        state: &'static State<T>,
+        settings: &str,
+        init: fn(S) -> Result<T, String>,
+    ) -> Result<(), String> {
+        let plugin = init(parse_settings(settings)?)?;
+        state.with(|s| *s.borrow_mut() = Some(plugin));
+        start_batches();
+        Ok(())
+    }
+
+    /// `batch` handed to the plugin in `state` by `run`, or every event
+    /// failed as `retry` if `init` has not built it.
+    fn with_plugin<T, R>(
+        state: &'static State<T>,
+        batch: packed::Batch,
+        run: impl FnOnce(&T, packed::Batch) -> Vec<Result<R, Failure>>,
+    ) -> Vec<Result<R, Failure>> {
+        state.with(|s| match s.borrow().as_ref() {
+            Some(p) => run(p, batch),
+            None => not_initialised(batch.events.len()),
+        })
+    }
+
     /// `init` of the `filter` world.
     pub fn filter_init<T: Filter>(
         state: &'static State<T>,
         settings: String,
     ) -> Result<(), String> {
-        let plugin = T::init(parse_settings(&settings)?)?;
-        state.with(|s| *s.borrow_mut() = Some(plugin));
-        start_batches();
-        Ok(())
+        install(state, &settings, T::init)
     }
 
     /// `init` of the `transform` world.
@@ -308,18 +331,12 @@ pub mod __rt {
         state: &'static State<T>,
         settings: String,
     ) -> Result<(), String> {
-        let plugin = T::init(parse_settings(&settings)?)?;
-        state.with(|s| *s.borrow_mut() = Some(plugin));
-        start_batches();
-        Ok(())
+        install(state, &settings, T::init)
     }
 
     /// `init` of the `route` world.
     pub fn route_init<T: Route>(state: &'static State<T>, settings: String) -> Result<(), String> {
-        let plugin = T::init(parse_settings(&settings)?)?;
-        state.with(|s| *s.borrow_mut() = Some(plugin));
-        start_batches();
-        Ok(())
+        install(state, &settings, T::init)
     }
 
     /// `filter` of the `packed-filter` world: the batch loop, over one
@@ -328,10 +345,7 @@ pub mod __rt {
         state: &'static State<T>,
         batch: packed::Batch,
     ) -> Vec<Result<bool, Failure>> {
-        state.with(|s| match s.borrow().as_ref() {
-            Some(p) => each_reused(batch, |e| p.filter(e)),
-            None => not_initialised(batch.events.len()),
-        })
+        with_plugin(state, batch, |p, batch| each_reused(batch, |e| p.filter(e)))
     }
 
     /// `transform` of the `packed-transform` world: the batch loop, each
@@ -340,13 +354,12 @@ pub mod __rt {
         state: &'static State<T>,
         batch: packed::Batch,
     ) -> Vec<Result<Vec<Output>, Failure>> {
-        state.with(|s| match s.borrow().as_ref() {
-            Some(p) => unpacked(batch, |e| {
+        with_plugin(state, batch, |p, batch| {
+            unpacked(batch, |e| {
                 let mut event = blank_event();
                 fill(e, &mut event)?;
                 p.transform(event)
-            }),
-            None => not_initialised(batch.events.len()),
+            })
         })
     }
 
@@ -356,10 +369,7 @@ pub mod __rt {
         state: &'static State<T>,
         batch: packed::Batch,
     ) -> Vec<Result<Vec<String>, Failure>> {
-        state.with(|s| match s.borrow().as_ref() {
-            Some(p) => each_reused(batch, |e| p.route(e)),
-            None => not_initialised(batch.events.len()),
-        })
+        with_plugin(state, batch, |p, batch| each_reused(batch, |e| p.route(e)))
     }
 
     /// `each` of every event of `batch`, in order, as one [`Event`]
