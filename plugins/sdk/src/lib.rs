@@ -42,7 +42,9 @@ use std::thread::LocalKey;
 
 use serde::de::DeserializeOwned;
 
-/// The bindings generated from `wit/`, one module per world.
+/// The bindings generated from `wit/`: the `filter` world's (for the shared
+/// types and the `log` import) and the `packed-*` worlds the export macros
+/// export.
 ///
 /// Plugin authors rarely need these directly; they are public for the export
 /// macros.
@@ -56,38 +58,6 @@ pub mod bindings {
             pub_export_macro: true,
             export_macro_name: "__export_filter_world",
             default_bindings_module: "sluice_plugin::bindings::filter",
-        });
-    }
-
-    /// Bindings of the `transform` world.
-    #[allow(missing_docs, reason = "generated code")]
-    pub mod transform {
-        wit_bindgen::generate!({
-            world: "transform",
-            path: "wit",
-            pub_export_macro: true,
-            export_macro_name: "__export_transform_world",
-            default_bindings_module: "sluice_plugin::bindings::transform",
-            with: {
-                "sluice:plugin/types@0.1.1": crate::bindings::filter::sluice::plugin::types,
-                "sluice:plugin/log@0.1.1": crate::bindings::filter::sluice::plugin::log,
-            },
-        });
-    }
-
-    /// Bindings of the `route` world.
-    #[allow(missing_docs, reason = "generated code")]
-    pub mod route {
-        wit_bindgen::generate!({
-            world: "route",
-            path: "wit",
-            pub_export_macro: true,
-            export_macro_name: "__export_route_world",
-            default_bindings_module: "sluice_plugin::bindings::route",
-            with: {
-                "sluice:plugin/types@0.1.1": crate::bindings::filter::sluice::plugin::types,
-                "sluice:plugin/log@0.1.1": crate::bindings::filter::sluice::plugin::log,
-            },
         });
     }
 
