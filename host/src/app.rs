@@ -60,6 +60,9 @@ impl App {
         let (text, origin) = read_config(config, &mut aws).await?;
         let pinned = check_config_pin(&text, &origin, pin)?;
         let mut plan = config::parse(&text, &origin)?;
+        if !pinned {
+            plan.check_unpinned()?;
+        }
         plan.check_local_plugins()?;
         plan.trusted |= pinned;
         App::from_plan(plan, aws).await
@@ -80,11 +83,14 @@ impl App {
         if plan.destinations.iter().any(|d| d.kind.in_aws()) {
             clients(&mut aws).await;
         }
-        let destinations = plan
+        let mut destinations = plan
             .destinations
             .iter()
             .map(|d| Destination::open(d, aws.as_ref()))
             .collect::<Result<Vec<_>, _>>()?;
+        for destination in &mut destinations {
+            destination.read_limits().await;
+        }
         let runtime = Runtime::new()?;
         let mut bytes = components.iter();
         let pipeline = Pipeline::load_with(plan, |step| {

@@ -10,7 +10,8 @@
 //!
 //! First, every output is checked against its destinations' rules
 //! ([`Destination::refusal`]): a record with an output a destination would refuse
-//! every time (an invalid SQS attribute name, a message over the size limit)
+//! every time (an attribute whose name starts with `sluice.`, reserved on
+//! every destination; an invalid SQS attribute name, a message over the size limit)
 //! fails with class `contract` under [`Plan::delivery_on_error`], before
 //! anything of it is sent, so it is dead-lettered or dropped instead of
 //! stalling its shard.
@@ -20,7 +21,8 @@
 //! on its shard before any output of those records is sent. A dead letter
 //! the dead-letter destination would refuse as too big is sent without the
 //! record's data (`data_omitted`), which Kinesis keeps for its retention
-//! period under the named sequence number.
+//! period under the named sequence number, and with every other field cut
+//! (the reason to 512 characters, keys and ids to 256), so that it fits.
 
 use std::collections::BTreeSet;
 use std::time::Instant;
@@ -81,6 +83,18 @@ pub fn dead_letter_document(dead: &DeadLetter) -> Vec<u8> {
 /// Characters of a failure's reason kept in a dead letter sent without data.
 const MAX_OMITTED_REASON_CHARS: usize = 512;
 
+/// Characters of a partition key, shard id or sequence number kept in a
+/// dead letter sent without data (Kinesis's own limit for partition keys).
+const MAX_OMITTED_KEY_CHARS: usize = 256;
+
+/// `text`, cut to `max` characters when `cutting`.
+fn cut(text: &str, cutting: bool, max: usize) -> &str {
+    match text.char_indices().nth(max) {
+        Some((end, _)) if cutting => &text[..end],
+        _ => text,
+    }
+}
+
 /// The dead-letter document; with `omit_data`, without the payload (or the
 /// undecodable record's JSON), and with the reason cut to
 /// [`MAX_OMITTED_REASON_CHARS`]: `data_omitted` says why.
@@ -117,11 +131,9 @@ fn document(dead: &DeadLetter, omit_data: bool) -> Vec<u8> {
         data_base64: Option<String>,
     }
     let f = &dead.failure;
-    // Without the data, the reason is cut too: a plugin's reason can be long.
-    let reason = match f.reason.char_indices().nth(MAX_OMITTED_REASON_CHARS) {
-        Some((end, _)) if omit_data => &f.reason[..end],
-        _ => f.reason.as_str(),
-    };
+    // Without the data, every other field is cut too: a plugin's reason can
+    // be long, and so can a key a producer chose.
+    let reason = cut(&f.reason, omit_data, MAX_OMITTED_REASON_CHARS);
     let failure = Failure {
         stage: &f.stage,
         plugin: f.plugin.as_deref(),
@@ -138,10 +150,10 @@ fn document(dead: &DeadLetter, omit_data: bool) -> Vec<u8> {
             Doc {
                 failure,
                 record: Some(RecordDoc {
-                    shard_id: &r.shard_id,
-                    sequence_number: &r.sequence_number,
+                    shard_id: cut(&r.shard_id, omit_data, MAX_OMITTED_KEY_CHARS),
+                    sequence_number: cut(&r.sequence_number, omit_data, MAX_OMITTED_KEY_CHARS),
                     sub_sequence_number: r.sub_sequence_number,
-                    partition_key: &r.partition_key,
+                    partition_key: cut(&r.partition_key, omit_data, MAX_OMITTED_KEY_CHARS),
                     arrival_ms: r.arrival_ms,
                     data: json.filter(|_| !omit_data),
                     data_base64: (json.is_none() && !omit_data)
@@ -178,7 +190,11 @@ fn document(dead: &DeadLetter, omit_data: bool) -> Vec<u8> {
 fn dead_letter_output(dead: &DeadLetter, destination: usize, omit_data: bool) -> Routed {
     let f = &dead.failure;
     let (partition_key, sub_sequence_number, arrival_ms) = match &dead.original {
-        Original::Record(r) => (r.partition_key.clone(), r.sub_sequence_number, r.arrival_ms),
+        Original::Record(r) => (
+            cut(&r.partition_key, omit_data, MAX_OMITTED_KEY_CHARS).to_owned(),
+            r.sub_sequence_number,
+            r.arrival_ms,
+        ),
         Original::Raw(_) => (String::new(), None, 0),
     };
     let content_id = || match &dead.original {
@@ -213,6 +229,26 @@ fn dead_letter_output(dead: &DeadLetter, destination: usize, omit_data: bool) ->
     }
 }
 
+/// The prefix of the attributes only Sluice sets (`sluice.failure-class`
+/// on a dead letter, `sluice.shard-id` …).
+pub const RESERVED_PREFIX: &str = "sluice.";
+
+/// Why an output is refused on every destination for an attribute whose
+/// name Sluice reserves: a plugin that set `sluice.failure-class` could
+/// forge a dead letter.
+fn reserved_attribute(r: &Routed) -> Option<String> {
+    let (name, _) = r
+        .record
+        .attributes
+        .iter()
+        .find(|(name, _)| name.starts_with(RESERVED_PREFIX))?;
+    let shown: String = name.chars().take(64).collect();
+    Some(format!(
+        "it has attribute `{shown}`: names starting with `{RESERVED_PREFIX}` are reserved for \
+         what Sluice itself sets"
+    ))
+}
+
 /// Fails, before anything is sent, every record with an output that one of
 /// its destinations would refuse every time: class `contract`, stage
 /// `destination <name>`, under [`Plan::delivery_on_error`]. Their outputs
@@ -224,10 +260,11 @@ fn refuse_for_good(plan: &Plan, outcome: &mut BatchOutcome, destinations: &[Dest
         if refused.last().is_some_and(|f| f.index == r.slot) {
             continue;
         }
-        let refusal = r
-            .destinations
-            .iter()
-            .find_map(|&d| destinations[d].refusal(r).map(|reason| (d, reason)));
+        let refusal = r.destinations.iter().find_map(|&d| {
+            reserved_attribute(r)
+                .or_else(|| destinations[d].refusal(r))
+                .map(|reason| (d, reason))
+        });
         if let Some((d, reason)) = refusal {
             refused.push(RecordFailure {
                 index: r.slot,
@@ -295,6 +332,7 @@ async fn send_within(
             Ok(f) => f,
             Err(_) => (0..outputs.len())
                 .map(|output| SendFailure {
+                    for_good: false,
                     output,
                     reason: "not delivered before the invocation's deadline".into(),
                 })
@@ -330,7 +368,11 @@ async fn send_dead_letters(
             letter = dead_letter_output(dead, d, true);
         }
         match destinations[d].refusal(&letter) {
-            Some(reason) => failures.push(SendFailure { output: i, reason }),
+            Some(reason) => failures.push(SendFailure {
+                output: i,
+                reason,
+                for_good: false,
+            }),
             None => {
                 positions.push(i);
                 letters.push(letter);
@@ -346,6 +388,7 @@ async fn send_dead_letters(
     )
     .await;
     failures.extend(sent_failures.into_iter().map(|f| SendFailure {
+        for_good: false,
         output: positions[f.output],
         reason: f.reason,
     }));
@@ -354,7 +397,7 @@ async fn send_dead_letters(
     let taken = delivered(outcome.dead_letters.len(), &failures);
     report.delivered[d] += taken;
     report.destinations[d].failed += outcome.dead_letters.len() - taken;
-    report.dead_lettered = taken;
+    report.dead_lettered += taken;
     if failures.is_empty() {
         return;
     }
@@ -433,22 +476,35 @@ pub async fn dispatch(
         }
         for f in failures {
             let r = outputs[f.output];
+            let (class, action) = if f.for_good {
+                (FailureClass::Contract, plan.delivery_on_error())
+            } else {
+                (FailureClass::Delivery, OnError::Retry)
+            };
             failed.push(RecordFailure {
                 index: r.slot,
                 shard_id: Some(r.record.shard_id.clone()),
                 sequence_number: Some(r.record.sequence_number.clone()),
                 stage: format!("destination {name}"),
                 plugin: None,
-                class: FailureClass::Delivery,
+                class,
                 reason: f.reason,
-                action: OnError::Retry,
+                action,
             });
         }
     }
     drop(per_dest);
     // Sent already: what follows these records on their shards stays sent
     // (the destinations stopped each shard at its first failed output).
+    // Records a destination refused for good while sending (SQS's
+    // `SenderFault`) are dead-lettered now, after the others' letters.
+    let sent = std::mem::take(&mut outcome.dead_letters);
     outcome.fail_all(failed);
+    if !outcome.dead_letters.is_empty() {
+        send_dead_letters(plan, outcome, destinations, deadline, &mut report).await;
+    }
+    outcome.dead_letters.extend(sent);
+    outcome.dead_letters.sort_by_key(|d| d.failure.index);
     report
 }
 
@@ -519,6 +575,7 @@ mod tests {
     #[test]
     fn delivered_counts_each_failed_output_once_and_never_underflows() {
         let f = |output| SendFailure {
+            for_good: false,
             output,
             reason: String::new(),
         };

@@ -18,7 +18,9 @@
 //! that share of invocations, chosen by request id; `POWERTOOLS_SERVICE_NAME`
 //! names the `service` (default `sluice`).
 
+use std::borrow::Cow;
 use std::io::IsTerminal as _;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{OnceLock, RwLock};
 
 use sha2::{Digest as _, Sha256};
@@ -87,6 +89,39 @@ pub fn sampled(request_id: &str, rate: f64) -> bool {
     (x as f64 / u64::MAX as f64) < rate
 }
 
+/// Whether log lines are written as text (not JSON), where a plugin's
+/// newline would start a line of its own.
+static TEXT: AtomicBool = AtomicBool::new(false);
+
+/// A plugin's text as a log message may carry it: in text mode, newlines
+/// and other control characters are escaped (`\n`), so that a plugin cannot
+/// write a line of its own, such as one CloudWatch would read as an EMF
+/// metrics document. JSON mode escapes them already.
+pub fn plugin_text(text: &str) -> Cow<'_, str> {
+    if TEXT.load(Ordering::Relaxed) {
+        escape_controls(text)
+    } else {
+        text.into()
+    }
+}
+
+/// `text` with every control character escaped as Rust writes it (`\n`,
+/// `\u{1b}`): one line, whatever it held.
+pub fn escape_controls(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return text.into();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out.into()
+}
+
 /// Installs the global subscriber. Calling it twice is harmless.
 pub fn init(mode: Mode) {
     let filter =
@@ -96,6 +131,7 @@ pub fn init(mode: Mode) {
         Ok("text") => false,
         _ => mode == Mode::Lambda || !std::io::stderr().is_terminal(),
     };
+    TEXT.store(!json, Ordering::Relaxed);
     let result = match (mode, json) {
         (Mode::Lambda, true) => {
             let (layer, handle) = reload::Layer::new(filter());

@@ -25,6 +25,7 @@
 //! `failures` are retried through Lambda, `dead_letters` keep the original
 //! record for the dead-letter destination, `dropped` are only counted.
 
+use std::collections::HashSet;
 use std::time::Instant;
 
 use crate::config::{DestinationId, Limits, OnError, Plan, StepKind};
@@ -39,12 +40,39 @@ struct Step {
     on_error: OnError,
     plugin: Plugin,
     instance: Option<Instance>,
+    /// What isolation learned in an earlier invocation and could not finish
+    /// before its deadline: the identities (shard, sequence number,
+    /// sub-sequence number) of the narrowest set of events known to make a
+    /// call fail or run out of time. Kept in the warm execution environment,
+    /// so that the retried batch picks up where isolation stopped.
+    suspects: HashSet<Identity>,
+    /// While a batch runs: the narrowest failed call whose isolation the
+    /// deadline cut.
+    unfinished: Option<Vec<Identity>>,
+}
+
+/// What identifies an event's input record across invocations.
+type Identity = (String, String, Option<u32>);
+
+fn identity(e: &Event) -> Identity {
+    (
+        e.shard_id.clone(),
+        e.sequence_number.clone(),
+        e.sub_sequence_number,
+    )
+}
+
+fn is_deadline(v: &Verdict) -> bool {
+    matches!(v, Err((FailureClass::Deadline, _)))
 }
 
 /// A loaded pipeline: the plan and one compiled plugin per step.
 pub struct Pipeline {
     plan: Plan,
     steps: Vec<Step>,
+    /// Whether the steps' time limits were checked against an invocation's
+    /// time (once, on the first invocation that has a deadline).
+    limits_checked: bool,
 }
 
 /// Where one live event came from.
@@ -128,9 +156,15 @@ impl Pipeline {
                 on_error: step.on_error,
                 plugin,
                 instance: Some(instance),
+                suspects: HashSet::new(),
+                unfinished: None,
             });
         }
-        Ok(Pipeline { plan, steps })
+        Ok(Pipeline {
+            plan,
+            steps,
+            limits_checked: false,
+        })
     }
 
     /// The plan it runs.
@@ -146,6 +180,31 @@ impl Pipeline {
         }
     }
 
+    /// Warns when a step's `limits.timeout_ms` does not fit twice in the
+    /// time the first invocation was given (the function's timeout, at
+    /// most): one call that times out, then the halves of its isolation,
+    /// cannot run within one invocation. Isolation still progresses across
+    /// invocations (see [`Step::run_learning`]), one or two halvings per
+    /// retry, but the function's timeout should be raised or `timeout_ms`
+    /// lowered.
+    fn check_time_limits(&self, deadline: Instant) {
+        let left_ms = deadline
+            .saturating_duration_since(Instant::now())
+            .as_millis() as u64;
+        for step in &self.plan.steps {
+            if step.limits.timeout_ms.saturating_mul(2) > left_ms {
+                tracing::warn!(
+                    step = %step.name,
+                    timeout_ms = step.limits.timeout_ms,
+                    invocation_ms = left_ms,
+                    "the step's limits.timeout_ms does not fit twice in the invocation's time: a \
+                     record the plugin spins on takes several invocations to isolate. Lower \
+                     limits.timeout_ms or raise the function's timeout"
+                );
+            }
+        }
+    }
+
     /// Runs the batch through every step, with no deadline but the steps' own
     /// `limits.timeout_ms`.
     pub fn run(&mut self, batch: Batch) -> BatchOutcome {
@@ -156,6 +215,10 @@ impl Pipeline {
     /// `deadline` (the records of a call cut off there fail with
     /// [`FailureClass::Deadline`] and are retried).
     pub fn run_until(&mut self, batch: Batch, deadline: Option<Instant>) -> BatchOutcome {
+        if let Some(deadline) = deadline.filter(|_| !self.limits_checked) {
+            self.limits_checked = true;
+            self.check_time_limits(deadline);
+        }
         let records_in = batch.len();
         let source = batch.source;
         let default_action = self.plan.default_on_error();
@@ -331,6 +394,9 @@ struct CallFailure {
     /// A trap or a timeout may be caused by one event: bisect. A deadline,
     /// a plugin that cannot start, or a wrong result count is not.
     isolate: bool,
+    /// The call ran and the invocation's deadline cut it short: its events
+    /// are an unfinished isolation for the next invocation.
+    cut_short: bool,
 }
 
 impl CallFailure {
@@ -339,6 +405,7 @@ impl CallFailure {
             class,
             reason,
             isolate: false,
+            cut_short: false,
         }
     }
 }
@@ -366,17 +433,38 @@ impl Step {
                 ),
             ));
         }
-        let cut_by_deadline = left_ms.is_some_and(|ms| ms < limits.timeout_ms);
-        let timeout_ms = left_ms.map_or(limits.timeout_ms, |ms| ms.min(limits.timeout_ms));
-
         let instance = match self.instance.take() {
             Some(i) => Ok(i),
-            None => self.plugin.instantiate(),
+            // A restart's `init` gets no more than the time left.
+            None => self.plugin.instantiate_within(
+                left_ms.map_or(limits.timeout_ms, |ms| ms.min(limits.timeout_ms)),
+            ),
         };
+        let left_ms =
+            deadline.map(|d| d.saturating_duration_since(Instant::now()).as_millis() as u64);
         let mut instance = instance.map_err(|e| {
             tracing::error!(step = %self.plugin.step(), plugin = %self.plugin.name(), error = %e, "plugin could not be restarted");
-            CallFailure::whole(FailureClass::Trap, e.to_string())
+            if left_ms == Some(0) {
+                CallFailure::whole(
+                    FailureClass::Deadline,
+                    format!("the invocation's deadline passed while the plugin restarted: {e}"),
+                )
+            } else {
+                CallFailure::whole(FailureClass::Trap, e.to_string())
+            }
         })?;
+        if left_ms == Some(0) {
+            return Err(CallFailure::whole(
+                FailureClass::Deadline,
+                format!(
+                    "the invocation's deadline passed before step `{}` ran",
+                    self.plugin.step()
+                ),
+            ));
+        }
+        // The call gets the time really left, after a restart's `init`.
+        let cut_by_deadline = left_ms.is_some_and(|ms| ms < limits.timeout_ms);
+        let timeout_ms = left_ms.map_or(limits.timeout_ms, |ms| ms.min(limits.timeout_ms));
 
         let result = instance.call(events, timeout_ms);
         match result {
@@ -394,12 +482,15 @@ impl Step {
             )),
             Err(e) if e.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt) => {
                 if cut_by_deadline {
-                    Err(CallFailure::whole(
-                        FailureClass::Deadline,
-                        format!(
-                            "plugin call cut off at the invocation's deadline after {timeout_ms} ms"
-                        ),
-                    ))
+                    Err(CallFailure {
+                        cut_short: true,
+                        ..CallFailure::whole(
+                            FailureClass::Deadline,
+                            format!(
+                                "plugin call cut off at the invocation's deadline after {timeout_ms} ms"
+                            ),
+                        )
+                    })
                 } else {
                     Err(CallFailure {
                         class: FailureClass::Trap,
@@ -408,6 +499,7 @@ impl Step {
                             limits.timeout_ms
                         ),
                         isolate: true,
+                        cut_short: false,
                     })
                 }
             }
@@ -415,6 +507,7 @@ impl Step {
                 class: FailureClass::Contract,
                 reason: format!("plugin broke the contract: {e}"),
                 isolate: true,
+                cut_short: false,
             }),
             Err(e) => {
                 tracing::debug!(step = %self.plugin.step(), plugin = %self.plugin.name(), error = ?e, "plugin trap in full");
@@ -422,6 +515,7 @@ impl Step {
                     class: FailureClass::Trap,
                     reason: format!("plugin trapped: {}", crate::plugin::trap_reason(&e)),
                     isolate: true,
+                    cut_short: false,
                 })
             }
         }
@@ -443,18 +537,128 @@ impl Step {
         *calls += 1;
         match self.call(events, deadline) {
             Ok(results) => results,
-            Err(f) if !f.isolate || events.len() == 1 => events
-                .iter()
-                .map(|_| Err((f.class, f.reason.clone())))
-                .collect(),
+            Err(f) if !f.isolate || events.len() == 1 => {
+                let verdicts: Vec<Verdict> = events
+                    .iter()
+                    .map(|_| Err((f.class, f.reason.clone())))
+                    .collect();
+                if f.cut_short {
+                    self.note_unfinished(events, &verdicts);
+                }
+                verdicts
+            }
             Err(f) => {
                 tracing::warn!(step = %self.plugin.step(), plugin = %self.plugin.name(), events = events.len(), class = f.class.as_str(), error = %f.reason, "plugin call failed; re-running its events in halves to find the ones that fail");
-                let (left, right) = events.split_at_mut(events.len() / 2);
-                let mut results = self.run_isolating(left, deadline, calls);
-                results.extend(self.run_isolating(right, deadline, calls));
-                results
+                self.run_halves(events, deadline, calls)
             }
         }
+    }
+
+    /// Runs the two halves of `events` (a set known to fail as a whole) on
+    /// their own, isolating further; remembers the set when the deadline
+    /// cuts its isolation short.
+    fn run_halves(
+        &mut self,
+        events: &mut [Event],
+        deadline: Option<Instant>,
+        calls: &mut usize,
+    ) -> Vec<Verdict> {
+        let (left, right) = events.split_at_mut(events.len() / 2);
+        let mut results = self.run_isolating(left, deadline, calls);
+        results.extend(self.run_isolating(right, deadline, calls));
+        self.note_unfinished(events, &results);
+        results
+    }
+
+    /// Keeps `events` as the narrowest unfinished isolation when the
+    /// deadline cut some of their verdicts (children are noted before their
+    /// parents, so the narrowest set stays).
+    fn note_unfinished(&mut self, events: &[Event], verdicts: &[Verdict]) {
+        if verdicts.iter().any(is_deadline)
+            && self
+                .unfinished
+                .as_ref()
+                .is_none_or(|u| u.len() > events.len())
+        {
+            self.unfinished = Some(events.iter().map(identity).collect());
+        }
+    }
+
+    /// Runs `events` with what earlier invocations learned: events of an
+    /// isolation the deadline cut short (the step's suspects) go first, on
+    /// their own and already halved, then the rest in one call. So every
+    /// retry of a batch that holds a record the plugin spins on narrows the
+    /// suspects down (at least by half) until that record fails alone, even
+    /// when one invocation's time cannot isolate it; and a record that ran
+    /// out of the invocation's time alone, twice, fails as a timeout.
+    fn run_learning(
+        &mut self,
+        events: &mut Vec<Event>,
+        deadline: Option<Instant>,
+        calls: &mut usize,
+    ) -> Vec<Verdict> {
+        self.unfinished = None;
+        let suspect: Vec<bool> = if self.suspects.is_empty() {
+            Vec::new()
+        } else {
+            events
+                .iter()
+                .map(|e| self.suspects.contains(&identity(e)))
+                .collect()
+        };
+        let n_suspect = suspect.iter().filter(|&&s| s).count();
+        let verdicts = if n_suspect == 0 {
+            self.run_isolating(events, deadline, calls)
+        } else {
+            tracing::warn!(step = %self.plugin.step(), plugin = %self.plugin.name(), suspects = n_suspect,
+                "running first, in halves, the events an earlier invocation could not finish isolating");
+            let order: Vec<usize> = (0..events.len())
+                .filter(|&i| suspect[i])
+                .chain((0..events.len()).filter(|&i| !suspect[i]))
+                .collect();
+            let mut slots: Vec<Option<Event>> = events.drain(..).map(Some).collect();
+            let mut permuted: Vec<Event> = order.iter().filter_map(|&i| slots[i].take()).collect();
+            let (suspects, rest) = permuted.split_at_mut(n_suspect);
+            let mut verdicts = if suspects.len() == 1 {
+                *calls += 1;
+                match self.call(suspects, deadline) {
+                    Ok(v) => v,
+                    Err(f) if f.cut_short => vec![Err((
+                        FailureClass::Trap,
+                        format!(
+                            "plugin timed out: it did not finish this event alone before the \
+                             invocation's deadline, after an earlier invocation ran out of time \
+                             on it too ({})",
+                            f.reason
+                        ),
+                    ))],
+                    Err(f) => {
+                        let verdicts = vec![Err((f.class, f.reason))];
+                        // Not run at all: still a suspect next time.
+                        self.note_unfinished(suspects, &verdicts);
+                        verdicts
+                    }
+                }
+            } else {
+                self.run_halves(suspects, deadline, calls)
+            };
+            if !rest.is_empty() {
+                verdicts.extend(self.run_isolating(rest, deadline, calls));
+            }
+            let mut placed: Vec<Option<Verdict>> = (0..order.len()).map(|_| None).collect();
+            for ((&i, event), verdict) in order.iter().zip(permuted).zip(verdicts) {
+                slots[i] = Some(event);
+                placed[i] = Some(verdict);
+            }
+            events.extend(slots.into_iter().flatten());
+            placed.into_iter().flatten().collect()
+        };
+        self.suspects = self
+            .unfinished
+            .take()
+            .map(|u| u.into_iter().collect())
+            .unwrap_or_default();
+        verdicts
     }
 
     /// Runs the step on `live`: one guest call for all of it (more only to
@@ -467,7 +671,7 @@ impl Step {
         st: &mut StepStats,
         deadline: Option<Instant>,
     ) -> Live {
-        let verdicts = self.run_isolating(&mut live.events, deadline, &mut st.calls);
+        let verdicts = self.run_learning(&mut live.events, deadline, &mut st.calls);
         let stage = Stage {
             name: self.plugin.step(),
             plugin: Some(self.plugin.name()),

@@ -85,6 +85,9 @@ pub struct SourceStats {
     pub control_messages: usize,
     /// Records the pre-filter (`[source] filters`) dropped.
     pub prefiltered: usize,
+    /// The most bytes reading the payloads held at once, as counted against
+    /// `[source] max_batch_bytes`.
+    pub decoded_bytes: usize,
 }
 
 impl Batch {

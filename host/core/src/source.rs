@@ -24,6 +24,17 @@
 //!    `FilterCriteria` patterns ([`crate::pattern`]); a record no pattern
 //!    matches counts as filtered and reaches no plugin.
 //!
+//! **One memory budget for the batch** (`max_batch_bytes`): everything
+//! decoding allocates (decompressed payloads, de-aggregated user records,
+//! the keys and attributes each resulting record carries) is counted
+//! against it before it is built. A Kinesis record whose decoding would go
+//! past what is left fails alone, with class `decode`; what it had taken is
+//! given back and the records after it go on. KPL input is validated as
+//! Kinesis validates it (partition keys of 1 to 256 characters, explicit
+//! hash keys decimal below 2^128), and CloudWatch Logs names as CloudWatch
+//! bounds them (log group and stream names up to 512 characters), so that
+//! no field repeated on every record can be large.
+//!
 //! Each resulting record gets its own slot in the batch, so one user record
 //! failing does not take its siblings' outcomes with it; Lambda still
 //! checkpoints by the aggregate's sequence number, so a retried aggregate
@@ -196,6 +207,7 @@ pub fn expand(batch: Batch, source: &Source) -> Batch {
     if is_plain(source) || batch.records.is_empty() {
         return batch;
     }
+    let mut budget = Budget::new(source.max_batch_bytes);
     enum Entry {
         Record(Record),
         Rejected(Rejected),
@@ -224,7 +236,7 @@ pub fn expand(batch: Batch, source: &Source) -> Batch {
         match entry {
             Entry::Rejected(r) => out.rejected.push(Rejected { index: next, ..r }),
             Entry::Empty => out.empty.push(next),
-            Entry::Record(record) => match read(record, source, &mut out.source) {
+            Entry::Record(record) => match read(record, source, &mut out.source, &mut budget) {
                 Ok(records) if records.is_empty() => out.empty.push(next),
                 Ok(records) => {
                     out.slot.extend(next..next + records.len());
@@ -243,7 +255,47 @@ pub fn expand(batch: Batch, source: &Source) -> Batch {
             },
         }
     }
+    out.source.decoded_bytes = budget.peak;
     out
+}
+
+/// The bytes decoding may still allocate for the batch
+/// (`[source] max_batch_bytes`): see the module docs.
+#[derive(Debug)]
+struct Budget {
+    limit: usize,
+    used: usize,
+    /// The most `used` ever was.
+    peak: usize,
+}
+
+impl Budget {
+    fn new(limit: usize) -> Budget {
+        Budget {
+            limit,
+            used: 0,
+            peak: 0,
+        }
+    }
+
+    fn left(&self) -> usize {
+        self.limit - self.used
+    }
+
+    /// Takes `bytes` for `what`, or says why it cannot.
+    fn take(&mut self, bytes: usize, what: &str) -> Result<(), String> {
+        if bytes > self.left() {
+            return Err(format!(
+                "{what} would take {bytes} bytes, more than the {} left of the batch's decoding \
+                 budget of {} bytes (`source.max_batch_bytes`)",
+                self.left(),
+                self.limit
+            ));
+        }
+        self.used += bytes;
+        self.peak = self.peak.max(self.used);
+        Ok(())
+    }
 }
 
 /// Drops the records that no pattern of `filters` keeps (none, when there
@@ -303,21 +355,55 @@ pub fn filter_criteria(source: &Source, filters: &Filters) -> Result<serde_json:
 type Unread = Box<(Record, String)>;
 
 /// The records `record`'s payload holds, or why it cannot be read (with the
-/// record as it came, for its dead letter).
-fn read(record: Record, source: &Source, stats: &mut SourceStats) -> Result<Vec<Record>, Unread> {
+/// record as it came, for its dead letter). What it takes of `budget` is
+/// given back when it fails.
+fn read(
+    record: Record,
+    source: &Source,
+    stats: &mut SourceStats,
+    budget: &mut Budget,
+) -> Result<Vec<Record>, Unread> {
+    let mark = budget.used;
+    let read = read_within(record, source, stats, budget);
+    if read.is_err() {
+        budget.used = mark;
+    }
+    read
+}
+
+fn read_within(
+    record: Record,
+    source: &Source,
+    stats: &mut SourceStats,
+    budget: &mut Budget,
+) -> Result<Vec<Record>, Unread> {
     if !(source.deaggregate && record.data.starts_with(&KPL_MAGIC)) {
-        return unpack(record, source, stats);
+        return unpack(record, source, stats, budget);
     }
     stats.aggregates += 1;
-    let users = match deaggregate(&record) {
+    let users = match deaggregate(&record, budget) {
         Ok(users) => users,
         Err(reason) => return Err(Box::new((record, reason))),
     };
     let mut out = Vec::with_capacity(users.len());
     for user in users {
-        match unpack(user, source, stats) {
+        match unpack(user, source, stats, budget) {
             Ok(records) => out.extend(records),
             Err(unread) => return Err(Box::new((record, unread.1))),
+        }
+    }
+    if source.format == SourceFormat::CloudwatchLogs {
+        // Each user record's log events are numbered from 0: number them
+        // across the aggregate instead, so that no two events of one
+        // Kinesis record share an identity (FIFO deduplication ids, S3
+        // keys and dead letters are made from it).
+        for (i, r) in out.iter_mut().enumerate() {
+            r.sub_sequence_number = Some(u32::try_from(i).map_err(|_| {
+                Box::new((
+                    record.clone(),
+                    "too many log events in one aggregate".to_owned(),
+                ))
+            })?);
         }
     }
     Ok(out)
@@ -329,8 +415,9 @@ fn unpack(
     mut record: Record,
     source: &Source,
     stats: &mut SourceStats,
+    budget: &mut Budget,
 ) -> Result<Vec<Record>, Unread> {
-    let decompressed = match decompress(&record.data, source) {
+    let decompressed = match decompress(&record.data, source, budget) {
         Ok(d) => d,
         Err(reason) => return Err(Box::new((record, reason))),
     };
@@ -344,7 +431,7 @@ fn unpack(
         }
         SourceFormat::CloudwatchLogs => {
             let data = decompressed.as_deref().unwrap_or(&record.data);
-            match cloudwatch_logs(&record, data) {
+            match cloudwatch_logs(&record, data, budget) {
                 Ok(Some(events)) => Ok(events),
                 Ok(None) => {
                     stats.control_messages += 1;
@@ -356,8 +443,39 @@ fn unpack(
     }
 }
 
-/// Splits a KPL aggregate into its user records.
-fn deaggregate(record: &Record) -> Result<Vec<Record>, String> {
+/// The most characters Kinesis takes in a partition key.
+pub const MAX_PARTITION_KEY_CHARS: usize = 256;
+
+/// Checks a KPL partition key as Kinesis checks one: 1 to 256 characters.
+fn check_partition_key(key: &str) -> Result<(), String> {
+    let chars = key.chars().count();
+    if !(1..=MAX_PARTITION_KEY_CHARS).contains(&chars) {
+        return Err(format!(
+            "a KPL aggregate with a partition key of {chars} characters (Kinesis takes 1 to \
+             {MAX_PARTITION_KEY_CHARS})"
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a KPL explicit hash key as Kinesis checks one: a decimal number
+/// below 2^128.
+fn check_explicit_hash_key(key: &str) -> Result<(), String> {
+    let decimal = !key.is_empty() && key.len() <= 39 && key.bytes().all(|b| b.is_ascii_digit());
+    if !decimal || key.parse::<u128>().is_err() {
+        let shown: String = key.chars().take(48).collect();
+        let more = if shown.len() < key.len() { "…" } else { "" };
+        return Err(format!(
+            "a KPL aggregate with explicit hash key `{shown}{more}` ({} bytes): Kinesis takes a \
+             decimal number below 2^128",
+            key.len()
+        ));
+    }
+    Ok(())
+}
+
+/// Splits a KPL aggregate into its user records, within `budget`.
+fn deaggregate(record: &Record, budget: &mut Budget) -> Result<Vec<Record>, String> {
     let body = &record.data[KPL_MAGIC.len()..];
     let Some(split) = body.len().checked_sub(16) else {
         return Err(format!(
@@ -377,24 +495,32 @@ fn deaggregate(record: &Record) -> Result<Vec<Record>, String> {
     }
     let aggregate = AggregatedRecord::decode(message)
         .map_err(|e| format!("a KPL aggregate whose protobuf does not decode: {e}"))?;
-    aggregate
-        .records
-        .into_iter()
-        .enumerate()
-        .map(|(i, user)| {
-            let key = usize::try_from(user.partition_key_index)
-                .ok()
-                .and_then(|k| aggregate.partition_key_table.get(k))
-                .ok_or_else(|| {
-                    format!(
-                        "a KPL aggregate whose user record {i} names partition key {} of a table of {}",
-                        user.partition_key_index,
-                        aggregate.partition_key_table.len()
-                    )
-                })?;
-            let mut attributes = Vec::new();
-            if let Some(h) = user.explicit_hash_key_index {
-                let hash_key = usize::try_from(h)
+    for key in &aggregate.partition_key_table {
+        check_partition_key(key)?;
+    }
+    for key in &aggregate.explicit_hash_key_table {
+        check_explicit_hash_key(key)?;
+    }
+    // What decoding the protobuf copied: at most the aggregate's size.
+    budget.take(message.len(), "de-aggregating it")?;
+    let lineage = record.shard_id.len() + record.sequence_number.len();
+    let mut cost = 0usize;
+    let mut users = Vec::with_capacity(aggregate.records.len());
+    for (i, user) in aggregate.records.iter().enumerate() {
+        let key = usize::try_from(user.partition_key_index)
+            .ok()
+            .and_then(|k| aggregate.partition_key_table.get(k))
+            .ok_or_else(|| {
+                format!(
+                    "a KPL aggregate whose user record {i} names partition key {} of a table of {}",
+                    user.partition_key_index,
+                    aggregate.partition_key_table.len()
+                )
+            })?;
+        let hash_key = match user.explicit_hash_key_index {
+            None => None,
+            Some(h) => Some(
+                usize::try_from(h)
                     .ok()
                     .and_then(|k| aggregate.explicit_hash_key_table.get(k))
                     .ok_or_else(|| {
@@ -402,24 +528,44 @@ fn deaggregate(record: &Record) -> Result<Vec<Record>, String> {
                             "a KPL aggregate whose user record {i} names explicit hash key {h} of a table of {}",
                             aggregate.explicit_hash_key_table.len()
                         )
-                    })?;
-                attributes.push(("kinesis.explicit-hash-key".to_owned(), hash_key.clone()));
-            }
-            Ok(Record {
-                shard_id: record.shard_id.clone(),
-                sequence_number: record.sequence_number.clone(),
-                sub_sequence_number: Some(u32::try_from(i).map_err(|_| "too many user records")?),
-                partition_key: key.clone(),
-                arrival_ms: record.arrival_ms,
-                data: user.data,
-                attributes,
-            })
+                    })?,
+            ),
+        };
+        let sub = u32::try_from(i).map_err(|_| "too many user records".to_owned())?;
+        cost += lineage + key.len() + hash_key.map_or(0, |h| h.len() + EXPLICIT_HASH_KEY.len());
+        users.push((key, hash_key, sub));
+    }
+    // The keys and lineage each user record carries, before any is copied.
+    budget.take(cost, "de-aggregating it")?;
+    Ok(aggregate
+        .records
+        .into_iter()
+        .zip(users)
+        .map(|(user, (key, hash_key, sub))| Record {
+            shard_id: record.shard_id.clone(),
+            sequence_number: record.sequence_number.clone(),
+            sub_sequence_number: Some(sub),
+            partition_key: key.clone(),
+            arrival_ms: record.arrival_ms,
+            data: user.data,
+            attributes: hash_key
+                .map(|h| vec![(EXPLICIT_HASH_KEY.to_owned(), h.clone())])
+                .unwrap_or_default(),
         })
-        .collect()
+        .collect())
 }
 
-/// The payload decompressed, `None` when `source` leaves it as it is.
-fn decompress(data: &[u8], source: &Source) -> Result<Option<Vec<u8>>, String> {
+/// The attribute a KPL user record's explicit hash key is kept in.
+const EXPLICIT_HASH_KEY: &str = "kinesis.explicit-hash-key";
+
+/// The payload decompressed, `None` when `source` leaves it as it is. It
+/// may grow to `max_decompressed_bytes` or what is left of `budget`,
+/// whichever is less; the zstd window is capped to the same.
+fn decompress(
+    data: &[u8],
+    source: &Source,
+    budget: &mut Budget,
+) -> Result<Option<Vec<u8>>, String> {
     let mode = match (source.format, source.decompress) {
         // CloudWatch Logs subscription data is gzip.
         (SourceFormat::CloudwatchLogs, Decompress::None) => Decompress::Gzip,
@@ -433,7 +579,8 @@ fn decompress(data: &[u8], source: &Source) -> Result<Option<Vec<u8>>, String> {
         Decompress::Auto if data.starts_with(&ZSTD_MAGIC) => false,
         Decompress::Auto => return Ok(None),
     };
-    let limit = source.max_decompressed_bytes;
+    let per_payload = source.max_decompressed_bytes;
+    let limit = per_payload.min(budget.left());
     let mut out = Vec::new();
     // One byte past the limit tells "exactly the limit" from "more".
     let read = if gzip {
@@ -443,31 +590,95 @@ fn decompress(data: &[u8], source: &Source) -> Result<Option<Vec<u8>>, String> {
             .map_err(|e| format!("the payload is not gzip: {e}"))
     } else {
         zstd::stream::read::Decoder::new(data)
-            .and_then(|d| d.take(limit as u64 + 1).read_to_end(&mut out))
-            .map_err(|e| format!("the payload is not zstd: {e}"))
+            .and_then(|mut d| {
+                // A frame may ask for a window of up to 2 GiB; none may
+                // ask for more than the payload may grow to.
+                d.window_log_max(window_log(per_payload))?;
+                d.take(limit as u64 + 1).read_to_end(&mut out)
+            })
+            .map_err(|e| format!("the payload is not zstd (or needs a window larger than `source.max_decompressed_bytes`): {e}"))
     };
     read?;
-    if out.len() > limit {
+    if out.len() > per_payload {
         return Err(format!(
-            "the payload decompresses to more than {limit} bytes (`source.max_decompressed_bytes`)"
+            "the payload decompresses to more than {per_payload} bytes (`source.max_decompressed_bytes`)"
         ));
     }
+    if out.len() > limit {
+        return Err(format!(
+            "decompressing the payload would take more than the {limit} bytes left of the \
+             batch's decoding budget of {} bytes (`source.max_batch_bytes`)",
+            budget.limit
+        ));
+    }
+    out.shrink_to_fit();
+    budget.take(out.len(), "decompressing the payload")?;
     Ok(Some(out))
 }
 
-/// The log events of a CloudWatch Logs payload; `None` for a control message.
-fn cloudwatch_logs(record: &Record, data: &[u8]) -> Result<Option<Vec<Record>>, String> {
+/// The zstd window (log2 of its bytes) that a payload of at most `bytes`
+/// needs at most: zstd's own minimum (2^10) up to its default maximum (2^27).
+fn window_log(bytes: usize) -> u32 {
+    bytes
+        .max(1)
+        .next_power_of_two()
+        .trailing_zeros()
+        .clamp(10, 27)
+}
+
+/// The most characters CloudWatch Logs takes in a log group or log stream
+/// name.
+const MAX_LOG_NAME_CHARS: usize = 512;
+
+/// The log events of a CloudWatch Logs payload; `None` for a control
+/// message. What every event copies is counted against `budget` before any
+/// is built.
+fn cloudwatch_logs(
+    record: &Record,
+    data: &[u8],
+    budget: &mut Budget,
+) -> Result<Option<Vec<Record>>, String> {
     let logs: LogsData = serde_json::from_slice(data)
         .map_err(|e| format!("the payload is not CloudWatch Logs subscription data: {e}"))?;
     match logs.message_type.as_str() {
         "CONTROL_MESSAGE" => return Ok(None),
         "DATA_MESSAGE" => {}
         other => {
+            let shown: String = other.chars().take(48).collect();
             return Err(format!(
-                "CloudWatch Logs subscription data of message type {other:?} (expected DATA_MESSAGE or CONTROL_MESSAGE)"
+                "CloudWatch Logs subscription data of message type {shown:?} (expected DATA_MESSAGE or CONTROL_MESSAGE)"
             ));
         }
     }
+    for (field, value) in [
+        ("logGroup", &logs.log_group),
+        ("logStream", &logs.log_stream),
+        ("owner", &logs.owner),
+    ] {
+        let chars = value.chars().count();
+        if chars > MAX_LOG_NAME_CHARS {
+            return Err(format!(
+                "CloudWatch Logs subscription data whose `{field}` has {chars} characters \
+                 (CloudWatch Logs names have at most {MAX_LOG_NAME_CHARS})"
+            ));
+        }
+    }
+    let shared = record.shard_id.len()
+        + record.sequence_number.len()
+        + record.partition_key.len()
+        + logs.log_group.len()
+        + logs.log_stream.len()
+        + logs.owner.len()
+        + "logGroupLogStreamowneridtimestamp".len()
+        + 20;
+    let cost = logs
+        .log_events
+        .iter()
+        .map(|e| shared + e.id.len())
+        .sum::<usize>()
+        // The parsed messages, moved into the records.
+        + logs.log_events.iter().map(|e| e.message.len()).sum::<usize>();
+    budget.take(cost, "splitting its log events")?;
     logs.log_events
         .into_iter()
         .enumerate()
@@ -637,7 +848,7 @@ mod tests {
             "{} vs {size}",
             data.len()
         );
-        let records = deaggregate(&record(data)).unwrap();
+        let records = deaggregate(&record(data), &mut Budget::new(1 << 20)).unwrap();
         let got: Vec<_> = records
             .iter()
             .map(|r| {
@@ -684,5 +895,209 @@ mod tests {
             "{}",
             out.rejected[0].reason
         );
+    }
+
+    /// A KPL aggregate of `records`, each `(partition key, explicit hash key, data)`.
+    fn aggregate(
+        keys: &[&str],
+        hash_keys: &[&str],
+        records: Vec<(u64, Option<u64>, Vec<u8>)>,
+    ) -> Vec<u8> {
+        let message = AggregatedRecord {
+            partition_key_table: keys.iter().map(|k| (*k).to_owned()).collect(),
+            explicit_hash_key_table: hash_keys.iter().map(|k| (*k).to_owned()).collect(),
+            records: records
+                .into_iter()
+                .map(|(k, h, data)| UserRecord {
+                    partition_key_index: k,
+                    explicit_hash_key_index: h,
+                    data,
+                })
+                .collect(),
+        }
+        .encode_to_vec();
+        let mut out = KPL_MAGIC.to_vec();
+        out.extend_from_slice(&message);
+        out.extend_from_slice(&Md5::digest(&message));
+        out
+    }
+
+    #[test]
+    fn one_key_shared_by_every_user_record_cannot_blow_up_the_batch() {
+        // 2,000 user records under one 400 KB partition key: 800 MB if
+        // each record copied it. Kinesis refuses such a key; so do we.
+        let key = "k".repeat(400_000);
+        let hostile = aggregate(
+            &[&key],
+            &[],
+            (0..2000).map(|_| (0, None, vec![b'x'])).collect(),
+        );
+        let fine = aggregate(&["a"], &[], vec![(0, None, b"ok".to_vec())]);
+        let out = expand(batch(vec![hostile, fine]), &Source::default());
+        assert_eq!(out.rejected.len(), 1);
+        assert_eq!(out.rejected[0].index, 0);
+        assert!(
+            out.rejected[0]
+                .reason
+                .contains("partition key of 400000 characters (Kinesis takes 1 to 256)"),
+            "{}",
+            out.rejected[0].reason
+        );
+        assert_eq!(out.records.len(), 1);
+        assert_eq!(out.records[0].data, b"ok");
+        assert!(
+            out.source.decoded_bytes < 4096,
+            "{}",
+            out.source.decoded_bytes
+        );
+    }
+
+    #[test]
+    fn explicit_hash_keys_are_decimal_below_2_pow_128() {
+        let max = u128::MAX.to_string();
+        let ok = aggregate(&["a"], &[&max], vec![(0, Some(0), b"x".to_vec())]);
+        let out = expand(batch(vec![ok]), &Source::default());
+        assert_eq!(out.records[0].attributes[0].1, max);
+        for bad in [
+            "340282366920938463463374607431768211456",
+            "12a",
+            "",
+            "+1",
+            &"9".repeat(5000),
+        ] {
+            let agg = aggregate(&["a"], &[bad], vec![(0, Some(0), b"x".to_vec())]);
+            let out = expand(batch(vec![agg]), &Source::default());
+            assert_eq!(out.rejected.len(), 1, "{bad}");
+            let reason = &out.rejected[0].reason;
+            assert!(reason.contains("decimal number below 2^128"), "{reason}");
+            assert!(
+                reason.len() < 300,
+                "the reason quotes the key whole: {} bytes",
+                reason.len()
+            );
+        }
+    }
+
+    #[test]
+    fn gzip_bombs_share_one_budget_and_fail_alone() {
+        // Each bomb stays under the per-payload limit; together they would
+        // take 100 × 8 MiB.
+        let bomb = gzip(&vec![0u8; (8 << 20) - 1024]);
+        let mut payloads = vec![bomb; 100];
+        payloads.push(gzip(b"small"));
+        let out = expand(batch(payloads), &source("decompress = \"gzip\""));
+        let budget = crate::config::raw::DEFAULT_MAX_BATCH_BYTES;
+        assert!(
+            out.source.decoded_bytes <= budget,
+            "{}",
+            out.source.decoded_bytes
+        );
+        assert_eq!(
+            out.records.len(),
+            4 + 1,
+            "four bombs fit in 32 MiB, then the small one"
+        );
+        assert_eq!(out.rejected.len(), 96);
+        assert!(
+            out.rejected[0].reason.contains("`source.max_batch_bytes`"),
+            "{}",
+            out.rejected[0].reason
+        );
+        assert_eq!(out.rejected[0].sequence_number.as_deref(), Some("100"));
+        assert_eq!(out.records.last().unwrap().data, b"small");
+        assert_eq!(out.len(), 101);
+    }
+
+    #[test]
+    fn a_zstd_frame_cannot_ask_for_a_window_past_the_payload_limit() {
+        // A frame made with a 128 MiB window (long-distance matching).
+        let data = vec![7u8; 3 << 20];
+        let mut encoder = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+        encoder.window_log(27).unwrap();
+        encoder.long_distance_matching(true).unwrap();
+        encoder.include_contentsize(false).unwrap();
+        // Flushed in pieces: the encoder never learns the size, so it keeps
+        // the window it was asked for.
+        for piece in data.chunks(64 << 10) {
+            encoder.write_all(piece).unwrap();
+            encoder.flush().unwrap();
+        }
+        let frame = encoder.finish().unwrap();
+        let out = expand(
+            batch(vec![frame.clone()]),
+            &source("decompress = \"zstd\"\nmax_decompressed_bytes = 1048576"),
+        );
+        assert_eq!(out.rejected.len(), 1);
+        assert!(
+            out.rejected[0].reason.contains("window"),
+            "{}",
+            out.rejected[0].reason
+        );
+        // Allowed to grow to 128 MiB, the payload may have that window.
+        let out = expand(
+            batch(vec![frame]),
+            &source(
+                "decompress = \"zstd\"\nmax_decompressed_bytes = 134217728\nmax_batch_bytes = 134217728",
+            ),
+        );
+        assert_eq!(out.records[0].data, data);
+    }
+
+    fn cloudwatch(group: &str, events: usize) -> Vec<u8> {
+        let events: Vec<_> = (0..events)
+            .map(|i| serde_json::json!({"id": i.to_string(), "timestamp": 1, "message": "m"}))
+            .collect();
+        gzip(
+            serde_json::json!({
+                "messageType": "DATA_MESSAGE", "owner": "123456789012", "logGroup": group,
+                "logStream": "s", "subscriptionFilters": [], "logEvents": events
+            })
+            .to_string()
+            .as_bytes(),
+        )
+    }
+
+    #[test]
+    fn a_huge_log_group_repeated_on_every_event_fails_its_record_only() {
+        let hostile = cloudwatch(&"g".repeat(1 << 20), 1000);
+        assert!(hostile.len() < 8192, "{}", hostile.len());
+        let out = expand(
+            batch(vec![hostile, cloudwatch("/aws/lambda/x", 2)]),
+            &source("format = \"cloudwatch-logs\""),
+        );
+        assert_eq!(out.rejected.len(), 1);
+        assert!(
+            out.rejected[0]
+                .reason
+                .contains("`logGroup` has 1048576 characters"),
+            "{}",
+            out.rejected[0].reason
+        );
+        assert_eq!(out.records.len(), 2);
+        // Within CloudWatch's names, the budget still bounds the copies.
+        let out = expand(
+            batch(vec![cloudwatch(&"g".repeat(512), 1000), cloudwatch("x", 1)]),
+            &source("format = \"cloudwatch-logs\"\nmax_batch_bytes = 100000"),
+        );
+        assert_eq!(out.rejected.len(), 1);
+        assert!(
+            out.rejected[0].reason.contains("`source.max_batch_bytes`"),
+            "{}",
+            out.rejected[0].reason
+        );
+        assert!(out.source.decoded_bytes <= 100_000);
+        assert_eq!(out.records.len(), 1);
+    }
+
+    #[test]
+    fn log_events_in_a_kpl_aggregate_each_have_their_own_identity() {
+        let agg = aggregate(
+            &["a"],
+            &[],
+            vec![(0, None, cloudwatch("g", 2)), (0, None, cloudwatch("g", 3))],
+        );
+        let out = expand(batch(vec![agg]), &source("format = \"cloudwatch-logs\""));
+        let ids: Vec<_> = out.records.iter().map(|r| r.sub_sequence_number).collect();
+        assert_eq!(ids, [Some(0), Some(1), Some(2), Some(3), Some(4)]);
     }
 }

@@ -327,6 +327,11 @@ fn main() -> ExitCode {
                     .max(std::time::Duration::from_millis(10)),
                 function_timeout: seconds("function-timeout", function_timeout, 900.0)?,
                 status: !quiet,
+                endpoint: endpoint
+                    .clone()
+                    .or_else(|| std::env::var("AWS_ENDPOINT_URL_KINESIS").ok())
+                    .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok())
+                    .unwrap_or_default(),
             };
             consume(&config, endpoint, on_failure, options)
         })(),

@@ -79,7 +79,11 @@ impl MemoryDestination {
             match reason {
                 Some(reason) => {
                     cutoff.fail(shard, i);
-                    failures.push(SendFailure { output: i, reason });
+                    failures.push(SendFailure {
+                        output: i,
+                        reason,
+                        for_good: false,
+                    });
                 }
                 None => encode(self.format, r, &mut lines),
             }

@@ -30,6 +30,10 @@ pub struct SendFailure {
     pub output: usize,
     /// Why, naming the resource (queue URL, object key, file).
     pub reason: String,
+    /// The destination refuses this content every time (SQS's
+    /// `SenderFault = true`): the record fails with class `contract` under
+    /// its policy instead of being retried.
+    pub for_good: bool,
 }
 
 /// A destination could not take a batch of outputs.
@@ -91,6 +95,16 @@ impl Destination {
         })
     }
 
+    /// Reads what the service itself says of the destination's limits, at
+    /// cold start: an SQS queue's `MaximumMessageSize`, which lowers
+    /// `max_message_bytes` when it is smaller. Needs `sqs:GetQueueAttributes`;
+    /// without it, the configured limit stands (and a warning says so).
+    pub async fn read_limits(&mut self) {
+        if let Destination::Sqs(q) = self {
+            q.read_queue_limit().await;
+        }
+    }
+
     /// The destination's name.
     pub fn name(&self) -> &str {
         match self {
@@ -150,6 +164,7 @@ impl Destination {
         let all_failed = |reason: String| {
             (0..outputs.len())
                 .map(|output| SendFailure {
+                    for_good: false,
                     output,
                     reason: reason.clone(),
                 })

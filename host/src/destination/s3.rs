@@ -101,6 +101,7 @@ impl S3Destination {
             let group: Vec<&Routed> = idx.iter().map(|&i| outputs[i]).collect();
             if let Err(reason) = self.put(&group).await {
                 failures.extend(idx.into_iter().map(|output| SendFailure {
+                    for_good: false,
                     output,
                     reason: reason.clone(),
                 }));

@@ -22,7 +22,9 @@
 //!   `max_message_bytes`) is found before anything is sent, so the record
 //!   fails with class `contract` under its policy instead of being retried.
 //! - Entries that fail with `SenderFault = false` are resent, with backoff;
-//!   `SenderFault = true` is permanent for that output. An entry SQS does not
+//!   `SenderFault = true` is content SQS refuses every time: the record
+//!   fails with class `contract` under its policy (dead-lettered by
+//!   default), not retried. An entry SQS does not
 //!   report as sent counts as not delivered.
 //! - Order: once an output of a shard fails, the later outputs of that shard
 //!   are not sent. When an entry is resent, the later entries of the same
@@ -120,6 +122,46 @@ impl SqsDestination {
         &self.name
     }
 
+    /// The largest message this destination sends (`max_message_bytes`, or
+    /// the queue's own `MaximumMessageSize` when that is smaller).
+    pub fn max_message_bytes(&self) -> usize {
+        self.max_bytes
+    }
+
+    /// Lowers the message limit to the queue's own `MaximumMessageSize`
+    /// when that is smaller than `max_message_bytes`, so that a message the
+    /// queue would refuse every time is found before it is sent (and a dead
+    /// letter is cut to fit). A queue whose attributes cannot be read (no
+    /// `sqs:GetQueueAttributes`) keeps the configured limit, with a warning.
+    pub async fn read_queue_limit(&mut self) {
+        let read = self
+            .client
+            .get_queue_attributes()
+            .queue_url(&self.queue_url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::MaximumMessageSize)
+            .send()
+            .await;
+        let size = match read {
+            Ok(r) => r
+                .attributes()
+                .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::MaximumMessageSize))
+                .and_then(|v| v.parse::<usize>().ok()),
+            Err(e) => {
+                tracing::warn!(destination = %self.name, queue_url = %self.queue_url,
+                    error = %aws_sdk_sqs::error::DisplayErrorContext(&e),
+                    max_message_bytes = self.max_bytes,
+                    "cannot read the queue's MaximumMessageSize (the function needs sqs:GetQueueAttributes); keeping max_message_bytes");
+                return;
+            }
+        };
+        if let Some(size) = size.filter(|&s| s > 0 && s < self.max_bytes) {
+            tracing::info!(destination = %self.name, queue_url = %self.queue_url,
+                max_message_bytes = self.max_bytes, queue_maximum = size,
+                "the queue's MaximumMessageSize is smaller than max_message_bytes; using it");
+            self.max_bytes = size;
+        }
+    }
+
     /// The queue URL.
     pub fn queue_url(&self) -> &str {
         &self.queue_url
@@ -144,6 +186,7 @@ impl SqsDestination {
         let mut batch_bytes = 0;
         let mut body = Vec::new();
         let held_back = |shard: &str, output| SendFailure {
+            for_good: false,
             output,
             reason: format!("not sent: an earlier output of `{shard}` was not delivered"),
         };
@@ -157,7 +200,11 @@ impl SqsDestination {
                 Ok(e) => e,
                 Err(reason) => {
                     cutoff.fail(shard, i);
-                    failures.push(SendFailure { output: i, reason });
+                    failures.push(SendFailure {
+                        output: i,
+                        reason,
+                        for_good: false,
+                    });
                     continue;
                 }
             };
@@ -324,6 +371,7 @@ impl SqsDestination {
                 Ok(e) => e,
                 Err(e) => {
                     failures.extend(batch.iter().map(|b| SendFailure {
+                        for_good: false,
                         output: b.output,
                         reason: format!("cannot build the SQS request: {e}"),
                     }));
@@ -347,6 +395,7 @@ impl SqsDestination {
                         aws_sdk_sqs::error::DisplayErrorContext(&e)
                     );
                     failures.extend(batch.iter().map(|e| SendFailure {
+                        for_good: false,
                         output: e.output,
                         reason: reason.clone(),
                     }));
@@ -379,6 +428,7 @@ impl SqsDestination {
                 );
                 if f.sender_fault() || attempt == MAX_ATTEMPTS {
                     failures.push(SendFailure {
+                        for_good: f.sender_fault(),
                         output: batch[pos].output,
                         reason,
                     });
@@ -390,6 +440,7 @@ impl SqsDestination {
             for pos in 0..batch.len() {
                 if !sent[pos] && !reported[pos] {
                     failures.push(SendFailure {
+                        for_good: false,
                         output: batch[pos].output,
                         reason: format!(
                             "SQS did not report the message for `{}` as sent",

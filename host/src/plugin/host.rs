@@ -191,6 +191,7 @@ impl HostState {
                 }
                 self.log_budget -= 1;
                 let line = truncate(line, MAX_LOG_BYTES);
+                let line = crate::logging::plugin_text(&line);
                 let (step, plugin) = (self.step.as_str(), self.plugin.as_str());
                 if stream == "stdout" {
                     tracing::info!(target: "sluice.plugin.stdout", step, plugin, stream, "{line}");
@@ -224,7 +225,7 @@ impl HostState {
 }
 
 /// `text` cut to at most `max` bytes at a character boundary, marked when cut.
-fn truncate(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+pub(crate) fn truncate(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
     if text.len() <= max {
         return text.into();
     }
@@ -648,6 +649,7 @@ impl LogHost for HostState {
         }
         self.log_budget -= 1;
         let message = truncate(&message, MAX_LOG_BYTES);
+        let message = crate::logging::plugin_text(&message);
         let (step, plugin) = (self.step.as_str(), self.plugin.as_str());
         match level {
             Level::Trace => tracing::trace!(target: "sluice.plugin.log", step, plugin, "{message}"),

@@ -516,11 +516,19 @@ fn check_wit_version(engine: &Engine, component: &Component) -> Result<(), (Stri
     Ok(())
 }
 
-/// Compiles a `.wasm` component with Cranelift; `Err(None)` in a Sluice
-/// built without the `compiler` feature.
+/// Compiles a binary `.wasm` component with Cranelift; `Err(None)` in a
+/// Sluice built without the `compiler` feature. Only the binary format is
+/// read (never WAT text), and the error for bytes that are not Wasm names
+/// their size, never their content: a config may point at any file.
 #[cfg(feature = "compiler")]
 fn compile(engine: &Engine, bytes: &[u8]) -> Result<Component, Option<wasmtime::Error>> {
-    Component::new(engine, bytes).map_err(Some)
+    if !bytes.starts_with(b"\0asm") {
+        return Err(Some(wasmtime::Error::msg(format!(
+            "it is not a WebAssembly binary ({} bytes that do not start with `\\0asm`)",
+            bytes.len()
+        ))));
+    }
+    Component::from_binary(engine, bytes).map_err(Some)
 }
 
 /// Compiles a `.wasm` component with Cranelift; `Err(None)` in a Sluice
@@ -690,6 +698,13 @@ impl Plugin {
 
     /// Instantiates the plugin in a fresh sandbox and calls its `init`.
     pub fn instantiate(&self) -> Result<Instance, PluginError> {
+        self.instantiate_within(self.limits.timeout_ms)
+    }
+
+    /// Like [`Plugin::instantiate`], with `init` given at most `timeout_ms`
+    /// (and never more than `limits.timeout_ms`): a restart during an
+    /// invocation gets no more than the time left before its deadline.
+    pub fn instantiate_within(&self, timeout_ms: u64) -> Result<Instance, PluginError> {
         let engine = self.pre.engine();
         let mut store = Store::new(
             engine,
@@ -707,7 +722,11 @@ impl Plugin {
         // the plugin's memory cannot make the host allocate outputs × region.
         store.set_hostcall_fuel(self.limits.memory_bytes);
         store.epoch_deadline_trap();
-        prepare_call(&mut store, &self.limits, self.limits.timeout_ms);
+        prepare_call(
+            &mut store,
+            &self.limits,
+            timeout_ms.clamp(1, self.limits.timeout_ms),
+        );
         let settings = self.settings_json.as_str();
         let started = (|| {
             // Instantiates the pre-instance and runs `init`, for each world.
@@ -910,7 +929,7 @@ impl Instance {
             packed::unpack(packed, batch);
             r
         }
-        self.guarded(batch, timeout_ms, |kind, store, batch| {
+        let mut results = self.guarded(batch, timeout_ms, |kind, store, batch| {
             Ok(match kind {
                 KindInstance::Filter(b) => each(b.call_filter(store, batch)?, Decision::Keep),
                 KindInstance::Transform(b) => {
@@ -928,7 +947,31 @@ impl Instance {
                     each(packed(batch, |p| b.call_route(store, p))?, Decision::Routes)
                 }
             })
-        })
+        })?;
+        let budget = &mut self.store.data_mut().log_budget;
+        for r in &mut results {
+            if let Err(Failure::Invalid(reason) | Failure::Retry(reason)) = r {
+                bound_reason(reason, budget);
+            }
+        }
+        Ok(results)
+    }
+}
+
+/// The longest failure reason a plugin may give while its call's log budget
+/// lasts ([`host::MAX_LOG_BYTES`], as a log line), and after it is spent.
+const MAX_REASON_BYTES: [usize; 2] = [host::MAX_LOG_BYTES, 256];
+
+/// Bounds a plugin's failure reason as a log line is bounded: it goes into
+/// logs, summaries and dead letters. Each reason counts against the call's
+/// log budget (`limits.max_log_lines`); once that is spent, reasons are cut
+/// shorter still. Control characters are escaped, so a reason is one line.
+fn bound_reason(reason: &mut String, budget: &mut usize) {
+    let max = MAX_REASON_BYTES[usize::from(*budget == 0)];
+    *budget = budget.saturating_sub(1);
+    let escaped = crate::logging::escape_controls(reason);
+    if escaped.len() > max || matches!(escaped, std::borrow::Cow::Owned(_)) {
+        *reason = host::truncate(&escaped, max).into_owned();
     }
 }
 

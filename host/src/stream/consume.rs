@@ -48,9 +48,9 @@ use aws_sdk_kinesis::Client;
 use aws_sdk_kinesis::primitives::DateTime;
 use aws_sdk_kinesis::types::ShardIteratorType;
 
-use super::checkpoint::{CheckpointFile, Checkpoints, ShardCheckpoint};
+use super::checkpoint::{CheckpointFile, Checkpoints, ShardCheckpoint, StreamIdentity};
 use super::esm::{self, Condition, Discarded, EventSource, StreamRecord};
-use super::{Shard, describe, hash_key, is_throttling};
+use super::{Shard, compare_sequence, describe, hash_key, is_throttling};
 use crate::app::App;
 use crate::destination::Destination;
 use crate::event::Record;
@@ -109,6 +109,9 @@ impl FromStr for StartingPosition {
 /// The mapping's settings.
 #[derive(Debug, Clone)]
 pub struct ConsumeOptions {
+    /// The Kinesis endpoint read (empty: AWS's own): part of the stream's
+    /// identity in the checkpoint file.
+    pub endpoint: String,
     /// The stream's name.
     pub stream: String,
     /// Where shards without a checkpoint start.
@@ -338,10 +341,26 @@ pub async fn consume(
             }
         })?
         .stream_description_summary()
-        .map(|s| s.stream_arn().to_owned())
+        .map(|s| {
+            (
+                s.stream_arn().to_owned(),
+                s.stream_creation_timestamp().to_millis().unwrap_or(0),
+            )
+        })
         .unwrap_or_default();
+    let (arn, created_ms) = arn;
     let source = EventSource::for_stream(&arn);
-    let (mut file, mut saved) = CheckpointFile::open(&options.checkpoints, &options.stream)?;
+    let identity = StreamIdentity {
+        arn: arn.clone(),
+        created_ms,
+        endpoint: options.endpoint.clone(),
+    };
+    let (mut file, mut saved, stale) =
+        CheckpointFile::open(&options.checkpoints, &options.stream, &identity)?;
+    if let Some(stale) = stale {
+        eprintln!("sluice consume: {stale}");
+        tracing::warn!(stream = %options.stream, "{stale}");
+    }
     let mut report = ConsumeReport::default();
     let mut shards: Vec<ShardRun> = Vec::new();
     let mut listed_at: Option<Instant> = None;
@@ -452,7 +471,19 @@ async fn relist(
             known.info.closed = info.closed;
             continue;
         }
-        let checkpoint = saved.shards.get(&info.id).cloned().unwrap_or_default();
+        let mut checkpoint = saved.shards.get(&info.id).cloned().unwrap_or_default();
+        if let Some(why) = outside_shard(&checkpoint, &info) {
+            let notice = format!(
+                "shard `{}`: checkpoint file `{}` says sequence number {}, {why}: the \
+                 checkpoint is stale and ignored",
+                info.id,
+                options.checkpoints.display(),
+                checkpoint.after.as_deref().unwrap_or("")
+            );
+            eprintln!("sluice consume: {notice}");
+            tracing::warn!(shard = %info.id, "{notice}");
+            checkpoint = ShardCheckpoint::default();
+        }
         let state = if checkpoint.finished {
             State::Finished
         } else {
@@ -479,6 +510,30 @@ async fn relist(
     Ok(())
 }
 
+/// Why `checkpoint` cannot belong to `shard`: its sequence number lies
+/// before the shard's first record or after a closed shard's last.
+fn outside_shard(checkpoint: &ShardCheckpoint, shard: &Shard) -> Option<String> {
+    use std::cmp::Ordering::{Greater, Less};
+    let after = checkpoint.after.as_deref()?;
+    if !shard.starting_sequence.is_empty()
+        && compare_sequence(after, &shard.starting_sequence) == Less
+    {
+        return Some(format!(
+            "before the shard's first sequence number {}",
+            shard.starting_sequence
+        ));
+    }
+    match shard.ending_sequence.as_deref() {
+        Some(end)
+            if !end.trim_start_matches('0').is_empty()
+                && compare_sequence(after, end) == Greater =>
+        {
+            Some(format!("after the shard's last sequence number {end}"))
+        }
+        _ => None,
+    }
+}
+
 /// Whether every parent of `shard` that is still listed is finished.
 fn parents_done(shards: &[ShardRun], shard: &Shard) -> bool {
     shard.parents.iter().all(|p| {
@@ -501,6 +556,14 @@ async fn start_ready_shards(
         }
         let shard = &mut shards[i];
         let after = shard.checkpoint.after.clone();
+        if let Some(after) = &after {
+            eprintln!(
+                "sluice consume: shard `{}`: resuming after sequence number {after} (checkpoint \
+                 file `{}`), not at the --starting-position",
+                shard.info.id,
+                options.checkpoints.display()
+            );
+        }
         open_iterator(client, options, shard, after.as_deref()).await?;
         shard.state = State::Reading;
         tracing::info!(shard = %shard.info.id, after = shard.checkpoint.after.as_deref().unwrap_or(""), "reading shard");
@@ -654,12 +717,33 @@ async fn poll(
             shard.state = State::Drained;
         }
     }
-    // A closed shard takes no new records: once a read comes back empty, it
-    // has been read to its end (some endpoints keep handing out iterators).
-    if shard.info.closed && records.is_empty() && !behind {
+    // A closed shard takes no new records: once a read comes back empty
+    // after its last record (`EndingSequenceNumber`), it has been read to
+    // its end (some endpoints keep handing out iterators). An empty page
+    // alone says nothing: Kinesis returns empty pages inside a shard too.
+    if shard.info.closed && records.is_empty() && !behind && read_to_end(shard) {
         shard.state = State::Drained;
     }
     Ok(!records.is_empty())
+}
+
+/// Whether what was read of closed `shard` (or its checkpoint) has reached
+/// its last record. A shard that ends before it starts held no record.
+fn read_to_end(shard: &ShardRun) -> bool {
+    use std::cmp::Ordering::Less;
+    let Some(end) = shard.info.ending_sequence.as_deref() else {
+        return false;
+    };
+    if compare_sequence(end, &shard.info.starting_sequence) == Less
+        || end.trim_start_matches('0').is_empty()
+    {
+        return true;
+    }
+    shard
+        .last_read
+        .as_deref()
+        .or(shard.checkpoint.after.as_deref())
+        .is_some_and(|at| compare_sequence(at, end) != Less)
 }
 
 /// Invokes the pipeline on every lane of `shard` that has a batch ready.
@@ -1081,6 +1165,8 @@ mod tests {
                 starting_hash_key: 0,
                 ending_hash_key: u128::MAX,
                 closed: false,
+                starting_sequence: "0".into(),
+                ending_sequence: None,
             },
             state: State::Reading,
             iterator: None,

@@ -73,6 +73,17 @@ pub struct Shard {
     pub ending_hash_key: u128,
     /// Whether it was split or merged: it takes no new records.
     pub closed: bool,
+    /// The sequence number of its first record (`SequenceNumberRange`).
+    pub starting_sequence: String,
+    /// The sequence number of its last record, once it is closed.
+    pub ending_sequence: Option<String>,
+}
+
+/// Compares two Kinesis sequence numbers (decimal, up to 56 digits: more
+/// than a `u128` holds) by their value.
+pub fn compare_sequence(a: &str, b: &str) -> std::cmp::Ordering {
+    let (a, b) = (a.trim_start_matches('0'), b.trim_start_matches('0'));
+    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
 }
 
 /// Every shard of `stream`, open and closed, in the order Kinesis lists them.
@@ -113,6 +124,14 @@ pub async fn list_shards(client: &Client, stream: &str) -> Result<Vec<Shard>, St
                     .sequence_number_range()
                     .and_then(|r| r.ending_sequence_number())
                     .is_some(),
+                starting_sequence: s
+                    .sequence_number_range()
+                    .map(|r| r.starting_sequence_number().to_owned())
+                    .unwrap_or_default(),
+                ending_sequence: s
+                    .sequence_number_range()
+                    .and_then(|r| r.ending_sequence_number())
+                    .map(str::to_owned),
             });
         }
         match out.next_token() {

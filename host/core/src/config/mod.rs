@@ -97,6 +97,11 @@ pub struct StepPlan {
     pub kind: StepKind,
     /// Where the plugin's component is.
     pub plugin: Location,
+    /// `plugin` as the config wrote it, when it reaches outside the
+    /// config's own S3 prefix to a local file (an absolute path, or `..`
+    /// above the config's folder): only a pinned config may do that (see
+    /// [`Plan::check_unpinned`]).
+    pub reaches_out: Option<String>,
     /// The expected SHA-256 of the component, if pinned.
     pub sha256: Option<[u8; 32]>,
     /// The step's `config` table as JSON text, handed to the plugin's `init`.
@@ -172,6 +177,39 @@ impl Plan {
         Ok(())
     }
 
+    /// Refuses what a config from S3 without a pin (`SLUICE_CONFIG_SHA256`)
+    /// may not do: name a plugin by an absolute local path, or by a relative
+    /// path that climbs out of the config's own S3 prefix. Whoever can write
+    /// that prefix may choose plugins and destinations, never make the
+    /// function read its own files (`/proc/self/environ` holds its
+    /// credentials). Plugins in S3 (any bucket the function's role may
+    /// read) and paths inside the config's prefix are fine.
+    pub fn check_unpinned(&self) -> Result<(), ConfigError> {
+        let Location::S3 { bucket, key } = &self.source else {
+            return Ok(());
+        };
+        let folder = key
+            .rsplit_once('/')
+            .map_or(String::new(), |(d, _)| format!("{d}/"));
+        for (i, step) in self.steps.iter().enumerate() {
+            let Some(written) = &step.reaches_out else {
+                continue;
+            };
+            return Err(ConfigError::Invalid {
+                source_name: self.source.to_string(),
+                field: format!("steps[{i}] (`{}`).plugin", step.name),
+                message: format!(
+                    "`{written}` reaches outside the config's own S3 prefix \
+                     (`s3://{bucket}/{folder}`), but the config is not pinned \
+                     (`SLUICE_CONFIG_SHA256`): an unpinned config from S3 may name plugins only \
+                     in S3 (`s3://…`) or by a path inside its prefix. Pin the config, or upload \
+                     the plugin beside it"
+                ),
+            });
+        }
+        Ok(())
+    }
+
     /// The policy for a record with an output that a destination would refuse
     /// every time (class `contract`): the `on_error` of the last step, the one
     /// that handed it to its destinations, or [`Plan::default_on_error`] when
@@ -181,6 +219,29 @@ impl Plan {
             .last()
             .map_or_else(|| self.default_on_error(), |s| s.on_error)
     }
+}
+
+/// Whether `reference` (a step's `plugin`), resolved against a config in
+/// S3 at `origin`, leaves the config's folder: an absolute local path, or
+/// `..` above the folder. References from a local config never do (the
+/// config is as trusted as the files beside it).
+fn reaches_out(origin: &Location, reference: &str) -> bool {
+    if !matches!(origin, Location::S3 { .. }) || reference.starts_with("s3://") {
+        return false;
+    }
+    if Path::new(reference).is_absolute() || reference.starts_with('\\') {
+        return true;
+    }
+    let mut depth = 0usize;
+    for segment in reference.split(['/', '\\']) {
+        match segment {
+            "" | "." => {}
+            ".." if depth == 0 => return true,
+            ".." => depth -= 1,
+            _ => depth += 1,
+        }
+    }
+    false
 }
 
 fn default_on_error(dead_letter: Option<DestinationId>) -> OnError {
@@ -301,6 +362,7 @@ pub fn validate(raw: raw::Config, origin: &Location) -> Result<Plan, ConfigError
         let plugin = origin
             .join(&step.plugin)
             .map_err(|m| invalid(format!("{at}.plugin"), m))?;
+        let reaches_out = reaches_out(origin, &step.plugin).then(|| step.plugin.clone());
         let sha256 = step
             .sha256
             .as_deref()
@@ -348,6 +410,7 @@ pub fn validate(raw: raw::Config, origin: &Location) -> Result<Plan, ConfigError
             name: step.name,
             kind: step.kind,
             plugin,
+            reaches_out,
             sha256,
             settings_json,
             limits: step.limits,
@@ -414,6 +477,9 @@ fn check_source(source: &raw::Source) -> Result<Filters, (String, String)> {
             "source.max_decompressed_bytes".into(),
             "must be at least 1".into(),
         ));
+    }
+    if source.max_batch_bytes == 0 {
+        return Err(("source.max_batch_bytes".into(), "must be at least 1".into()));
     }
     if source.format == SourceFormat::CloudwatchLogs && source.decompress == Decompress::Zstd {
         return Err((
@@ -551,7 +617,8 @@ mod tests {
         assert!(e.contains("destinations.two.key"), "{e}");
         assert!(
             e.contains(
-                "destinations `one` and `two` both write `s3://b/x/{shard}-{first_seq}.jsonl`"
+                "destinations `one` (`x/{shard}-{first_seq}.jsonl`) and `two` \
+                 (`x/{shard}-{first_seq}.jsonl`) can write the same object of `s3://b`"
             ),
             "{e}"
         );
@@ -577,5 +644,42 @@ mod tests {
         )
         .unwrap();
         assert_eq!(plan.default_destination, Some(0));
+    }
+
+    #[test]
+    fn an_unpinned_config_from_s3_cannot_name_local_files() {
+        let origin = Location::parse("s3://b/pipelines/clicks/pipeline.toml").unwrap();
+        let config = |plugin: &str| {
+            format!(
+                "[[steps]]\nname = \"x\"\nkind = \"filter\"\nplugin = \"{plugin}\"\n\
+                 [destinations.out]\ntype = \"stdout\"\n[routing]\ndefault = \"out\"\n"
+            )
+        };
+        for bad in [
+            "/proc/self/environ",
+            "../secrets.wasm",
+            "a/../../b.wasm",
+            "./../x.wasm",
+        ] {
+            let plan = parse(&config(bad), &origin).unwrap();
+            let e = plan.check_unpinned().unwrap_err().to_string();
+            assert!(
+                e.contains("steps[0] (`x`).plugin")
+                    && e.contains(&format!("`{bad}` reaches outside the config's own S3 prefix (`s3://b/pipelines/clicks/`)")),
+                "{bad}: {e}"
+            );
+        }
+        for good in [
+            "p.wasm",
+            "plugins/p.wasm",
+            "a/../p.wasm",
+            "s3://other/p.wasm",
+        ] {
+            let plan = parse(&config(good), &origin).unwrap();
+            plan.check_unpinned().unwrap();
+        }
+        // A local config is as trusted as the files beside it.
+        let plan = parse(&config("/opt/p.wasm"), &Location::File("p.toml".into())).unwrap();
+        plan.check_unpinned().unwrap();
     }
 }

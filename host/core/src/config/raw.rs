@@ -72,6 +72,13 @@ pub struct Source {
     /// `max_decompressed_bytes = 8388608`: the most one payload may grow to
     /// when decompressed (8 MiB); more fails the record (a compression bomb).
     pub max_decompressed_bytes: usize,
+    /// `max_batch_bytes = 33554432`: the most that reading one batch's
+    /// payloads may allocate (32 MiB, which fits a 128 MB function): every
+    /// decompressed payload, de-aggregated user record and the keys and
+    /// attributes copied onto each record decoding makes. A Kinesis record
+    /// whose decoding would go past it fails alone (class `decode`); the
+    /// others go on.
+    pub max_batch_bytes: usize,
     /// `deaggregate = true`: split KPL aggregates (payloads that start with
     /// `f3 89 9a c2`) into their user records. Default `true`.
     pub deaggregate: bool,
@@ -88,11 +95,15 @@ impl Default for Source {
             format: SourceFormat::Records,
             decompress: Decompress::None,
             max_decompressed_bytes: 8 << 20,
+            max_batch_bytes: DEFAULT_MAX_BATCH_BYTES,
             deaggregate: true,
             filters: Vec::new(),
         }
     }
 }
+
+/// The default `[source] max_batch_bytes`: 32 MiB.
+pub const DEFAULT_MAX_BATCH_BYTES: usize = 32 << 20;
 
 /// `[source] format`.
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]

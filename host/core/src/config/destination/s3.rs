@@ -93,9 +93,14 @@ impl S3Config {
     }
 }
 
-/// Two S3 destinations that write the same bucket with the same key template
-/// would overwrite each other's objects: refused, unless the key uses
-/// `{destination}`. Returns the later destination's name and why.
+/// Two S3 destinations that write the same bucket would overwrite each
+/// other's objects if their keys could render the same: compared by what
+/// they render (each with its own `{destination}`), not by their text, so
+/// `{destination}/{shard}-{first_seq}.jsonl` for `a` and
+/// `a/{shard}-{first_seq}.jsonl` for `b` are refused. Each pair is rendered
+/// twice: with distinct values for every placeholder, and with one value
+/// for them all (`{mm}{dd}` and `{dd}{mm}` meet on the 1st of January).
+/// Returns the later destination's name and why.
 pub fn check_keys_apart(destinations: &[DestinationPlan]) -> Result<(), (String, String)> {
     let s3: Vec<(&str, &S3Plan)> = destinations
         .iter()
@@ -104,22 +109,97 @@ pub fn check_keys_apart(destinations: &[DestinationPlan]) -> Result<(), (String,
             _ => None,
         })
         .collect();
+    // Distinct values, then one value for every placeholder.
+    let samples: [fn(&str) -> &'static str; 2] = [
+        |v| match v {
+            "shard" => "shardId-000000000007",
+            "first_seq" => "49590338271490256608559692538361571095921575989136588898",
+            "last_seq" => "49590338271490256608559692538361571095921575989136589999",
+            "yyyy" => "2026",
+            "mm" => "11",
+            "dd" => "09",
+            "hh" => "23",
+            _ => "x",
+        },
+        |_| "01",
+    ];
+    fn render(name: &str, plan: &S3Plan, sample: fn(&str) -> &'static str) -> String {
+        plan.key
+            .render(|v| if v == "destination" { name } else { sample(v) })
+    }
     for (i, (a, plan)) in s3.iter().enumerate() {
-        if plan.key.uses("destination") {
-            continue;
-        }
-        if let Some((b, _)) = s3[i + 1..]
-            .iter()
-            .find(|(_, other)| other.bucket == plan.bucket && other.key == plan.key)
-        {
-            return Err((
-                b.to_string(),
-                format!(
-                    "destinations `{a}` and `{b}` both write `s3://{}/{}`, so each would overwrite the other's objects: put `{{destination}}` in the key, or use another key or bucket",
-                    plan.bucket, plan.key
-                ),
-            ));
+        for (b, other) in &s3[i + 1..] {
+            if other.bucket != plan.bucket {
+                continue;
+            }
+            let collide = samples
+                .iter()
+                .any(|&sample| render(a, plan, sample) == render(b, other, sample));
+            if collide {
+                return Err((
+                    b.to_string(),
+                    format!(
+                        "destinations `{a}` (`{}`) and `{b}` (`{}`) can write the same object \
+                         of `s3://{}`, e.g. `{}`, so each would overwrite the other's: give each \
+                         its own key prefix, or put `{{destination}}` in both keys",
+                        plan.key,
+                        other.key,
+                        plan.bucket,
+                        render(a, plan, samples[0])
+                    ),
+                ));
+            }
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Location, parse};
+
+    fn config(a: &str, b: &str) -> String {
+        format!(
+            "[destinations.a]\ntype = \"s3\"\nbucket = \"k\"\nkey = \"{a}\"\n\
+             [destinations.b]\ntype = \"s3\"\nbucket = \"k\"\nkey = \"{b}\"\n\
+             [routing]\ndefault = \"a\"\n"
+        )
+    }
+
+    fn check(a: &str, b: &str) -> Result<(), String> {
+        parse(&config(a, b), &Location::File("p.toml".into()))
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn keys_that_render_the_same_are_refused_whatever_their_text() {
+        for (a, b) in [
+            (
+                "{destination}/{shard}-{first_seq}.jsonl",
+                "a/{shard}-{first_seq}.jsonl",
+            ),
+            ("x/{shard}-{first_seq}", "x/{shard}-{first_seq}"),
+            (
+                "{mm}{dd}/{shard}-{first_seq}",
+                "{dd}{mm}/{shard}-{first_seq}",
+            ),
+        ] {
+            let e = check(a, b).unwrap_err();
+            assert!(
+                e.contains("destinations `a`") && e.contains("can write the same object"),
+                "{a} / {b}: {e}"
+            );
+        }
+        for (a, b) in [
+            (
+                "{destination}/{shard}-{first_seq}",
+                "{destination}/{shard}-{first_seq}",
+            ),
+            ("a/{shard}-{first_seq}", "b/{shard}-{first_seq}"),
+            ("{destination}/{shard}-{first_seq}", "c/{shard}-{first_seq}"),
+        ] {
+            check(a, b).unwrap_or_else(|e| panic!("{a} / {b}: {e}"));
+        }
+    }
 }
