@@ -25,7 +25,7 @@
 //! `failures` are retried through Lambda, `dead_letters` keep the original
 //! record for the dead-letter destination, `dropped` are only counted.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use crate::config::{DestinationId, Limits, OnError, Plan, StepKind};
@@ -49,16 +49,32 @@ struct Step {
     /// While a batch runs: the narrowest failed call whose isolation the
     /// deadline cut.
     unfinished: Option<Vec<Identity>>,
+    /// Events that ran out of time alone, and why: a retried batch fails
+    /// them again at once instead of spending the step's `timeout_ms` (or
+    /// the whole invocation) on each again. At most [`MAX_REMEMBERED`].
+    timed_out: HashMap<Identity, String>,
 }
 
-/// What identifies an event's input record across invocations.
-type Identity = (String, String, Option<u32>);
+/// The most timed-out events a step remembers across invocations.
+const MAX_REMEMBERED: usize = 1024;
+
+/// How the reason of a call that ran out of time starts.
+const TIMED_OUT: &str = "plugin timed out";
+
+/// What identifies an event across invocations: its record's shard,
+/// sequence number and sub-sequence number, and a hash of its payload (a
+/// transform's outputs share their record's lineage).
+type Identity = (String, String, Option<u32>, u64);
 
 fn identity(e: &Event) -> Identity {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    e.data.hash(&mut hasher);
     (
         e.shard_id.clone(),
         e.sequence_number.clone(),
         e.sub_sequence_number,
+        hasher.finish(),
     )
 }
 
@@ -158,6 +174,7 @@ impl Pipeline {
                 instance: Some(instance),
                 suspects: HashSet::new(),
                 unfinished: None,
+                timed_out: HashMap::new(),
             });
         }
         Ok(Pipeline {
@@ -495,7 +512,7 @@ impl Step {
                     Err(CallFailure {
                         class: FailureClass::Trap,
                         reason: format!(
-                            "plugin timed out: the call took more than {} ms (`limits.timeout_ms`)",
+                            "{TIMED_OUT}: the call took more than {} ms (`limits.timeout_ms`)",
                             limits.timeout_ms
                         ),
                         isolate: true,
@@ -545,6 +562,9 @@ impl Step {
                 if f.cut_short {
                     self.note_unfinished(events, &verdicts);
                 }
+                if events.len() == 1 && f.reason.starts_with(TIMED_OUT) {
+                    self.remember_timed_out(&events[0], &f.reason);
+                }
                 verdicts
             }
             Err(f) => {
@@ -584,6 +604,13 @@ impl Step {
         }
     }
 
+    fn remember_timed_out(&mut self, event: &Event, reason: &str) {
+        if self.timed_out.len() >= MAX_REMEMBERED {
+            self.timed_out.clear();
+        }
+        self.timed_out.insert(identity(event), reason.to_owned());
+    }
+
     /// Runs `events` with what earlier invocations learned: events of an
     /// isolation the deadline cut short (the step's suspects) go first, on
     /// their own and already halved, then the rest in one call. So every
@@ -591,6 +618,62 @@ impl Step {
     /// suspects down (at least by half) until that record fails alone, even
     /// when one invocation's time cannot isolate it; and a record that ran
     /// out of the invocation's time alone, twice, fails as a timeout.
+    /// Fails the events that ran out of time alone in an earlier
+    /// invocation at once, without a call, and runs the others as
+    /// [`Step::run_learning`] does.
+    fn run_known(
+        &mut self,
+        events: &mut Vec<Event>,
+        deadline: Option<Instant>,
+        calls: &mut usize,
+    ) -> Vec<Verdict> {
+        let known: Vec<Option<String>> = events
+            .iter()
+            .map(|e| self.timed_out.get(&identity(e)).cloned())
+            .collect();
+        if known.iter().all(Option::is_none) {
+            let timed_out = std::mem::take(&mut self.timed_out);
+            let verdicts = self.run_learning(events, deadline, calls);
+            self.timed_out.extend(timed_out);
+            return verdicts;
+        }
+        let mut slots: Vec<Option<Event>> = events.drain(..).map(Some).collect();
+        let mut rest: Vec<Event> = slots
+            .iter_mut()
+            .zip(&known)
+            .filter(|(_, k)| k.is_none())
+            .filter_map(|(e, _)| e.take())
+            .collect();
+        let timed_out = std::mem::take(&mut self.timed_out);
+        let mut verdicts = if rest.is_empty() {
+            Vec::new()
+        } else {
+            self.run_learning(&mut rest, deadline, calls)
+        }
+        .into_iter();
+        self.timed_out.extend(timed_out);
+        let mut rest = rest.into_iter();
+        let mut out = Vec::with_capacity(known.len());
+        for (slot, k) in slots.iter_mut().zip(known) {
+            match k {
+                Some(reason) => out.push(Err((
+                    FailureClass::Trap,
+                    format!("{reason} (remembered from an earlier invocation; not run again)"),
+                ))),
+                None => {
+                    *slot = rest.next();
+                    out.push(
+                        verdicts.next().unwrap_or_else(|| {
+                            Err((FailureClass::Deadline, "no verdict".to_owned()))
+                        }),
+                    );
+                }
+            }
+        }
+        events.extend(slots.into_iter().flatten());
+        out
+    }
+
     fn run_learning(
         &mut self,
         events: &mut Vec<Event>,
@@ -598,6 +681,9 @@ impl Step {
         calls: &mut usize,
     ) -> Vec<Verdict> {
         self.unfinished = None;
+        if !self.timed_out.is_empty() {
+            return self.run_known(events, deadline, calls);
+        }
         let suspect: Vec<bool> = if self.suspects.is_empty() {
             Vec::new()
         } else {
@@ -623,15 +709,16 @@ impl Step {
                 *calls += 1;
                 match self.call(suspects, deadline) {
                     Ok(v) => v,
-                    Err(f) if f.cut_short => vec![Err((
-                        FailureClass::Trap,
-                        format!(
-                            "plugin timed out: it did not finish this event alone before the \
+                    Err(f) if f.cut_short => {
+                        let reason = format!(
+                            "{TIMED_OUT}: it did not finish this event alone before the \
                              invocation's deadline, after an earlier invocation ran out of time \
                              on it too ({})",
                             f.reason
-                        ),
-                    ))],
+                        );
+                        self.remember_timed_out(&suspects[0], &reason);
+                        vec![Err((FailureClass::Trap, reason))]
+                    }
                     Err(f) => {
                         let verdicts = vec![Err((f.class, f.reason))];
                         // Not run at all: still a suspect next time.

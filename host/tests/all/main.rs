@@ -9,6 +9,7 @@ mod author;
 mod cli;
 mod corpus;
 mod fixtures;
+mod hostile_input;
 mod languages;
 mod metrics;
 mod no_record_lost;

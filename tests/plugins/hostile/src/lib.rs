@@ -26,7 +26,9 @@
 //!
 //! Mode `script` reads every event as `{"act": …, "n": …}` and does what it
 //! says: `ok` (passes it on), `split` (`n` copies), `none` (no output),
-//! `invalid` / `retry` (that failure), `trap` (panics). The property tests
+//! `invalid` / `retry` (that failure; `invalid` with `reason` repeated `n`
+//! times), `attr` (passes it on with attribute `attr: [name, value]`),
+//! `trap` (panics). The property tests
 //! script random failures with it.
 
 use std::hint::black_box;
@@ -180,6 +182,12 @@ struct Script {
     act: String,
     #[serde(default)]
     n: usize,
+    /// `invalid`: the reason, repeated `n` times (default `scripted: invalid`).
+    #[serde(default)]
+    reason: Option<String>,
+    /// `attr`: the attribute set on the output, `[name, value]`.
+    #[serde(default)]
+    attr: Option<(String, String)>,
 }
 
 fn script(event: Event) -> Result<Vec<Output>, Failure> {
@@ -188,7 +196,14 @@ fn script(event: Event) -> Result<Vec<Output>, Failure> {
         "ok" => Ok(vec![event.into_output()]),
         "split" => Ok((0..s.n).map(|_| event.output(event.data.clone())).collect()),
         "none" => Ok(Vec::new()),
-        "invalid" => Err(Failure::Invalid("scripted: invalid".into())),
+        "invalid" => Err(Failure::Invalid(match s.reason {
+            Some(reason) => reason.repeat(s.n.max(1)),
+            None => "scripted: invalid".into(),
+        })),
+        "attr" => {
+            let (name, value) = s.attr.unwrap_or_default();
+            Ok(vec![event.into_output().with_attribute(name, value)])
+        }
         "retry" => Err(Failure::Retry("scripted: retry".into())),
         "trap" => panic!("scripted: trap"),
         other => Err(Failure::Invalid(format!("unknown act `{other}`"))),
