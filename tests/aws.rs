@@ -538,6 +538,9 @@ async fn an_entry_sqs_fails_with_sender_fault_fails_its_record_only() {
         "{}",
         failures[0].reason
     );
+    // Refused for good (no dead-letter destination here: retried, as the
+    // policy says), not a delivery failure.
+    assert_eq!(failures[0].class, host::outcome::FailureClass::Contract);
     assert!(
         failures.iter().all(|f| f.index >= 1),
         "record 0 was delivered: {failures:?}"
@@ -1101,4 +1104,134 @@ async fn sqs_messages_carry_the_invocations_trace_header() {
     app.process(event::decode(json.as_bytes(), "e").unwrap(), None)
         .await;
     assert_eq!(trace_headers(&wire), [None, None]);
+}
+
+/// Whoever can write an unpinned config in S3 chooses plugins and
+/// destinations, never the function's own files: a plugin named by an
+/// absolute local path (or `..` above the config's prefix) fails the cold
+/// start, naming the step, before anything is read. Pinned, the same config
+/// may; a file that is not a Wasm binary is still refused without quoting it.
+#[tokio::test(flavor = "current_thread")]
+async fn an_unpinned_config_from_s3_cannot_read_local_files() {
+    let moto = Moto::start();
+    let aws = moto.aws().await;
+    create_bucket(&aws, "config").await;
+    for plugin in ["/proc/self/environ", "../../etc/passwd"] {
+        let config = clickstream_config("[destinations.archive]\ntype = \"stdout\"\n")
+            .replace("plugins/redact.wasm", plugin);
+        let uri = upload_pipeline(&aws, "config", "p/pipeline.toml", &config).await;
+        let e = format!(
+            "{:#}",
+            App::load_with(&uri, None, Some(aws.clone()))
+                .await
+                .err()
+                .expect("an unpinned config must not reach a local file")
+        );
+        eprintln!("cold start with plugin = {plugin:?} from an unpinned S3 config: {e}");
+        assert!(
+            e.contains("steps[1] (`redact-pii`).plugin")
+                && e.contains(&format!(
+                    "`{plugin}` reaches outside the config's own S3 prefix (`s3://config/p/`)"
+                ))
+                && e.contains("SLUICE_CONFIG_SHA256"),
+            "{e}"
+        );
+        assert!(!e.contains("PATH=") && !e.contains("root:"), "{e}");
+    }
+    // Pinned: the operator chose it; the file is refused as not Wasm, by size.
+    let config = clickstream_config("[destinations.archive]\ntype = \"stdout\"\n")
+        .replace("plugins/redact.wasm", "/proc/self/environ");
+    let uri = upload_pipeline(&aws, "config", "p/pipeline.toml", &config).await;
+    let pin = host::hex(&<sha2::Sha256 as sha2::Digest>::digest(config.as_bytes()));
+    let e = format!(
+        "{:#}",
+        App::load_with(&uri, Some(&pin), Some(aws))
+            .await
+            .err()
+            .expect("not a plugin")
+    );
+    assert!(e.contains("not a WebAssembly binary ("), "{e}");
+    assert!(!e.contains("PATH="), "{e}");
+}
+
+/// An entry SQS fails with `SenderFault = true` is content SQS refuses every
+/// time: its record is dead-lettered (class `contract`, the step's policy),
+/// not retried until the batch expires.
+#[tokio::test(flavor = "current_thread")]
+async fn an_entry_sqs_refuses_as_the_senders_fault_is_dead_lettered() {
+    let moto = Moto::start();
+    let aws = moto.aws().await;
+    let queue = create_queue(&aws, "picky").await;
+    let dlq = create_queue(&aws, "dlq").await;
+    let proxy = FaultProxy::start(moto.port, "/about", true, usize::MAX).await;
+    let mut app = pipeline_at(&moto, &proxy.endpoint, &with_dead_letters(&queue, &dlq, "")).await;
+    let batch = event::decode(&event("tests/page-views/event.json"), "e").unwrap();
+    let report = app.process(batch, None).await;
+    // The refused record is not retried; what its shard sent after it in
+    // later requests may be (held back, to keep the shard's order).
+    assert!(
+        report.outcome.failures.iter().all(|f| f.index != 1),
+        "{:?}",
+        report.outcome.failures
+    );
+    let letters = drain(&aws, &dlq).await;
+    let about: Vec<serde_json::Value> = letters
+        .iter()
+        .map(|m| serde_json::from_str::<serde_json::Value>(&m.body).unwrap())
+        .filter(|d| {
+            d["failure"]["reason"]
+                .as_str()
+                .unwrap_or("")
+                .contains("InjectedFault")
+        })
+        .collect();
+    assert_eq!(about.len(), 1, "{letters:?}");
+    assert_eq!(about[0]["failure"]["class"], "contract");
+    assert_eq!(
+        about[0]["record"]["sequence_number"],
+        "49590338271490256608559692538361571095921575989136588801"
+    );
+}
+
+/// The queue's own `MaximumMessageSize` (here 1 KiB, under the default
+/// `max_message_bytes` of 256 KiB) is read at cold start: a message over it
+/// is refused before it is sent (class `contract`, dead-lettered), instead
+/// of being sent and refused by SQS.
+#[tokio::test(flavor = "current_thread")]
+async fn the_queues_own_maximum_message_size_is_read_at_cold_start() {
+    let moto = Moto::start();
+    let aws = moto.aws().await;
+    let small = aws
+        .sqs
+        .create_queue()
+        .queue_name("small")
+        .attributes(
+            aws_sdk_sqs::types::QueueAttributeName::MaximumMessageSize,
+            "1024",
+        )
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let dlq = create_queue(&aws, "dlq").await;
+    let mut app = pipeline_at(&moto, &moto.endpoint, &with_dead_letters(&small, &dlq, "")).await;
+    let records = [
+        ("u-1", page_view("u-1", &format!("/{}", "y".repeat(3000)))),
+        ("u-2", page_view("u-2", "/b")),
+    ];
+    let batch = event::decode(&kinesis_event(&records), "e").unwrap();
+    let report = app.process(batch, None).await;
+    assert!(
+        report.outcome.failures.is_empty(),
+        "{:?}",
+        report.outcome.failures
+    );
+    let letters = drain(&aws, &dlq).await;
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    let doc: serde_json::Value = serde_json::from_str(&letters[0].body).unwrap();
+    assert_eq!(doc["failure"]["class"], "contract");
+    let reason = doc["failure"]["reason"].as_str().unwrap();
+    assert!(reason.contains("the limit is 1024"), "{reason}");
+    assert!(!drain(&aws, &small).await.is_empty());
 }
