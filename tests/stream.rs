@@ -526,3 +526,73 @@ async fn an_unknown_stream_or_a_dead_endpoint_is_named() {
     assert!(err.contains("the Kinesis endpoint did not answer"), "{err}");
     assert!(started.elapsed() < Duration::from_secs(60));
 }
+
+/// A stream deleted and created again under the same name starts its
+/// sequence numbers over: the checkpoint file names the stream it was
+/// written for (ARN, creation time, endpoint), so the old checkpoints are
+/// set aside, with a notice on the terminal, instead of skipping records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkpoints_of_a_recreated_stream_are_stale_and_no_record_is_skipped() {
+    let moto = Moto::start();
+    let aws = moto.aws().await;
+    let client = kinesis(&moto).await;
+    create_stream(&client, "clicks", 1).await;
+    let queue = create_queue(&aws, "archive").await;
+    let dir = Dir::new("stream-recreated");
+    let config = dir.0.join("pipeline.toml");
+    std::fs::write(
+        &config,
+        format!("[destinations.archive]\ntype = \"sqs\"\nqueue_url = \"{queue}\"\n"),
+    )
+    .unwrap();
+    put(&moto, &dir.0, "clicks", &clicks(0, 30), &[]);
+    let out = consume(
+        &moto,
+        &dir.0,
+        "clicks",
+        &config,
+        &["--starting-position", "trim-horizon"],
+    );
+    assert!(out.contains("consumed 30 records"), "{out}");
+
+    client
+        .delete_stream()
+        .stream_name("clicks")
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    create_stream(&client, "clicks", 1).await;
+    put(&moto, &dir.0, "clicks", &clicks(30, 12), &[]);
+    let mut c = sluice(&moto, &dir.0);
+    c.args(["consume", "--stream", "clicks", "--config"])
+        .arg(&config)
+        .args(["--exit-when-idle", "--poll-interval", "0.1", "--quiet"])
+        .args(["--starting-position", "trim-horizon"]);
+    let done = run(c);
+    let (stdout, stderr) = (
+        summary(&done),
+        String::from_utf8_lossy(&done.stderr).into_owned(),
+    );
+    assert!(stdout.contains("consumed 12 records"), "{stdout}\n{stderr}");
+    assert!(stderr.contains("deleted and created again"), "{stderr}");
+
+    // A later run resumes from the new checkpoint, and says so.
+    put(&moto, &dir.0, "clicks", &clicks(42, 3), &[]);
+    let mut c = sluice(&moto, &dir.0);
+    c.args(["consume", "--stream", "clicks", "--config"])
+        .arg(&config)
+        .args(["--exit-when-idle", "--poll-interval", "0.1", "--quiet"]);
+    let done = run(c);
+    let (stdout, stderr) = (
+        summary(&done),
+        String::from_utf8_lossy(&done.stderr).into_owned(),
+    );
+    assert!(stdout.contains("consumed 3 records"), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("resuming after sequence number")
+            && stderr.contains("not at the --starting-position"),
+        "{stderr}"
+    );
+    assert_eq!(drain(&aws, &queue).await.len(), 45);
+}

@@ -582,4 +582,42 @@ mod tests {
         assert_eq!(delivered(3, &[f(0), f(0), f(2)]), 1);
         assert_eq!(delivered(1, &[f(0), f(0), f(1)]), 0);
     }
+
+    #[test]
+    fn every_field_of_a_dead_letter_without_data_is_cut_to_fit() {
+        let dead = DeadLetter {
+            failure: RecordFailure {
+                index: 0,
+                shard_id: Some("shardId-000000000000".into()),
+                sequence_number: Some("100".into()),
+                stage: "s".into(),
+                plugin: None,
+                class: FailureClass::Invalid,
+                reason: "r".repeat(300_000),
+                action: OnError::DeadLetter,
+            },
+            original: Original::Record(Record {
+                shard_id: "shardId-000000000000".into(),
+                sequence_number: "100".into(),
+                sub_sequence_number: Some(7),
+                partition_key: "k".repeat(600_000),
+                arrival_ms: 1,
+                data: vec![b'x'; 1 << 20],
+                attributes: Vec::new(),
+            }),
+        };
+        let letter = dead_letter_output(&dead, 0, true);
+        assert!(
+            letter.record.data.len() < 2048,
+            "{} bytes",
+            letter.record.data.len()
+        );
+        assert_eq!(letter.record.partition_key.len(), MAX_OMITTED_KEY_CHARS);
+        let doc: serde_json::Value = serde_json::from_slice(&letter.record.data).unwrap();
+        assert_eq!(doc["record"]["sub_sequence_number"], 7);
+        assert_eq!(
+            doc["record"]["partition_key"].as_str().unwrap().len(),
+            MAX_OMITTED_KEY_CHARS
+        );
+    }
 }

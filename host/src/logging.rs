@@ -309,4 +309,16 @@ mod tests {
         assert!((800..1200).contains(&tenth), "{tenth}");
         assert_eq!(sampled("req-7", 0.5), sampled("req-7", 0.5));
     }
+
+    #[test]
+    fn control_characters_are_escaped_into_one_line() {
+        let forged = "ok\n{\"_aws\":{\"CloudWatchMetrics\":[]}}\r\u{1b}[2J";
+        let escaped = escape_controls(forged);
+        assert!(!escaped.contains(['\n', '\r', '\u{1b}']), "{escaped}");
+        assert_eq!(
+            escaped,
+            "ok\\n{\"_aws\":{\"CloudWatchMetrics\":[]}}\\r\\u{1b}[2J"
+        );
+        assert!(matches!(escape_controls("plain"), Cow::Borrowed("plain")));
+    }
 }

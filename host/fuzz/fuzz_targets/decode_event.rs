@@ -1,5 +1,6 @@
 //! Fuzzes Kinesis event decoding and `[source]` reading: any bytes in, an
-//! error or a batch out that accounts for every record; never a panic. Each
+//! error or a batch out that accounts for every record; never a panic; and
+//! what decoding made never exceeds the batch budget (`max_batch_bytes`). Each
 //! input is read as plain records, with KPL de-aggregation and `auto`
 //! decompression, and as a CloudWatch Logs subscription, each time through a
 //! pre-filter.
@@ -28,6 +29,9 @@ fn check(batch: &Batch) {
     }
 }
 
+/// A small batch budget, so that inputs reach it.
+const BUDGET: usize = 256 << 10;
+
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let Ok(batch) = event::decode(data, "fuzz") else {
         return;
@@ -41,16 +45,37 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         Source {
             decompress: Decompress::Auto,
             max_decompressed_bytes: 1 << 20,
+            max_batch_bytes: BUDGET,
             ..Source::default()
         },
         Source {
             format: SourceFormat::CloudwatchLogs,
             max_decompressed_bytes: 1 << 20,
+            max_batch_bytes: BUDGET,
             ..Source::default()
         },
     ];
     for s in &sources {
-        let read = source::prefilter(source::expand(batch.clone(), s), &filters);
+        let expanded = source::expand(batch.clone(), s);
+        assert!(expanded.source.decoded_bytes <= BUDGET);
+        // What the records decoding made hold (lineage moved, not copied,
+        // for a record that was only decompressed).
+        let held: usize = expanded
+            .records
+            .iter()
+            .map(|r| match r.sub_sequence_number {
+                None => 0,
+                Some(_) => {
+                    r.data.len()
+                        + r.partition_key.len()
+                        + r.shard_id.len()
+                        + r.sequence_number.len()
+                        + r.attributes.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>()
+                }
+            })
+            .sum();
+        assert!(held <= BUDGET, "decoded records hold {held} bytes, budget {BUDGET}");
+        let read = source::prefilter(expanded, &filters);
         check(&read);
         assert!(read.len() >= batch.len(), "every Kinesis record keeps at least one slot");
     }

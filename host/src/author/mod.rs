@@ -286,16 +286,24 @@ fn build_rust(dir: &Path, out: &Path) -> anyhow::Result<()> {
 fn build_js(dir: &Path, manifest: &Manifest, wit: &Path, out: &Path) -> anyhow::Result<()> {
     let tool = dir.join("node_modules/.bin/componentize-js");
     if !tool.is_file() {
-        // `npm install` installs the versions `package-lock.json` pins (and
-        // writes the lock the first time). Not `npm ci`: it rejects a lock
-        // that lacks other platforms' optional packages, which registry
-        // mirrors often do not carry.
-        run(
-            dir,
-            "npm",
-            &["install", "--no-audit", "--no-fund"],
-            "Install Node.js 20 or newer (with npm).",
-        )?;
+        // With a `package-lock.json`, `npm ci` installs exactly what it pins
+        // and never rewrites it. It refuses a lock that does not match
+        // `package.json`, or that lacks other platforms' optional packages
+        // (which registry mirrors often do not carry): then `npm install`,
+        // which also writes the lock the first time, says what changed.
+        let how = "Install Node.js 20 or newer (with npm).";
+        let locked = dir.join("package-lock.json").is_file();
+        let ci = locked && run(dir, "npm", &["ci", "--no-audit", "--no-fund"], how).is_ok();
+        if !ci {
+            if locked {
+                eprintln!(
+                    "sluice build: `npm ci` refused `{}` (see above); running `npm install`, \
+                     which may update it",
+                    dir.join("package-lock.json").display()
+                );
+            }
+            run(dir, "npm", &["install", "--no-audit", "--no-fund"], how)?;
+        }
     }
     let entry = manifest.entry.as_deref().unwrap_or("app.js");
     let out = out.to_string_lossy();

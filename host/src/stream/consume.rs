@@ -469,6 +469,7 @@ async fn relist(
     for info in super::list_shards(client, &options.stream).await? {
         if let Some(known) = shards.iter_mut().find(|s| s.info.id == info.id) {
             known.info.closed = info.closed;
+            known.info.ending_sequence = info.ending_sequence;
             continue;
         }
         let mut checkpoint = saved.shards.get(&info.id).cloned().unwrap_or_default();
@@ -1189,5 +1190,80 @@ mod tests {
         shard.advance();
         assert_eq!(shard.checkpoint.after.as_deref(), Some("3"));
         assert!(shard.recent.is_empty());
+    }
+
+    #[test]
+    fn a_closed_shard_is_read_to_its_end_only_past_its_last_sequence_number() {
+        let shard = |last_read: Option<&str>, after: Option<&str>, end: Option<&str>| ShardRun {
+            info: Shard {
+                id: "shardId-000000000000".into(),
+                parents: Vec::new(),
+                starting_hash_key: 0,
+                ending_hash_key: u128::MAX,
+                closed: end.is_some(),
+                starting_sequence: "49590338271490256608559692538361571095921575989136588801"
+                    .into(),
+                ending_sequence: end.map(str::to_owned),
+            },
+            state: State::Reading,
+            iterator: None,
+            lanes: vec![Lane::new(10)],
+            next_index: 0,
+            recent: VecDeque::new(),
+            checkpoint: ShardCheckpoint {
+                after: after.map(str::to_owned),
+                finished: false,
+            },
+            last_read: last_read.map(str::to_owned),
+            lag_ms: None,
+            next_poll: Instant::now(),
+            throttled: 0,
+            caught_up: false,
+            done: 0,
+        };
+        let end = Some("49590338271490256608559692538361571095921575989136588900");
+        // An empty page in the middle of a closed shard (lag missing) is
+        // not its end.
+        assert!(!read_to_end(&shard(
+            Some("49590338271490256608559692538361571095921575989136588850"),
+            None,
+            end
+        )));
+        assert!(!read_to_end(&shard(None, None, end)));
+        assert!(read_to_end(&shard(end, None, end)));
+        assert!(read_to_end(&shard(None, end, end)));
+        // An open shard never is.
+        assert!(!read_to_end(&shard(end, None, None)));
+        // 56-digit sequence numbers compare by value.
+        assert_eq!(compare_sequence("9", "10"), std::cmp::Ordering::Less);
+    }
+
+    #[test]
+    fn a_checkpoint_outside_its_shards_range_is_stale() {
+        let info = Shard {
+            id: "s".into(),
+            parents: Vec::new(),
+            starting_hash_key: 0,
+            ending_hash_key: u128::MAX,
+            closed: true,
+            starting_sequence: "200".into(),
+            ending_sequence: Some("300".into()),
+        };
+        let at = |after: &str| ShardCheckpoint {
+            after: Some(after.into()),
+            finished: false,
+        };
+        assert!(
+            outside_shard(&at("161"), &info)
+                .unwrap()
+                .contains("before the shard's first")
+        );
+        assert!(
+            outside_shard(&at("301"), &info)
+                .unwrap()
+                .contains("after the shard's last")
+        );
+        assert!(outside_shard(&at("250"), &info).is_none());
+        assert!(outside_shard(&ShardCheckpoint::default(), &info).is_none());
     }
 }

@@ -400,3 +400,125 @@ fn filter_criteria_refuses_what_lambda_cannot_see() {
         );
     }
 }
+
+/// The batch's decoding budget, as a property: random KPL aggregates (of
+/// plain, gzip and CloudWatch Logs user records), gzip payloads and
+/// CloudWatch Logs documents, read with a random `max_batch_bytes`. What the
+/// decoded records hold (payloads, keys, lineage and attributes, every byte
+/// of which decoding made) never exceeds the budget; the peak that
+/// `[source]` reports never does either; and every Kinesis record ends as
+/// decoded records, or failed with class-`decode` reason naming it, or empty.
+#[test]
+fn decoding_never_exceeds_the_batch_budget() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+
+    #[derive(Debug, Clone)]
+    enum Payload {
+        /// User records: (key length, data length, gzip it).
+        Kpl(Vec<(usize, usize, bool)>),
+        Gzip(usize),
+        /// Log events: (message length), and the log group's length.
+        Logs(Vec<usize>, usize),
+    }
+    fn logs(events: &[usize], group: usize) -> Vec<u8> {
+        gzip(
+            serde_json::json!({
+                "messageType": "DATA_MESSAGE", "owner": "1", "logGroup": "g".repeat(group),
+                "logStream": "s", "subscriptionFilters": [],
+                "logEvents": events.iter().enumerate().map(|(i, n)| serde_json::json!({"id": i.to_string(), "timestamp": 1, "message": "m".repeat(*n)})).collect::<Vec<_>>()
+            })
+            .to_string()
+            .as_bytes(),
+        )
+    }
+    fn bytes(p: &Payload, cloudwatch: bool) -> Vec<u8> {
+        match p {
+            Payload::Kpl(users) => {
+                let mut agg = host::source::Aggregator::new();
+                for (i, &(key, data, zipped)) in users.iter().enumerate() {
+                    let body = if cloudwatch {
+                        logs(&[data, data / 2], key)
+                    } else if zipped {
+                        gzip(&vec![b'a'; data])
+                    } else {
+                        vec![b'p'; data.max(1)]
+                    };
+                    agg.push(&format!("{i}{}", "k".repeat(key)), body);
+                }
+                agg.finish()
+            }
+            Payload::Gzip(n) if cloudwatch => logs(&[*n], 8),
+            Payload::Gzip(n) => gzip(&vec![b'z'; *n]),
+            Payload::Logs(events, group) if cloudwatch => logs(events, *group),
+            Payload::Logs(events, _) => gzip(&vec![b'l'; events.iter().sum::<usize>() + 1]),
+        }
+    }
+    let payload = prop_oneof![
+        prop::collection::vec((0usize..300, 0usize..20_000, any::<bool>()), 1..20)
+            .prop_map(Payload::Kpl),
+        (0usize..200_000).prop_map(Payload::Gzip),
+        (prop::collection::vec(0usize..5_000, 1..40), 0usize..600)
+            .prop_map(|(e, g)| Payload::Logs(e, g)),
+    ];
+    let strategy = (
+        prop::collection::vec(payload, 1..12),
+        1usize..400_000,
+        any::<bool>(),
+    );
+    TestRunner::new(Config {
+        cases: 64,
+        failure_persistence: None,
+        ..Config::default()
+    })
+    .run(&strategy, |(payloads, budget, cloudwatch)| {
+        let source: config::Source = toml::from_str(&format!(
+            "max_batch_bytes = {budget}\ndecompress = \"auto\"\n{}",
+            if cloudwatch {
+                "format = \"cloudwatch-logs\""
+            } else {
+                ""
+            }
+        ))
+        .unwrap();
+        let raw: Vec<Vec<u8>> = payloads.iter().map(|p| bytes(p, cloudwatch)).collect();
+        let batch = event::decode(crate::support::event_json(&raw).as_bytes(), "e").unwrap();
+        let out = host::source::expand(batch, &source);
+        let held: usize = out
+            .records
+            .iter()
+            // A record that was only decompressed keeps the lineage it
+            // came with (moved, not copied): its payload is what decoding made.
+            .map(|r| {
+                if r.sub_sequence_number.is_none() {
+                    r.data.len()
+                } else {
+                    r.data.len()
+                        + r.partition_key.len()
+                        + r.shard_id.len()
+                        + r.sequence_number.len()
+                        + r.attributes
+                            .iter()
+                            .map(|(k, v)| k.len() + v.len())
+                            .sum::<usize>()
+                }
+            })
+            .sum();
+        prop_assert!(
+            held <= budget,
+            "decoded records hold {held} bytes, budget {budget}"
+        );
+        prop_assert!(out.source.decoded_bytes <= budget);
+        // Every Kinesis record: one or more decoded records, failed, or empty.
+        let mut slots: Vec<usize> = out.slot.clone();
+        slots.extend(out.rejected.iter().map(|r| r.index));
+        slots.extend(out.empty.iter().copied());
+        slots.sort_unstable();
+        prop_assert!(slots.iter().enumerate().all(|(i, &s)| i == s), "{slots:?}");
+        for r in &out.rejected {
+            prop_assert!(r.sequence_number.is_some() && !r.reason.is_empty());
+        }
+        Ok(())
+    })
+    .unwrap();
+}
