@@ -596,7 +596,16 @@ fn decompress(
                 d.window_log_max(window_log(per_payload))?;
                 d.take(limit as u64 + 1).read_to_end(&mut out)
             })
-            .map_err(|e| format!("the payload is not zstd (or needs a window larger than `source.max_decompressed_bytes`): {e}"))
+            .map_err(|e| {
+                if e.to_string().contains("too much memory") {
+                    format!(
+                        "the payload's zstd frame needs a window larger than \
+                         `source.max_decompressed_bytes` ({per_payload} bytes) allows: {e}"
+                    )
+                } else {
+                    format!("the payload is not zstd: {e}")
+                }
+            })
     };
     read?;
     if out.len() > per_payload {
