@@ -19,7 +19,10 @@ use crate::dispatch::{self, DispatchReport};
 use crate::event::Batch;
 use crate::outcome::BatchOutcome;
 use crate::pipeline::Pipeline;
-use crate::plugin::{PluginError, Runtime, hex};
+use crate::plugin::{Plugin, PluginError, Runtime, hex};
+
+use futures_util::StreamExt as _;
+use futures_util::stream::FuturesUnordered;
 
 /// One batch's result: the outcome per record and what each destination took.
 #[derive(Debug)]
@@ -73,29 +76,85 @@ impl App {
     /// gives them (tests point them at a local endpoint).
     pub async fn from_plan(plan: Plan, mut aws: Option<Aws>) -> anyhow::Result<App> {
         let started = Instant::now();
-        let mut components = Vec::with_capacity(plan.steps.len());
-        for step in &plan.steps {
-            let bytes = fetch_plugin(step, &mut aws).await?;
-            refuse_untrusted_native_code(&plan, step, &bytes)?;
-            components.push(bytes);
-        }
-        let fetched = started.elapsed();
-        if plan.destinations.iter().any(|d| d.kind.in_aws()) {
+        let in_aws = plan.destinations.iter().any(|d| d.kind.in_aws())
+            || plan
+                .steps
+                .iter()
+                .any(|s| matches!(s.plugin, Location::S3 { .. }));
+        if in_aws {
             clients(&mut aws).await;
         }
+        // Every plugin fetched at once, each compiled (on a blocking
+        // thread) as soon as it arrives, while the destinations read their
+        // limits.
+        let runtime = Arc::new(Runtime::new()?);
+        let mut fetches: FuturesUnordered<_> = plan
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, step)| {
+                let aws = aws.as_ref();
+                async move { (i, fetch_from(&step.plugin, aws).await) }
+            })
+            .collect();
+        let mut compiling: Vec<Option<tokio::task::JoinHandle<Result<Plugin, PluginError>>>> =
+            (0..plan.steps.len()).map(|_| None).collect();
+        let mut fetch_errors: Vec<Option<anyhow::Error>> = (0..plan.steps.len()).map(|_| None).collect();
         let mut destinations = plan
             .destinations
             .iter()
             .map(|d| Destination::open(d, aws.as_ref()))
             .collect::<Result<Vec<_>, _>>()?;
-        for destination in &mut destinations {
-            destination.read_limits().await;
+        let limits = futures_util::future::join_all(
+            destinations.iter_mut().map(Destination::read_limits),
+        );
+        let fetch_all = async {
+            while let Some((i, fetched)) = fetches.next().await {
+                let step = &plan.steps[i];
+                let bytes = match fetched {
+                    Ok(bytes) => bytes,
+                    Err(error) => {
+                        fetch_errors[i] = Some(
+                            PluginError::Read {
+                                step: step.name.clone(),
+                                plugin: step.plugin.to_string(),
+                                error,
+                            }
+                            .into(),
+                        );
+                        continue;
+                    }
+                };
+                if let Err(e) = refuse_untrusted_native_code(&plan, step, &bytes) {
+                    fetch_errors[i] = Some(e.into());
+                    continue;
+                }
+                let (runtime, step) = (runtime.clone(), step.clone());
+                compiling[i] = Some(tokio::task::spawn_blocking(move || {
+                    runtime.load_bytes(&step, &step.plugin.to_string(), &bytes)
+                }));
+            }
+        };
+        let ((), _) = futures_util::join!(fetch_all, limits);
+        drop(fetches);
+        let fetched = started.elapsed();
+        // The first problem in step order, as a sequential load would say.
+        let mut plugins = Vec::with_capacity(plan.steps.len());
+        for (error, task) in fetch_errors.into_iter().zip(compiling) {
+            if let Some(error) = error {
+                return Err(error);
+            }
+            let task = task.context("a plugin was neither fetched nor refused")?;
+            let plugin = task
+                .await
+                .context("the thread compiling a plugin failed")?
+                .map_err(anyhow::Error::from)
+                .context("loading the pipeline's plugins")?;
+            plugins.push(plugin);
         }
-        let runtime = Runtime::new()?;
-        let mut bytes = components.iter();
-        let pipeline = Pipeline::load_with(plan, |step| {
-            let component = bytes.next().expect("one component per step");
-            runtime.load_bytes(step, &step.plugin.to_string(), component)
+        let mut plugins = plugins.into_iter();
+        let pipeline = Pipeline::load_with(plan, |_| {
+            Ok(plugins.next().expect("one plugin per step"))
         })
         .context("loading the pipeline's plugins")?;
         tracing::info!(
@@ -185,9 +244,19 @@ pub async fn clients(aws: &mut Option<Aws>) -> &Aws {
 /// `aws` the first time one is needed): the one way configs and plugins are
 /// fetched.
 pub async fn fetch(location: &Location, aws: &mut Option<Aws>) -> Result<Vec<u8>, String> {
-    match location {
-        Location::File(path) => std::fs::read(path).map_err(|e| e.to_string()),
-        Location::S3 { bucket, key } => clients(aws).await.get_object(bucket, key).await,
+    if matches!(location, Location::S3 { .. }) {
+        clients(aws).await;
+    }
+    fetch_from(location, aws.as_ref()).await
+}
+
+/// Like [`fetch`], with the AWS clients already made (`None`: there are
+/// none, and an S3 location is an error).
+pub async fn fetch_from(location: &Location, aws: Option<&Aws>) -> Result<Vec<u8>, String> {
+    match (location, aws) {
+        (Location::File(path), _) => tokio::fs::read(path).await.map_err(|e| e.to_string()),
+        (Location::S3 { bucket, key }, Some(aws)) => aws.get_object(bucket, key).await,
+        (Location::S3 { .. }, None) => Err("no AWS clients were set up".into()),
     }
 }
 

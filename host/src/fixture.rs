@@ -177,7 +177,7 @@ fn load(config_path: &Path) -> anyhow::Result<(App, Vec<MemoryDestination>)> {
         .iter()
         .map(|d| MemoryDestination::new(&d.name, Format::Envelope))
         .collect();
-    let destinations = memory.iter().cloned().map(Destination::Memory).collect();
+    let destinations = memory.iter().cloned().map(Destination::from).collect();
     let app = App::with_destinations(plan, destinations)
         .with_context(|| format!("loading `{}`", config_path.display()))?;
     Ok((app, memory))

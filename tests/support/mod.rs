@@ -738,6 +738,24 @@ async fn chaos_connection(
                 })
             })
             .collect();
+        // Every entry failed: SQS answers that itself (moto would refuse
+        // the empty batch that is left).
+        if !failed.is_empty()
+            && serde_json::from_slice::<serde_json::Value>(&body)
+                .is_ok_and(|j| j["Entries"].as_array().is_some_and(Vec::is_empty))
+        {
+            let reply = serde_json::json!({"Successful": [], "Failed": failed}).to_string();
+            client
+                .write_all(
+                    format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.0\r\ncontent-length: {}\r\n\r\n{reply}",
+                        reply.len()
+                    )
+                    .as_bytes(),
+                )
+                .await?;
+            continue;
+        }
         if !forward(&mut client, upstream, &head, &body, failed).await? {
             return Ok(());
         }
@@ -765,7 +783,9 @@ pub fn memory_app(
             } else {
                 Format::Envelope
             };
-            MemoryDestination::new(&d.name, format)
+            // Requests of 10 in up to 8 lanes, as SQS would send them: many
+            // in flight at once.
+            MemoryDestination::new(&d.name, format).with_requests(10, 8)
         })
         .collect();
     let app = host::app::App::with_destinations(
@@ -773,7 +793,7 @@ pub fn memory_app(
         destinations
             .iter()
             .cloned()
-            .map(Destination::Memory)
+            .map(Destination::from)
             .collect(),
     )
     .unwrap_or_else(|e| panic!("{e:#}"));

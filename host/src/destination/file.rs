@@ -3,8 +3,9 @@
 use std::fs::File;
 use std::io::{BufWriter, Write as _};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
-use super::{DestinationError, encode};
+use super::{DestinationError, Request, Sink, SinkFuture, Verdict, encode, one_request};
 use crate::config::Format;
 use crate::config::destination::file::FilePlan;
 use crate::outcome::Routed;
@@ -19,7 +20,7 @@ pub struct FileDestination {
     name: String,
     path: PathBuf,
     format: Format,
-    file: Option<File>,
+    file: Mutex<Option<File>>,
 }
 
 impl FileDestination {
@@ -29,27 +30,8 @@ impl FileDestination {
             name: name.to_owned(),
             path: plan.path.clone(),
             format: plan.format,
-            file: None,
+            file: Mutex::new(None),
         }
-    }
-
-    fn open(&mut self) -> Result<&mut File, DestinationError> {
-        if self.file.is_none() {
-            let error = |what: &str, e: std::io::Error| DestinationError {
-                destination: self.name.clone(),
-                message: format!("cannot {what} `{}`: {e}", self.path.display()),
-            };
-            if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(|e| error("create the directory of", e))?;
-            }
-            self.file = Some(File::create(&self.path).map_err(|e| error("create", e))?);
-        }
-        Ok(self.file.as_mut().expect("just opened"))
-    }
-
-    /// The destination's name.
-    pub fn name(&self) -> &str {
-        &self.name
     }
 
     /// The file it writes.
@@ -58,18 +40,55 @@ impl FileDestination {
     }
 
     /// Appends `outputs`, then flushes.
-    pub fn send(&mut self, outputs: &[&Routed]) -> Result<(), DestinationError> {
+    fn write(&self, outputs: &[&Routed]) -> Result<(), DestinationError> {
         let mut buf = Vec::with_capacity(outputs.len() * 256);
         for r in outputs {
             encode(self.format, r, &mut buf);
         }
-        let (name, path) = (self.name.clone(), self.path.clone());
-        let mut w = BufWriter::new(self.open()?);
+        let error = |what: &str, e: std::io::Error| DestinationError {
+            destination: self.name.clone(),
+            message: format!("cannot {what} `{}`: {e}", self.path.display()),
+        };
+        let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        if file.is_none() {
+            if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| error("create the directory of", e))?;
+            }
+            *file = Some(File::create(&self.path).map_err(|e| error("create", e))?);
+        }
+        let Some(file) = file.as_mut() else {
+            unreachable!("opened above")
+        };
+        let mut w = BufWriter::new(file);
         w.write_all(&buf)
             .and_then(|()| w.flush())
-            .map_err(|e| DestinationError {
-                destination: name,
-                message: format!("cannot write `{}`: {e}", path.display()),
-            })
+            .map_err(|e| error("write", e))
+    }
+}
+
+impl Sink for FileDestination {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn describe(&self) -> String {
+        format!("file {}", self.path.display())
+    }
+
+    fn plan(&self, outputs: &[&Routed]) -> Vec<Request> {
+        one_request(outputs)
+    }
+
+    fn send<'a>(
+        &'a self,
+        outputs: &'a [&'a Routed],
+        request: &'a Request,
+    ) -> SinkFuture<'a, Vec<Verdict>> {
+        let chosen: Vec<&Routed> = request.entries.iter().map(|&i| outputs[i]).collect();
+        let verdict = match self.write(&chosen) {
+            Ok(()) => Verdict::Taken,
+            Err(e) => Verdict::Failed(e.message),
+        };
+        Box::pin(std::future::ready(vec![verdict; chosen.len()]))
     }
 }

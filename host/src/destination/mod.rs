@@ -1,20 +1,26 @@
 //! Destinations: where routed outputs are delivered.
 //!
-//! [`Destination`] is the one seam between the pipeline and the outside world; each
-//! kind of destination is a variant: an [`sqs::SqsDestination`] queue, an
-//! [`s3::S3Destination`] bucket, a local [`file::FileDestination`], standard output, or a
-//! [`memory::MemoryDestination`] for tests and dry runs. [`encode`] turns one output
+//! Each kind is one module behind the [`Sink`] trait: an
+//! [`sqs::SqsDestination`] queue, an [`s3::S3Destination`] bucket, a local
+//! [`file::FileDestination`], [`stdout::StdoutDestination`], or a
+//! [`memory::MemoryDestination`] for tests and dry runs. A sink only turns
+//! outputs into requests within its limits ([`Sink::plan`]) and sends one
+//! request, saying what became of each entry ([`Sink::send`]); the
+//! dispatcher (`crate::dispatch`) owns everything they share: requests in
+//! flight, retries with backoff, the deadline and order. [`Destination::open`]
+//! is the one registry that makes a sink from a validated plan: adding a
+//! kind is its module and one line there (and its config module and one
+//! line in `sluice_core::config::destination`). [`encode`] turns one output
 //! into one line in the destination's [`Format`].
-//!
-//! A send reports, per output, what was not delivered ([`SendFailure`]);
-//! delivery is all-or-nothing only where the destination is (a file, an S3 object).
 
 pub mod file;
 pub mod memory;
 pub mod s3;
 pub mod sqs;
+pub mod stdout;
 
-use std::io::Write as _;
+use std::future::Future;
+use std::pin::Pin;
 
 use base64::Engine as _;
 use serde::ser::{SerializeMap, Serializer};
@@ -23,10 +29,52 @@ use crate::aws::Aws;
 use crate::config::{DestinationKind, DestinationPlan, Format};
 use crate::outcome::Routed;
 
+/// A boxed future a sink returns (the trait is object-safe).
+pub type SinkFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// One request a sink will make: which outputs it carries, and what orders
+/// it against the others.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Request {
+    /// Positions in the outputs given to [`Sink::plan`], in order.
+    pub entries: Vec<usize>,
+    /// Per entry, the key its order is kept by (a FIFO message group, a
+    /// shard and partition key; a hash of it). An entry that fails holds
+    /// back every later entry of its key.
+    pub keys: Vec<u64>,
+    /// Requests of one lane go one after another, in plan order; `None`:
+    /// independent of every other request.
+    pub lane: Option<u64>,
+    /// Per entry: the destination already took it and it is sent again
+    /// after an earlier entry of its key that failed (so that its last copy
+    /// stays in order). FIFO queues give such a resend a fresh
+    /// deduplication id. Empty: none is.
+    pub resent: Vec<bool>,
+    /// 1 for the first send, then one more per resend of failed entries.
+    pub attempt: u32,
+}
+
+/// What a destination made of one entry of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Delivered.
+    Taken,
+    /// Not delivered, and worth sending again now (a throttled or failed
+    /// entry the service reported without the sender's fault): the
+    /// dispatcher resends it with backoff.
+    Retry(String),
+    /// Not delivered; not resent now (the request failed after the SDK's
+    /// own retries, or the answer is unclear): its record is retried.
+    Failed(String),
+    /// Refused for good: content the destination refuses every time. Its
+    /// record fails with class `contract` under its policy.
+    Refused(String),
+}
+
 /// An output a destination did not take.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SendFailure {
-    /// Its position in the slice given to [`Destination::send`].
+    /// Its position in the slice given to the dispatcher.
     pub output: usize,
     /// Why, naming the resource (queue URL, object key, file).
     pub reason: String,
@@ -36,7 +84,7 @@ pub struct SendFailure {
     pub for_good: bool,
 }
 
-/// A destination could not take a batch of outputs.
+/// A destination could not be opened or written.
 #[derive(Debug, thiserror::Error)]
 #[error("destination `{destination}`: {message}")]
 pub struct DestinationError {
@@ -46,29 +94,54 @@ pub struct DestinationError {
     pub message: String,
 }
 
-/// A destination, ready to deliver.
-#[derive(Debug)]
-pub enum Destination {
-    /// A local file (JSON Lines or raw lines).
-    File(file::FileDestination),
-    /// Standard output.
-    Stdout {
-        /// The destination's name.
-        name: String,
-        /// The line format.
-        format: Format,
-    },
-    /// An in-memory buffer (tests, `sluice test`, dry runs).
-    Memory(memory::MemoryDestination),
-    /// An SQS queue.
-    Sqs(sqs::SqsDestination),
-    /// An S3 bucket.
-    S3(s3::S3Destination),
+/// What every kind of destination does: plan requests within its limits
+/// and send one, classifying each entry.
+pub trait Sink: Send + Sync + std::fmt::Debug {
+    /// The destination's name.
+    fn name(&self) -> &str;
+
+    /// Where it writes, for summaries: a path, `stdout`, a queue URL.
+    fn describe(&self) -> String;
+
+    /// Why it would refuse `output` every time it is sent (it breaks the
+    /// destination's rules), or `None`. Dispatch asks before sending, so
+    /// such a record fails under its policy (class `contract`) instead of
+    /// being retried forever.
+    fn refusal(&self, _output: &Routed) -> Option<String> {
+        None
+    }
+
+    /// Sets the X-Ray trace header of the invocation being served, for the
+    /// kinds that can carry it.
+    fn set_trace_header(&mut self, _header: Option<&str>) {}
+
+    /// Reads what the service says of the destination's limits, at cold
+    /// start.
+    fn read_limits(&mut self) -> SinkFuture<'_, ()> {
+        Box::pin(std::future::ready(()))
+    }
+
+    /// The most requests it may have in flight at once.
+    fn max_in_flight(&self) -> usize {
+        1
+    }
+
+    /// Splits `outputs` (in input order) into requests within the
+    /// destination's limits.
+    fn plan(&self, outputs: &[&Routed]) -> Vec<Request>;
+
+    /// Sends one request; one verdict per entry, in the request's order.
+    fn send<'a>(&'a self, outputs: &'a [&'a Routed], request: &'a Request)
+    -> SinkFuture<'a, Vec<Verdict>>;
 }
+
+/// A destination, ready to deliver: one [`Sink`] of any kind.
+#[derive(Debug)]
+pub struct Destination(Box<dyn Sink>);
 
 impl Destination {
     /// Builds the destination `plan` describes (nothing is sent or written
-    /// yet). SQS and S3 destinations need `aws`.
+    /// yet): the registry of kinds, one line each. AWS kinds need `aws`.
     pub fn open(
         plan: &DestinationPlan,
         aws: Option<&Aws>,
@@ -80,117 +153,130 @@ impl Destination {
             })
         };
         let name = &plan.name;
-        Ok(match &plan.kind {
-            DestinationKind::Sqs(p) => {
-                Destination::Sqs(sqs::SqsDestination::new(name, p, aws()?.sqs.clone()))
-            }
-            DestinationKind::S3(p) => {
-                Destination::S3(s3::S3Destination::new(name, p, aws()?.s3.clone()))
-            }
-            DestinationKind::File(p) => Destination::File(file::FileDestination::new(name, p)),
-            DestinationKind::Stdout(p) => Destination::Stdout {
-                name: name.clone(),
-                format: p.format,
-            },
-        })
+        Ok(Destination(match &plan.kind {
+            DestinationKind::Sqs(p) => Box::new(sqs::SqsDestination::new(name, p, aws()?.sqs.clone())),
+            DestinationKind::S3(p) => Box::new(s3::S3Destination::new(name, p, aws()?.s3.clone())),
+            DestinationKind::File(p) => Box::new(file::FileDestination::new(name, p)),
+            DestinationKind::Stdout(p) => Box::new(stdout::StdoutDestination::new(name, p)),
+        }))
     }
 
-    /// Reads what the service itself says of the destination's limits, at
-    /// cold start: an SQS queue's `MaximumMessageSize`, which lowers
-    /// `max_message_bytes` when it is smaller. Needs `sqs:GetQueueAttributes`;
-    /// without it, the configured limit stands (and a warning says so).
-    pub async fn read_limits(&mut self) {
-        if let Destination::Sqs(q) = self {
-            q.read_queue_limit().await;
-        }
+    /// The sink behind it.
+    pub fn sink(&self) -> &dyn Sink {
+        &*self.0
     }
 
     /// The destination's name.
     pub fn name(&self) -> &str {
-        match self {
-            Destination::File(f) => f.name(),
-            Destination::Stdout { name, .. } => name,
-            Destination::Memory(m) => m.name(),
-            Destination::Sqs(q) => q.name(),
-            Destination::S3(b) => b.name(),
-        }
+        self.0.name()
     }
 
-    /// Where it writes, for summaries: a path, `stdout` or `memory`.
+    /// Where it writes, for summaries.
     pub fn describe(&self) -> String {
-        match self {
-            Destination::File(f) => format!("file {}", f.path().display()),
-            Destination::Stdout { .. } => "stdout".into(),
-            Destination::Memory(_) => "memory".into(),
-            Destination::Sqs(q) => format!("sqs {}", q.queue_url()),
-            Destination::S3(b) => format!("s3://{}", b.bucket()),
-        }
+        self.0.describe()
     }
 
-    /// Why this destination would refuse `output` every time it is sent (it
-    /// breaks the destination's rules), or `None`. Dispatch asks before
-    /// sending, so such a record fails under its policy (class `contract`)
-    /// instead of being retried forever.
+    /// See [`Sink::refusal`].
     pub fn refusal(&self, output: &Routed) -> Option<String> {
-        match self {
-            Destination::Sqs(q) => q.refusal(output),
-            Destination::S3(_)
-            | Destination::File(_)
-            | Destination::Stdout { .. }
-            | Destination::Memory(_) => None,
-        }
+        self.0.refusal(output)
     }
 
-    /// Sets the X-Ray trace header that SQS messages carry from now on
-    /// (`AWSTraceHeader`); other destinations have nowhere to put it.
+    /// See [`Sink::set_trace_header`].
     pub fn set_trace_header(&mut self, header: Option<&str>) {
-        if let Destination::Sqs(q) = self {
-            q.set_trace_header(header);
-        }
+        self.0.set_trace_header(header);
     }
 
-    /// Requests made to the destination so far, for the services that batch
-    /// (SQS, S3); `None` for the local ones, where each send is one write.
-    pub fn requests(&self) -> Option<usize> {
-        match self {
-            Destination::Sqs(q) => Some(q.requests()),
-            Destination::S3(b) => Some(b.requests()),
-            Destination::File(_) | Destination::Stdout { .. } | Destination::Memory(_) => None,
-        }
+    /// See [`Sink::read_limits`].
+    pub async fn read_limits(&mut self) {
+        self.0.read_limits().await;
     }
+}
 
-    /// Delivers `outputs` in order; returns those that were not delivered.
-    pub async fn send(&mut self, outputs: &[&Routed]) -> Vec<SendFailure> {
-        let all_failed = |reason: String| {
-            (0..outputs.len())
-                .map(|output| SendFailure {
-                    for_good: false,
-                    output,
-                    reason: reason.clone(),
-                })
-                .collect()
-        };
-        match self {
-            Destination::Sqs(q) => q.send(outputs).await,
-            Destination::S3(b) => b.send(outputs).await,
-            Destination::File(f) => match f.send(outputs) {
-                Ok(()) => Vec::new(),
-                Err(e) => all_failed(e.message),
-            },
-            Destination::Stdout { format, .. } => {
-                let mut buf = Vec::with_capacity(outputs.len() * 256);
-                for r in outputs {
-                    encode(*format, r, &mut buf);
-                }
-                let mut out = std::io::stdout().lock();
-                match out.write_all(&buf).and_then(|()| out.flush()) {
-                    Ok(()) => Vec::new(),
-                    Err(e) => all_failed(format!("cannot write to stdout: {e}")),
-                }
-            }
-            Destination::Memory(m) => m.send(outputs),
-        }
+impl From<memory::MemoryDestination> for Destination {
+    fn from(m: memory::MemoryDestination) -> Destination {
+        Destination(Box::new(m))
     }
+}
+
+/// The requests of a destination that writes everything at once, in
+/// order: one request of every output.
+pub fn one_request(outputs: &[&Routed]) -> Vec<Request> {
+    if outputs.is_empty() {
+        return Vec::new();
+    }
+    vec![Request {
+        entries: (0..outputs.len()).collect(),
+        keys: vec![0; outputs.len()],
+        lane: Some(0),
+        resent: Vec::new(),
+        attempt: 1,
+    }]
+}
+
+/// A hash of an order key (FIFO group, shard and partition key).
+pub fn key_hash(parts: &[&str]) -> u64 {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    parts.hash(&mut h);
+    h.finish()
+}
+
+/// Packs `outputs` into requests by lanes: each output goes to the lane of
+/// its order key (`key`, hashed over `lanes` lanes), so that every key's
+/// outputs stay in one lane, in order, and lanes go in parallel; a lane's
+/// request is closed at `max_entries` entries or when the next entry's
+/// `size` would take it past `max_bytes`. Requests come out in the order
+/// they were closed, lane by lane.
+pub fn pack_by_key(
+    outputs: &[&Routed],
+    lanes: usize,
+    max_entries: usize,
+    max_bytes: usize,
+    mut key: impl FnMut(&Routed) -> u64,
+    mut size: impl FnMut(&Routed) -> usize,
+) -> Vec<Request> {
+    let lanes = lanes.max(1);
+    let mut open: Vec<(Request, usize)> = (0..lanes)
+        .map(|lane| {
+            (
+                Request {
+                    lane: Some(lane as u64),
+                    attempt: 1,
+                    ..Request::default()
+                },
+                0,
+            )
+        })
+        .collect();
+    let mut done = Vec::new();
+    for (i, r) in outputs.iter().enumerate() {
+        let k = key(r);
+        let bytes = size(r);
+        let (request, used) = &mut open[(k % lanes as u64) as usize];
+        if !request.entries.is_empty()
+            && (request.entries.len() == max_entries || *used + bytes > max_bytes)
+        {
+            let lane = request.lane;
+            done.push(std::mem::replace(
+                request,
+                Request {
+                    lane,
+                    attempt: 1,
+                    ..Request::default()
+                },
+            ));
+            *used = 0;
+        }
+        request.entries.push(i);
+        request.keys.push(k);
+        *used += bytes;
+    }
+    done.extend(
+        open.into_iter()
+            .map(|(r, _)| r)
+            .filter(|r| !r.entries.is_empty()),
+    );
+    done
 }
 
 /// Appends one output to `buf` as one line (ending in `\n`) in `format`.

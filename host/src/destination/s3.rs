@@ -13,7 +13,7 @@ use chrono::{DateTime, Datelike as _, Timelike as _};
 use flate2::Compression;
 use flate2::write::GzEncoder;
 
-use super::{SendFailure, encode};
+use super::{Request, Sink, SinkFuture, Verdict, encode};
 use crate::config::destination::s3::S3Plan;
 use crate::config::{Format, Template};
 use crate::outcome::Routed;
@@ -28,8 +28,7 @@ pub struct S3Destination {
     format: Format,
     gzip: bool,
     content_type: String,
-    /// `PutObject` requests made so far.
-    requests: std::sync::atomic::AtomicUsize,
+    max_in_flight: usize,
 }
 
 impl S3Destination {
@@ -43,18 +42,8 @@ impl S3Destination {
             format: plan.format,
             gzip: plan.gzip,
             content_type: plan.content_type.clone(),
-            requests: Default::default(),
+            max_in_flight: plan.max_in_flight,
         }
-    }
-
-    /// `PutObject` requests made so far.
-    pub fn requests(&self) -> usize {
-        self.requests.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    /// The destination's name.
-    pub fn name(&self) -> &str {
-        &self.name
     }
 
     /// The bucket.
@@ -85,32 +74,6 @@ impl S3Destination {
         })
     }
 
-    /// Writes `outputs`, one object per shard (in each, the shard's outputs in
-    /// order); returns the outputs not delivered.
-    pub async fn send(&self, outputs: &[&Routed]) -> Vec<SendFailure> {
-        let mut shards: Vec<(&str, Vec<usize>)> = Vec::new();
-        for (i, r) in outputs.iter().enumerate() {
-            let shard = r.record.shard_id.as_str();
-            match shards.iter_mut().find(|(s, _)| *s == shard) {
-                Some((_, idx)) => idx.push(i),
-                None => shards.push((shard, vec![i])),
-            }
-        }
-        let mut failures = Vec::new();
-        for (_, idx) in shards {
-            let group: Vec<&Routed> = idx.iter().map(|&i| outputs[i]).collect();
-            if let Err(reason) = self.put(&group).await {
-                failures.extend(idx.into_iter().map(|output| SendFailure {
-                    for_good: false,
-                    output,
-                    reason: reason.clone(),
-                }));
-            }
-        }
-        failures.sort_by_key(|f| f.output);
-        failures
-    }
-
     async fn put(&self, outputs: &[&Routed]) -> Result<(), String> {
         let key = self.key_for(outputs);
         let mut body = Vec::with_capacity(outputs.iter().map(|r| r.record.data.len() + 1).sum());
@@ -138,14 +101,68 @@ impl S3Destination {
         if self.gzip {
             req = req.content_encoding("gzip");
         }
-        self.requests
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         req.send().await.map(|_| ()).map_err(|e| {
             format!(
                 "cannot put `s3://{}/{key}`: {}",
                 self.bucket,
                 aws_sdk_s3::error::DisplayErrorContext(&e)
             )
+        })
+    }
+}
+
+impl Sink for S3Destination {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn describe(&self) -> String {
+        format!("s3://{}", self.bucket)
+    }
+
+    fn max_in_flight(&self) -> usize {
+        self.max_in_flight
+    }
+
+    /// One object per shard (the shard's outputs, in order); objects are
+    /// independent of each other.
+    fn plan(&self, outputs: &[&Routed]) -> Vec<Request> {
+        let mut shards: Vec<(&str, Request)> = Vec::new();
+        for (i, r) in outputs.iter().enumerate() {
+            let shard = r.record.shard_id.as_str();
+            let at = match shards.iter().position(|(s, _)| *s == shard) {
+                Some(at) => at,
+                None => {
+                    shards.push((
+                        shard,
+                        Request {
+                            attempt: 1,
+                            ..Request::default()
+                        },
+                    ));
+                    shards.len() - 1
+                }
+            };
+            let request = &mut shards[at].1;
+            request.entries.push(i);
+            request.keys.push(at as u64);
+        }
+        shards.into_iter().map(|(_, r)| r).collect()
+    }
+
+    /// Puts the object: all its entries are taken, or none.
+    fn send<'a>(
+        &'a self,
+        outputs: &'a [&'a Routed],
+        request: &'a Request,
+    ) -> SinkFuture<'a, Vec<Verdict>> {
+        Box::pin(async move {
+            let group: Vec<&Routed> = request.entries.iter().map(|&i| outputs[i]).collect();
+            let verdict = match self.put(&group).await {
+                Ok(()) => Verdict::Taken,
+                Err(reason) => Verdict::Failed(reason),
+            };
+            vec![verdict; group.len()]
         })
     }
 }

@@ -21,19 +21,19 @@
 //!   attribute name or value, too many attributes, a message over
 //!   `max_message_bytes`) is found before anything is sent, so the record
 //!   fails with class `contract` under its policy instead of being retried.
-//! - Entries that fail with `SenderFault = false` are resent, with backoff;
-//!   `SenderFault = true` is content SQS refuses every time: the record
-//!   fails with class `contract` under its policy (dead-lettered by
-//!   default), not retried. An entry SQS does not
-//!   report as sent counts as not delivered.
-//! - Order: once an output of a shard fails, the later outputs of that shard
-//!   are not sent. When an entry is resent, the later entries of the same
-//!   request and ordering key (the shard; for FIFO the message group) that
-//!   SQS already took are resent after it, so the last copy of each stays in
-//!   order (FIFO resends carry the deduplication id suffixed `:r<attempt>`,
-//!   or SQS would drop them as duplicates).
-
-use std::time::Duration;
+//! - Entries that fail with `SenderFault = false` are [`Verdict::Retry`]: the
+//!   dispatcher resends them with backoff. `SenderFault = true` is content
+//!   SQS refuses every time ([`Verdict::Refused`]): the record fails with
+//!   class `contract` under its policy (dead-lettered by default), not
+//!   retried. An entry SQS does not report as sent counts as not delivered.
+//! - Order: requests are packed in lanes by order key (a FIFO message
+//!   group; for a standard queue, the shard and partition key), so that a
+//!   key's messages stay in one lane, in order, and up to `max_in_flight`
+//!   lanes are in flight at once. When an entry is resent, the later entries
+//!   of its key that SQS already took are resent after it (the dispatcher
+//!   does it; FIFO resends carry the deduplication id suffixed
+//!   `:r<attempt>`, or SQS would drop them as duplicates), so the last copy
+//!   of each stays in order.
 
 use aws_sdk_sqs::types::builders::SendMessageBatchRequestEntryBuilder;
 use aws_sdk_sqs::types::{
@@ -43,18 +43,16 @@ use aws_sdk_sqs::types::{
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
-use super::{SendFailure, encode};
+use super::{Request, Sink, SinkFuture, Verdict, encode, key_hash, pack_by_key};
 use crate::config::destination::sqs::SqsPlan;
 use crate::config::{Format, Template};
 use crate::hex;
-use crate::outcome::{Routed, ShardCutoff};
+use crate::outcome::Routed;
 
 /// Most entries in one `SendMessageBatch` request.
 pub const MAX_BATCH_ENTRIES: usize = 10;
 /// Most message attributes SQS allows on one message.
 pub const MAX_ATTRIBUTES: usize = 10;
-/// Attempts for entries SQS reports as failed without the sender's fault.
-pub const MAX_ATTEMPTS: u32 = 4;
 
 /// Sends outputs to one SQS queue.
 #[derive(Debug)]
@@ -65,8 +63,7 @@ pub struct SqsDestination {
     group_id: Option<Template>,
     max_bytes: usize,
     format: Format,
-    /// `SendMessageBatch` requests made so far.
-    requests: std::sync::atomic::AtomicUsize,
+    max_in_flight: usize,
     /// The invocation's X-Ray trace header, sent as each message's
     /// `AWSTraceHeader` system attribute.
     trace_header: Option<String>,
@@ -82,10 +79,6 @@ struct Message<'a> {
 
 /// One message, ready to send but for its id (its position in the request).
 struct Entry {
-    output: usize,
-    bytes: usize,
-    /// What orders it: the shard, or for FIFO queues the message group.
-    key: String,
     /// FIFO only: its deduplication id.
     dedup_id: Option<String>,
     entry: SendMessageBatchRequestEntryBuilder,
@@ -101,25 +94,9 @@ impl SqsDestination {
             group_id: plan.group_id.clone(),
             max_bytes: plan.max_message_bytes,
             format: plan.format,
-            requests: Default::default(),
+            max_in_flight: plan.max_in_flight,
             trace_header: None,
         }
-    }
-
-    /// Sets the X-Ray trace header the next messages carry (the invocation's),
-    /// so that a message can be traced back to the invocation that sent it.
-    pub fn set_trace_header(&mut self, header: Option<&str>) {
-        self.trace_header = header.filter(|h| !h.is_empty()).map(str::to_owned);
-    }
-
-    /// `SendMessageBatch` requests made so far.
-    pub fn requests(&self) -> usize {
-        self.requests.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    /// The destination's name.
-    pub fn name(&self) -> &str {
-        &self.name
     }
 
     /// The largest message this destination sends (`max_message_bytes`, or
@@ -165,72 +142,6 @@ impl SqsDestination {
     /// The queue URL.
     pub fn queue_url(&self) -> &str {
         &self.queue_url
-    }
-
-    /// Why SQS would refuse `r` every time it is sent (an invalid attribute
-    /// name or value, too many attributes, a message over
-    /// `max_message_bytes`), or `None` if it can be sent.
-    pub fn refusal(&self, r: &Routed) -> Option<String> {
-        self.message(r, &mut Vec::new()).err()
-    }
-
-    /// Sends `outputs` in order; returns the ones that were not delivered.
-    ///
-    /// Once an output of a shard fails, the later outputs of that shard are
-    /// not sent (they fail too, and come again with the retried batch), so
-    /// the queue sees each shard in order.
-    pub async fn send(&self, outputs: &[&Routed]) -> Vec<SendFailure> {
-        let mut failures: Vec<SendFailure> = Vec::new();
-        let mut cutoff = ShardCutoff::default();
-        let mut batch: Vec<Entry> = Vec::with_capacity(MAX_BATCH_ENTRIES);
-        let mut batch_bytes = 0;
-        let mut body = Vec::new();
-        let held_back = |shard: &str, output| SendFailure {
-            for_good: false,
-            output,
-            reason: format!("not sent: an earlier output of `{shard}` was not delivered"),
-        };
-        for (i, r) in outputs.iter().enumerate() {
-            let shard = r.record.shard_id.as_str();
-            if cutoff.is_stopped(shard) {
-                failures.push(held_back(shard, i));
-                continue;
-            }
-            let entry = match self.entry(i, r, &mut body) {
-                Ok(e) => e,
-                Err(reason) => {
-                    cutoff.fail(shard, i);
-                    failures.push(SendFailure {
-                        output: i,
-                        reason,
-                        for_good: false,
-                    });
-                    continue;
-                }
-            };
-            if batch.len() == MAX_BATCH_ENTRIES || batch_bytes + entry.bytes > self.max_bytes {
-                let failed = self.send_batch(std::mem::take(&mut batch)).await;
-                for f in &failed {
-                    cutoff.fail(&outputs[f.output].record.shard_id, f.output);
-                }
-                failures.extend(failed);
-                batch_bytes = 0;
-                // The entry that triggered the flush may belong to a shard
-                // that has just failed.
-                if cutoff.is_stopped(shard) {
-                    failures.push(held_back(shard, i));
-                    continue;
-                }
-            }
-            batch_bytes += entry.bytes;
-            batch.push(entry);
-        }
-        if !batch.is_empty() {
-            failures.extend(self.send_batch(batch).await);
-        }
-        failures.sort_by_key(|f| f.output);
-        failures.dedup_by_key(|f| f.output);
-        failures
     }
 
     /// The message `r` becomes, or why SQS would refuse it every time.
@@ -298,13 +209,28 @@ impl SqsDestination {
         })
     }
 
-    fn entry(&self, output: usize, r: &Routed, body: &mut Vec<u8>) -> Result<Entry, String> {
-        let Message {
-            text,
-            attributes,
-            bytes,
-        } = self.message(r, body)?;
+    /// The order key of `r`: its message group (FIFO), or its shard and
+    /// partition key.
+    fn order_key(&self, r: &Routed) -> u64 {
         let rec = &r.record;
+        match &self.group_id {
+            Some(group) => key_hash(&[&self.group(group, r)]),
+            None => key_hash(&[&rec.shard_id, &rec.partition_key]),
+        }
+    }
+
+    fn group(&self, template: &Template, r: &Routed) -> String {
+        let rec = &r.record;
+        group_id(&template.render(|v| match v {
+            "shard" => &rec.shard_id,
+            _ => &rec.partition_key,
+        }))
+    }
+
+    fn entry(&self, r: &Routed, body: &mut Vec<u8>) -> Result<Entry, String> {
+        let Message {
+            text, attributes, ..
+        } = self.message(r, body)?;
         let mut b = SendMessageBatchRequestEntry::builder().message_body(text);
         if let Some(header) = &self.trace_header {
             let value = MessageSystemAttributeValue::builder()
@@ -325,155 +251,167 @@ impl SqsDestination {
                 .map_err(|e| e.to_string())?;
             b = b.message_attributes(k, value);
         }
-        let (key, dedup) = match &self.group_id {
+        let dedup = match &self.group_id {
             Some(group) => {
-                let group = group_id(&group.render(|v| match v {
-                    "shard" => &rec.shard_id,
-                    _ => &rec.partition_key,
-                }));
-                b = b.message_group_id(&group);
-                (group, Some(dedup_id(r)))
+                b = b.message_group_id(self.group(group, r));
+                Some(dedup_id(r))
             }
-            None => (rec.shard_id.clone(), None),
+            None => None,
         };
         Ok(Entry {
-            output,
-            bytes,
-            key,
             dedup_id: dedup,
             entry: b,
         })
     }
 
-    async fn send_batch(&self, mut batch: Vec<Entry>) -> Vec<SendFailure> {
-        let mut failures = Vec::new();
-        // Entries SQS took but that are sent again, after an earlier entry of
-        // their key that failed: FIFO needs a fresh deduplication id for them.
-        let mut again = vec![false; batch.len()];
-        for attempt in 1..=MAX_ATTEMPTS {
-            let entries = batch
-                .iter()
-                .zip(&again)
-                .enumerate()
-                .map(|(id, (e, &again))| {
-                    let mut b = e.entry.clone().id(id.to_string());
-                    if let Some(dedup) = &e.dedup_id {
-                        b = b.message_deduplication_id(if again {
-                            resent_dedup_id(dedup, attempt)
+    /// One `SendMessageBatch` of the request's entries.
+    async fn send_request(&self, outputs: &[&Routed], request: &Request) -> Vec<Verdict> {
+        let mut verdicts = vec![Verdict::Taken; request.entries.len()];
+        let mut body = Vec::new();
+        let mut entries = Vec::with_capacity(request.entries.len());
+        let mut positions = Vec::with_capacity(request.entries.len());
+        for (pos, &i) in request.entries.iter().enumerate() {
+            let built = self.entry(outputs[i], &mut body).and_then(|e| {
+                let mut b = e.entry.id(pos.to_string());
+                if let Some(dedup) = &e.dedup_id {
+                    b = b.message_deduplication_id(
+                        if request.resent.get(pos).copied().unwrap_or(false) {
+                            resent_dedup_id(dedup, request.attempt)
                         } else {
                             dedup.clone()
-                        });
-                    }
-                    b.build()
-                })
-                .collect::<Result<Vec<_>, _>>();
-            let entries = match entries {
-                Ok(e) => e,
-                Err(e) => {
-                    failures.extend(batch.iter().map(|b| SendFailure {
-                        for_good: false,
-                        output: b.output,
-                        reason: format!("cannot build the SQS request: {e}"),
-                    }));
-                    return failures;
-                }
-            };
-            let request = self
-                .client
-                .send_message_batch()
-                .queue_url(&self.queue_url)
-                .set_entries(Some(entries));
-            self.requests
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let response = match request.send().await {
-                Ok(r) => r,
-                Err(e) => {
-                    // The SDK already retried transient errors.
-                    let reason = format!(
-                        "SendMessageBatch to `{}` failed: {}",
-                        self.queue_url,
-                        aws_sdk_sqs::error::DisplayErrorContext(&e)
+                        },
                     );
-                    failures.extend(batch.iter().map(|e| SendFailure {
-                        for_good: false,
-                        output: e.output,
-                        reason: reason.clone(),
-                    }));
-                    return failures;
                 }
-            };
-            // Fail closed: only an entry SQS reports as sent is delivered.
-            let mut sent = vec![false; batch.len()];
-            for ok in response.successful() {
-                if let Some(p) = ok.id().parse::<usize>().ok().filter(|&p| p < batch.len()) {
-                    sent[p] = true;
+                b.build()
+                    .map_err(|e| format!("cannot build the SQS request: {e}"))
+            });
+            match built {
+                Ok(entry) => {
+                    entries.push(entry);
+                    positions.push(pos);
                 }
+                Err(reason) => verdicts[pos] = Verdict::Refused(reason),
             }
-            let mut reported = vec![false; batch.len()];
-            let mut retry = vec![false; batch.len()];
-            for f in response.failed() {
-                let Some(pos) = f.id().parse::<usize>().ok().filter(|&p| p < batch.len()) else {
-                    tracing::warn!(destination = %self.name, id = f.id(), code = f.code(), "SQS reported a failure for an entry id it was not sent");
-                    continue;
-                };
-                if sent[pos] || reported[pos] {
-                    continue;
-                }
-                reported[pos] = true;
-                let reason = format!(
-                    "SQS refused the message for `{}`: {} {}",
-                    self.queue_url,
-                    f.code(),
-                    f.message().unwrap_or("")
-                );
-                if f.sender_fault() || attempt == MAX_ATTEMPTS {
-                    failures.push(SendFailure {
-                        for_good: f.sender_fault(),
-                        output: batch[pos].output,
-                        reason,
-                    });
-                } else {
-                    tracing::warn!(destination = %self.name, code = f.code(), attempt, "SQS entry failed; resending");
-                    retry[pos] = true;
-                }
-            }
-            for pos in 0..batch.len() {
-                if !sent[pos] && !reported[pos] {
-                    failures.push(SendFailure {
-                        for_good: false,
-                        output: batch[pos].output,
-                        reason: format!(
-                            "SQS did not report the message for `{}` as sent",
-                            self.queue_url
-                        ),
-                    });
-                }
-            }
-            if !retry.contains(&true) {
-                return failures;
-            }
-            // What SQS took after an entry to resend, with the same key, is
-            // resent after it, so that its last copy stays in order.
-            let mut next_again = vec![false; batch.len()];
-            for first in (0..batch.len()).filter(|&p| retry[p]) {
-                for later in first + 1..batch.len() {
-                    if sent[later] && batch[later].key == batch[first].key {
-                        next_again[later] = true;
-                    }
-                }
-            }
-            let kept: Vec<usize> = (0..batch.len())
-                .filter(|&p| retry[p] || next_again[p])
-                .collect();
-            again = kept
-                .iter()
-                .map(|&p| next_again[p] || (again[p] && retry[p]))
-                .collect();
-            let mut keep = (0..batch.len()).map(|p| retry[p] || next_again[p]);
-            batch.retain(|_| keep.next().unwrap_or(false));
-            tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
         }
-        failures
+        if entries.is_empty() {
+            return verdicts;
+        }
+        let response = self
+            .client
+            .send_message_batch()
+            .queue_url(&self.queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await;
+        let response = match response {
+            Ok(r) => r,
+            Err(e) => {
+                // The SDK already retried transient errors.
+                let reason = format!(
+                    "SendMessageBatch to `{}` failed: {}",
+                    self.queue_url,
+                    aws_sdk_sqs::error::DisplayErrorContext(&e)
+                );
+                for &pos in &positions {
+                    verdicts[pos] = Verdict::Failed(reason.clone());
+                }
+                return verdicts;
+            }
+        };
+        // Fail closed: only an entry SQS reports as sent is delivered.
+        let mut sent = vec![false; verdicts.len()];
+        for ok in response.successful() {
+            if let Some(p) = ok.id().parse::<usize>().ok().filter(|&p| p < sent.len()) {
+                sent[p] = true;
+            }
+        }
+        let mut reported = vec![false; verdicts.len()];
+        for f in response.failed() {
+            let Some(pos) = f.id().parse::<usize>().ok().filter(|&p| p < sent.len()) else {
+                tracing::warn!(destination = %self.name, id = f.id(), code = f.code(), "SQS reported a failure for an entry id it was not sent");
+                continue;
+            };
+            if sent[pos] || reported[pos] {
+                continue;
+            }
+            reported[pos] = true;
+            let reason = format!(
+                "SQS refused the message for `{}`: {} {}",
+                self.queue_url,
+                f.code(),
+                f.message().unwrap_or("")
+            );
+            verdicts[pos] = if f.sender_fault() {
+                Verdict::Refused(reason)
+            } else {
+                Verdict::Retry(reason)
+            };
+        }
+        for &pos in &positions {
+            if !sent[pos] && !reported[pos] {
+                verdicts[pos] = Verdict::Failed(format!(
+                    "SQS did not report the message for `{}` as sent",
+                    self.queue_url
+                ));
+            }
+        }
+        verdicts
+    }
+}
+
+impl Sink for SqsDestination {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn describe(&self) -> String {
+        format!("sqs {}", self.queue_url)
+    }
+
+    /// Why SQS would refuse `r` every time it is sent (an invalid attribute
+    /// name or value, too many attributes, a message over
+    /// `max_message_bytes`), or `None` if it can be sent.
+    fn refusal(&self, r: &Routed) -> Option<String> {
+        self.message(r, &mut Vec::new()).err()
+    }
+
+    fn set_trace_header(&mut self, header: Option<&str>) {
+        self.trace_header = header.filter(|h| !h.is_empty()).map(str::to_owned);
+    }
+
+    fn read_limits(&mut self) -> SinkFuture<'_, ()> {
+        Box::pin(self.read_queue_limit())
+    }
+
+    fn max_in_flight(&self) -> usize {
+        self.max_in_flight
+    }
+
+    /// Requests of at most 10 entries and `max_message_bytes`, packed in
+    /// lanes by order key: as many lanes as it takes full requests, up to
+    /// `max_in_flight` (a few outputs still make one request: SQS bills per
+    /// request).
+    fn plan(&self, outputs: &[&Routed]) -> Vec<Request> {
+        let mut body = Vec::new();
+        pack_by_key(
+            outputs,
+            outputs
+                .len()
+                .div_ceil(MAX_BATCH_ENTRIES)
+                .clamp(1, self.max_in_flight),
+            MAX_BATCH_ENTRIES,
+            self.max_bytes,
+            |r| self.order_key(r),
+            |r| self.message(r, &mut body).map_or(0, |m| m.bytes),
+        )
+    }
+
+    fn send<'a>(
+        &'a self,
+        outputs: &'a [&'a Routed],
+        request: &'a Request,
+    ) -> SinkFuture<'a, Vec<Verdict>> {
+        Box::pin(self.send_request(outputs, request))
     }
 }
 

@@ -938,7 +938,7 @@ async fn discard(
         destinations: vec![0],
         host_attributes: Vec::new(),
     };
-    let failures = destination.send(&[&routed]).await;
+    let (failures, _) = crate::dispatch::driver::deliver(destination.sink(), &[&routed], None).await;
     match failures.first() {
         None => Ok(()),
         Some(f) => Err(format!(
@@ -976,6 +976,7 @@ pub async fn on_failure_destination(
                 message_group_id: None,
                 max_message_bytes: crate::config::destination::sqs::MAX_MESSAGE_BYTES,
                 format: Format::Raw,
+                max_in_flight: crate::config::destination::DEFAULT_MAX_IN_FLIGHT,
             }
             .validate(cx)
             .map_err(invalid)?,
@@ -995,6 +996,7 @@ pub async fn on_failure_destination(
                 format: Format::Raw,
                 gzip: false,
                 content_type: Some("application/json".into()),
+                max_in_flight: crate::config::destination::DEFAULT_MAX_IN_FLIGHT,
             }
             .validate(cx)
             .map_err(invalid)?,

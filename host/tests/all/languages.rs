@@ -60,7 +60,7 @@ fn app(kind: &str, plugin: &Path, settings: &str) -> anyhow::Result<(App, Memory
     );
     let plan = config::parse(&text, &Location::File("/tmp/languages.toml".into()))?;
     let destination = MemoryDestination::new("out", Format::Raw);
-    let app = App::with_destinations(plan, vec![Destination::Memory(destination.clone())])?;
+    let app = App::with_destinations(plan, vec![Destination::from(destination.clone())])?;
     Ok((app, destination))
 }
 
@@ -351,7 +351,7 @@ fn a_deterministic_step_sees_the_records_clock_and_repeatable_randomness() {
         );
         let plan = config::parse(&text, &Location::File("/tmp/languages.toml".into())).unwrap();
         let destination = MemoryDestination::new("out", Format::Raw);
-        let mut app = App::with_destinations(plan, vec![Destination::Memory(destination)]).unwrap();
+        let mut app = App::with_destinations(plan, vec![Destination::from(destination)]).unwrap();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

@@ -49,7 +49,7 @@ fn app_with(settings: &str, limits: &str, extra: &str) -> (App, Vec<MemoryDestin
         destinations
             .iter()
             .cloned()
-            .map(Destination::Memory)
+            .map(Destination::from)
             .collect(),
     )
     .unwrap();
@@ -600,7 +600,7 @@ fn a_route_to_an_unknown_destination_fails_only_its_record() {
     let plan = config::parse(&text, &Location::File("/tmp/sandbox.toml".into())).unwrap();
     let destination = MemoryDestination::new("out", Format::Raw);
     let mut app =
-        App::with_destinations(plan, vec![Destination::Memory(destination.clone())]).unwrap();
+        App::with_destinations(plan, vec![Destination::from(destination.clone())]).unwrap();
     let batch = batch_of(
         ["good", "bad", "good"]
             .iter()

@@ -31,8 +31,8 @@ fn app(source: &str) -> (App, MemoryDestination, MemoryDestination) {
         MemoryDestination::new("out", Format::Envelope),
     );
     let destinations = vec![
-        Destination::Memory(dlq.clone()),
-        Destination::Memory(out.clone()),
+        Destination::from(dlq.clone()),
+        Destination::from(out.clone()),
     ];
     (
         App::with_destinations(plan, destinations).unwrap(),

@@ -25,6 +25,8 @@ pub struct FilePlan {
     pub path: PathBuf,
     /// How outputs are encoded.
     pub format: Format,
+    /// Writes in flight at once: one (a file is written in order).
+    pub max_in_flight: usize,
 }
 
 impl FileConfig {
@@ -36,6 +38,7 @@ impl FileConfig {
         Ok(FilePlan {
             path: cx.base.join(self.path),
             format: self.format,
+            max_in_flight: 1,
         })
     }
 }

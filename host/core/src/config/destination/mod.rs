@@ -4,9 +4,10 @@
 //!
 //! The build step lives in the host (`host::destination`), which makes a live
 //! destination (an SQS client, an open file) from the plan: this crate has no
-//! AWS SDK. Adding a kind is a module here and one in the host, plus a
-//! variant in [`DestinationConfig`], [`DestinationKind`] and the host's
-//! `Destination`.
+//! AWS SDK. Adding a kind is a module here (its `…Config` with a `validate`
+//! into its `…Plan`, which has a `format` and a `max_in_flight`) and one
+//! line in the [`kinds!`] list below; the host adds its own module and one
+//! line in its registry.
 
 pub mod file;
 pub mod s3;
@@ -19,19 +20,98 @@ use serde::Deserialize;
 
 use super::raw::Format;
 
-/// One `[destinations.<name>]` table, tagged by `type`.
-#[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
-pub enum DestinationConfig {
+/// The kinds of destination, one line each: the variant, the module and its
+/// config and plan types, the `type` that names it, and whether it is an
+/// AWS service. Makes [`DestinationConfig`] (the tagged TOML table),
+/// [`DestinationKind`] (its validated plan) and their dispatching methods.
+macro_rules! kinds {
+    ($($(#[$doc:meta])* $variant:ident($module:ident::$config:ident => $plan:ident) = $tag:literal, aws: $aws:literal;)*) => {
+        /// One `[destinations.<name>]` table, tagged by `type`.
+        #[derive(Debug, Deserialize)]
+        #[serde(tag = "type")]
+        pub enum DestinationConfig {
+            $($(#[$doc])* #[serde(rename = $tag)] $variant($module::$config),)*
+        }
+
+        /// The kinds of destination, with their validated settings.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub enum DestinationKind {
+            $($(#[$doc])* $variant($module::$plan),)*
+        }
+
+        impl DestinationConfig {
+            /// Checks the table's rules and resolves it into a [`DestinationKind`].
+            pub fn validate(self, cx: Context<'_>) -> Result<DestinationKind, Invalid> {
+                Ok(match self {
+                    $(DestinationConfig::$variant(c) => DestinationKind::$variant(c.validate(cx)?),)*
+                })
+            }
+        }
+
+        impl DestinationKind {
+            /// The kind's name, as `type` spells it.
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $(DestinationKind::$variant(_) => $tag,)*
+                }
+            }
+
+            /// Whether the destination is an AWS service (and so needs AWS
+            /// clients, and can work inside Lambda).
+            pub fn in_aws(&self) -> bool {
+                match self {
+                    $(DestinationKind::$variant(_) => $aws,)*
+                }
+            }
+
+            /// How outputs are encoded for this destination.
+            pub fn format(&self) -> Format {
+                match self {
+                    $(DestinationKind::$variant(p) => p.format,)*
+                }
+            }
+
+            /// The most requests the destination may have in flight at once.
+            pub fn max_in_flight(&self) -> usize {
+                match self {
+                    $(DestinationKind::$variant(p) => p.max_in_flight,)*
+                }
+            }
+        }
+    };
+}
+
+kinds! {
     /// `type = "file"`: appends outputs to a local file, one per line.
-    File(file::FileConfig),
+    File(file::FileConfig => FilePlan) = "file", aws: false;
     /// `type = "stdout"`: writes outputs to standard output, one per line.
-    Stdout(stdout::StdoutConfig),
+    Stdout(stdout::StdoutConfig => StdoutPlan) = "stdout", aws: false;
     /// `type = "sqs"`: sends each output as one SQS message (standard or FIFO).
-    Sqs(sqs::SqsConfig),
+    Sqs(sqs::SqsConfig => SqsPlan) = "sqs", aws: true;
     /// `type = "s3"`: writes one object per batch (per shard) with every
     /// output, one per line.
-    S3(s3::S3Config),
+    S3(s3::S3Config => S3Plan) = "s3", aws: true;
+}
+
+/// The default `max_in_flight` of a destination in AWS: requests it may have
+/// in flight at once (see BENCHMARKS.md for how it was chosen).
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 16;
+
+/// Checks a `max_in_flight` setting: 1 to 256.
+pub fn check_max_in_flight(n: usize) -> Result<usize, Invalid> {
+    if (1..=256).contains(&n) {
+        Ok(n)
+    } else {
+        Err(Invalid::new(
+            "max_in_flight",
+            format!("{n} is out of range: expected 1 to 256"),
+        ))
+    }
+}
+
+/// `max_in_flight`'s serde default.
+pub(crate) const fn default_max_in_flight() -> usize {
+    DEFAULT_MAX_IN_FLIGHT
 }
 
 /// What a destination's rules may look at besides its own table.
@@ -60,55 +140,3 @@ impl Invalid {
     }
 }
 
-impl DestinationConfig {
-    /// Checks the table's rules and resolves it into a [`DestinationKind`].
-    pub fn validate(self, cx: Context<'_>) -> Result<DestinationKind, Invalid> {
-        Ok(match self {
-            DestinationConfig::File(c) => DestinationKind::File(c.validate(cx)?),
-            DestinationConfig::Stdout(c) => DestinationKind::Stdout(c.validate(cx)?),
-            DestinationConfig::Sqs(c) => DestinationKind::Sqs(c.validate(cx)?),
-            DestinationConfig::S3(c) => DestinationKind::S3(c.validate(cx)?),
-        })
-    }
-}
-
-/// The kinds of destination, with their validated settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DestinationKind {
-    /// A local file.
-    File(file::FilePlan),
-    /// The process's standard output.
-    Stdout(stdout::StdoutPlan),
-    /// An SQS queue.
-    Sqs(sqs::SqsPlan),
-    /// An S3 bucket.
-    S3(s3::S3Plan),
-}
-
-impl DestinationKind {
-    /// The kind's name, as `type` spells it.
-    pub fn name(&self) -> &'static str {
-        match self {
-            DestinationKind::File(_) => "file",
-            DestinationKind::Stdout(_) => "stdout",
-            DestinationKind::Sqs(_) => "sqs",
-            DestinationKind::S3(_) => "s3",
-        }
-    }
-
-    /// Whether the destination is an AWS service (and so needs AWS clients,
-    /// and can work inside Lambda).
-    pub fn in_aws(&self) -> bool {
-        matches!(self, DestinationKind::Sqs(_) | DestinationKind::S3(_))
-    }
-
-    /// How outputs are encoded for this destination.
-    pub fn format(&self) -> Format {
-        match self {
-            DestinationKind::File(p) => p.format,
-            DestinationKind::Stdout(p) => p.format,
-            DestinationKind::Sqs(p) => p.format,
-            DestinationKind::S3(p) => p.format,
-        }
-    }
-}

@@ -40,6 +40,10 @@ pub struct S3Config {
     pub gzip: bool,
     /// `content_type = "application/x-ndjson"`: the object's content type (that is the default).
     pub content_type: Option<String>,
+    /// `max_in_flight = 16`: `PutObject` requests in flight at once (1 to
+    /// 256); each shard's outputs are one object, independent of the others.
+    #[serde(default = "super::default_max_in_flight")]
+    pub max_in_flight: usize,
 }
 
 /// A validated `s3` destination.
@@ -55,6 +59,8 @@ pub struct S3Plan {
     pub gzip: bool,
     /// The object's content type.
     pub content_type: String,
+    /// Requests in flight at once.
+    pub max_in_flight: usize,
 }
 
 impl S3Config {
@@ -67,6 +73,7 @@ impl S3Config {
             format,
             gzip,
             content_type,
+            max_in_flight,
         } = self;
         if bucket.is_empty() || bucket.contains('/') {
             return Err(Invalid::new(
@@ -89,6 +96,7 @@ impl S3Config {
             format,
             gzip,
             content_type: content_type.unwrap_or_else(|| "application/x-ndjson".into()),
+            max_in_flight: super::check_max_in_flight(max_in_flight)?,
         })
     }
 }

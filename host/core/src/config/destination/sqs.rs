@@ -29,6 +29,11 @@ pub struct SqsConfig {
     /// `format = "raw" | "envelope"`: the message body; default `raw`.
     #[serde(default)]
     pub format: Format,
+    /// `max_in_flight = 16`: `SendMessageBatch` requests in flight at once
+    /// (1 to 256). Requests of one message group (FIFO) or one partition key
+    /// (standard) still go one after another.
+    #[serde(default = "super::default_max_in_flight")]
+    pub max_in_flight: usize,
 }
 
 fn default_max_message_bytes() -> usize {
@@ -48,6 +53,8 @@ pub struct SqsPlan {
     pub max_message_bytes: usize,
     /// How the body is encoded.
     pub format: Format,
+    /// Requests in flight at once.
+    pub max_in_flight: usize,
 }
 
 impl SqsConfig {
@@ -60,6 +67,7 @@ impl SqsConfig {
             message_group_id,
             max_message_bytes,
             format,
+            max_in_flight,
         } = self;
         if !(queue_url.starts_with("https://") || queue_url.starts_with("http://")) {
             return Err(Invalid::new(
@@ -98,6 +106,7 @@ impl SqsConfig {
             group_id,
             max_message_bytes,
             format,
+            max_in_flight: super::check_max_in_flight(max_in_flight)?,
         })
     }
 }

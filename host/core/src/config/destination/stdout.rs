@@ -19,6 +19,8 @@ pub struct StdoutConfig {
 pub struct StdoutPlan {
     /// How outputs are encoded.
     pub format: Format,
+    /// Writes in flight at once: one.
+    pub max_in_flight: usize,
 }
 
 impl StdoutConfig {
@@ -26,6 +28,7 @@ impl StdoutConfig {
     pub fn validate(self, _: Context<'_>) -> Result<StdoutPlan, Invalid> {
         Ok(StdoutPlan {
             format: self.format,
+            max_in_flight: 1,
         })
     }
 }

@@ -1,5 +1,7 @@
 //! Hands each destination its outputs and folds delivery failures back into
-//! the batch outcome.
+//! the batch outcome. Every request goes through one driver
+//! ([`driver::deliver`]): requests in flight, retries, order and the
+//! deadline are its business, not the destinations'.
 //!
 //! Before anything is sent, the ledger holds back every output of a record
 //! that comes after a failed record on the same shard
@@ -24,8 +26,12 @@
 //! period under the named sequence number, and with every other field cut
 //! (the reason to 512 characters, keys and ids to 256), so that it fits.
 
+pub mod driver;
+
 use std::collections::BTreeSet;
 use std::time::Instant;
+
+use tracing::Instrument as _;
 
 use base64::Engine as _;
 use serde::Serialize;
@@ -64,6 +70,8 @@ pub struct SendStats {
     pub requests: usize,
     /// Time spent sending.
     pub duration: std::time::Duration,
+    /// The most requests it had in flight at once.
+    pub peak_in_flight: usize,
 }
 
 /// The document a dead letter becomes: one JSON object with the failure and
@@ -302,44 +310,12 @@ fn delivered(n: usize, failures: &[SendFailure]) -> usize {
     n.saturating_sub(failed.len())
 }
 
-/// Sends `outputs` to `destination`, giving up at `deadline`.
-async fn send_until(
-    destination: &mut Destination,
-    outputs: &[&Routed],
-    deadline: Option<Instant>,
-    stats: &mut SendStats,
-) -> Vec<SendFailure> {
-    let started = Instant::now();
-    let requests_before = destination.requests();
-    let failures = send_within(destination, outputs, deadline).await;
-    stats.duration += started.elapsed();
-    stats.requests += match (requests_before, destination.requests()) {
-        (Some(before), Some(after)) => after - before,
-        _ => usize::from(!outputs.is_empty()),
-    };
-    stats.bytes += outputs.iter().map(|r| r.record.data.len()).sum::<usize>();
-    failures
-}
-
-async fn send_within(
-    destination: &mut Destination,
-    outputs: &[&Routed],
-    deadline: Option<Instant>,
-) -> Vec<SendFailure> {
-    let send = destination.send(outputs);
-    match deadline {
-        Some(at) => match tokio::time::timeout_at(at.into(), send).await {
-            Ok(f) => f,
-            Err(_) => (0..outputs.len())
-                .map(|output| SendFailure {
-                    for_good: false,
-                    output,
-                    reason: "not delivered before the invocation's deadline".into(),
-                })
-                .collect(),
-        },
-        None => send.await,
-    }
+/// Adds one delivery's figures to a destination's.
+fn add_stats(into: &mut SendStats, from: &SendStats) {
+    into.bytes += from.bytes;
+    into.requests += from.requests;
+    into.duration += from.duration;
+    into.peak_in_flight = into.peak_in_flight.max(from.peak_in_flight);
 }
 
 /// Sends the dead letters; those not taken become retried failures.
@@ -380,13 +356,8 @@ async fn send_dead_letters(
         }
     }
     let refs: Vec<&Routed> = letters.iter().collect();
-    let sent_failures = send_until(
-        &mut destinations[d],
-        &refs,
-        deadline,
-        &mut report.destinations[d],
-    )
-    .await;
+    let (sent_failures, stats) = driver::deliver(destinations[d].sink(), &refs, deadline).await;
+    add_stats(&mut report.destinations[d], &stats);
     failures.extend(sent_failures.into_iter().map(|f| SendFailure {
         for_good: false,
         output: positions[f.output],
@@ -457,20 +428,26 @@ pub async fn dispatch(
             per_dest[d].push(r);
         }
     }
+    // Every destination at once, each with its own requests in flight.
+    let sends = destinations
+        .iter()
+        .zip(&per_dest)
+        .enumerate()
+        .filter(|(_, (_, outputs))| !outputs.is_empty())
+        .map(|(d, (destination, outputs))| {
+            let span = tracing::debug_span!("sluice.dispatch.send", destination = %destination.name(), outputs = outputs.len());
+            async move { (d, driver::deliver(destination.sink(), outputs, deadline).await) }
+                .instrument(span)
+        });
+    let sent = futures_util::future::join_all(sends).await;
     let mut failed = Vec::new();
-    for (d, (destination, outputs)) in destinations.iter_mut().zip(&per_dest).enumerate() {
-        if outputs.is_empty() {
-            continue;
-        }
+    for (d, (failures, stats)) in sent {
+        let outputs = &per_dest[d];
         let name = &plan.destinations[d].name;
-        let _span =
-            tracing::debug_span!("sluice.dispatch.send", destination = %name, outputs = outputs.len())
-                .entered();
-        let failures =
-            send_until(destination, outputs, deadline, &mut report.destinations[d]).await;
         let taken = delivered(outputs.len(), &failures);
         report.delivered[d] += taken;
         report.destinations[d].failed += outputs.len() - taken;
+        add_stats(&mut report.destinations[d], &stats);
         if !failures.is_empty() {
             tracing::error!(destination = %name, failed = failures.len(), first_error = %failures[0].reason, "delivery failed");
         }
