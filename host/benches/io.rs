@@ -81,10 +81,14 @@ async fn connection(
         let header = |name: &str| {
             head.iter().find_map(|l| {
                 let (k, v) = l.split_once(':')?;
-                k.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+                k.trim()
+                    .eq_ignore_ascii_case(name)
+                    .then(|| v.trim().to_owned())
             })
         };
-        let length: usize = header("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+        let length: usize = header("content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
         if header("expect").is_some_and(|v| v.eq_ignore_ascii_case("100-continue")) {
             write.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await?;
         }
@@ -213,7 +217,11 @@ async fn run(endpoint: &str, served: &Served, which: &[&str], in_flight: Option<
         let r = host::dispatch::dispatch(&plan, &mut outcome, &mut destinations, None).await;
         if round == 1 {
             wall = started.elapsed();
-            assert!(outcome.failures.is_empty(), "{:?}", outcome.failures.first());
+            assert!(
+                outcome.failures.is_empty(),
+                "{:?}",
+                outcome.failures.first()
+            );
             report = Some(r);
         }
     }
@@ -244,11 +252,15 @@ fn main() {
         ("SQS standard", &["standard"]),
         ("SQS FIFO (100 groups)", &["fifo"]),
         ("S3", &["s3"]),
-        ("all + dead-letter queue", &["standard", "fifo", "s3", "dlq"]),
+        (
+            "all + dead-letter queue",
+            &["standard", "fifo", "s3", "dlq"],
+        ),
     ];
     println!(
         "max_in_flight: {}",
-        in_flight.map_or("each destination's default".to_owned(), |n: usize| n.to_string())
+        in_flight.map_or("each destination's default".to_owned(), |n: usize| n
+            .to_string())
     );
     println!(
         "| destinations | latency | wall | requests | peak in flight | floor | wall / floor |"

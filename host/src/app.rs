@@ -99,15 +99,15 @@ impl App {
             .collect();
         let mut compiling: Vec<Option<tokio::task::JoinHandle<Result<Plugin, PluginError>>>> =
             (0..plan.steps.len()).map(|_| None).collect();
-        let mut fetch_errors: Vec<Option<anyhow::Error>> = (0..plan.steps.len()).map(|_| None).collect();
+        let mut fetch_errors: Vec<Option<anyhow::Error>> =
+            (0..plan.steps.len()).map(|_| None).collect();
         let mut destinations = plan
             .destinations
             .iter()
             .map(|d| Destination::open(d, aws.as_ref()))
             .collect::<Result<Vec<_>, _>>()?;
-        let limits = futures_util::future::join_all(
-            destinations.iter_mut().map(Destination::read_limits),
-        );
+        let limits =
+            futures_util::future::join_all(destinations.iter_mut().map(Destination::read_limits));
         let fetch_all = async {
             while let Some((i, fetched)) = fetches.next().await {
                 let step = &plan.steps[i];
@@ -153,10 +153,9 @@ impl App {
             plugins.push(plugin);
         }
         let mut plugins = plugins.into_iter();
-        let pipeline = Pipeline::load_with(plan, |_| {
-            Ok(plugins.next().expect("one plugin per step"))
-        })
-        .context("loading the pipeline's plugins")?;
+        let pipeline =
+            Pipeline::load_with(plan, |_| Ok(plugins.next().expect("one plugin per step")))
+                .context("loading the pipeline's plugins")?;
         tracing::info!(
             target: "sluice.app.load",
             steps = pipeline.plan().steps.len(),

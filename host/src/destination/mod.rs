@@ -131,8 +131,11 @@ pub trait Sink: Send + Sync + std::fmt::Debug {
     fn plan(&self, outputs: &[&Routed]) -> Vec<Request>;
 
     /// Sends one request; one verdict per entry, in the request's order.
-    fn send<'a>(&'a self, outputs: &'a [&'a Routed], request: &'a Request)
-    -> SinkFuture<'a, Vec<Verdict>>;
+    fn send<'a>(
+        &'a self,
+        outputs: &'a [&'a Routed],
+        request: &'a Request,
+    ) -> SinkFuture<'a, Vec<Verdict>>;
 }
 
 /// A destination, ready to deliver: one [`Sink`] of any kind.
@@ -154,7 +157,9 @@ impl Destination {
         };
         let name = &plan.name;
         Ok(Destination(match &plan.kind {
-            DestinationKind::Sqs(p) => Box::new(sqs::SqsDestination::new(name, p, aws()?.sqs.clone())),
+            DestinationKind::Sqs(p) => {
+                Box::new(sqs::SqsDestination::new(name, p, aws()?.sqs.clone()))
+            }
             DestinationKind::S3(p) => Box::new(s3::S3Destination::new(name, p, aws()?.s3.clone())),
             DestinationKind::File(p) => Box::new(file::FileDestination::new(name, p)),
             DestinationKind::Stdout(p) => Box::new(stdout::StdoutDestination::new(name, p)),
@@ -222,11 +227,13 @@ pub fn key_hash(parts: &[&str]) -> u64 {
 }
 
 /// Packs `outputs` into requests by lanes: each output goes to the lane of
-/// its order key (`key`, hashed over `lanes` lanes), so that every key's
-/// outputs stay in one lane, in order, and lanes go in parallel; a lane's
-/// request is closed at `max_entries` entries or when the next entry's
-/// `size` would take it past `max_bytes`. Requests come out in the order
-/// they were closed, lane by lane.
+/// its order key (`key`), so that every key's outputs stay in one lane, in
+/// order, and lanes go in parallel; a lane's request is closed at
+/// `max_entries` entries or when the next entry's `size` would take it past
+/// `max_bytes`. Keys are spread over the `lanes` lanes by their number of
+/// outputs, largest first, each to the least loaded lane, so that the
+/// longest lane (what bounds the time with every lane in flight) is as short
+/// as it can be. Requests come out in the order they were closed.
 pub fn pack_by_key(
     outputs: &[&Routed],
     lanes: usize,
@@ -236,6 +243,27 @@ pub fn pack_by_key(
     mut size: impl FnMut(&Routed) -> usize,
 ) -> Vec<Request> {
     let lanes = lanes.max(1);
+    let keys: Vec<u64> = outputs.iter().map(|r| key(r)).collect();
+    // Outputs per key, keys in order of first appearance.
+    let mut count: std::collections::HashMap<u64, usize> = Default::default();
+    let mut order: Vec<u64> = Vec::new();
+    for &k in &keys {
+        let n = count.entry(k).or_insert(0);
+        if *n == 0 {
+            order.push(k);
+        }
+        *n += 1;
+    }
+    order.sort_by_key(|k| std::cmp::Reverse(count[k]));
+    let mut load = vec![0usize; lanes];
+    let lane_of: std::collections::HashMap<u64, usize> = order
+        .iter()
+        .map(|k| {
+            let lane = (0..lanes).min_by_key(|&l| load[l]).unwrap_or(0);
+            load[lane] += count[k];
+            (*k, lane)
+        })
+        .collect();
     let mut open: Vec<(Request, usize)> = (0..lanes)
         .map(|lane| {
             (
@@ -249,10 +277,9 @@ pub fn pack_by_key(
         })
         .collect();
     let mut done = Vec::new();
-    for (i, r) in outputs.iter().enumerate() {
-        let k = key(r);
+    for (i, (r, &k)) in outputs.iter().zip(&keys).enumerate() {
         let bytes = size(r);
-        let (request, used) = &mut open[(k % lanes as u64) as usize];
+        let (request, used) = &mut open[lane_of[&k]];
         if !request.entries.is_empty()
             && (request.entries.len() == max_entries || *used + bytes > max_bytes)
         {

@@ -51,9 +51,6 @@ impl Sink for StdoutDestination {
             Ok(()) => Verdict::Taken,
             Err(e) => Verdict::Failed(format!("cannot write to stdout: {e}")),
         };
-        Box::pin(std::future::ready(vec![
-            verdict;
-            request.entries.len()
-        ]))
+        Box::pin(std::future::ready(vec![verdict; request.entries.len()]))
     }
 }

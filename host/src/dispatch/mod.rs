@@ -6,9 +6,10 @@
 //! Before anything is sent, the ledger holds back every output of a record
 //! that comes after a failed record on the same shard
 //! ([`BatchOutcome::hold_back`]): Lambda will redeliver everything from the
-//! first failed record on, so sending them now would break per-shard order. Outputs then reach each destination in
-//! input order. Outputs a destination did not take fail their input records
-//! (class `delivery`); nothing is silently lost.
+//! first failed record on, so sending them now would break per-shard order.
+//! Outputs a destination did not take fail their input records (class
+//! `delivery`; `contract` for content it refuses for good); nothing is
+//! silently lost.
 //!
 //! First, every output is checked against its destinations' rules
 //! ([`Destination::refusal`]): a record with an output a destination would refuse
@@ -25,6 +26,10 @@
 //! record's data (`data_omitted`), which Kinesis keeps for its retention
 //! period under the named sequence number, and with every other field cut
 //! (the reason to 512 characters, keys and ids to 256), so that it fits.
+//!
+//! Then every destination at once, each through the driver with its own
+//! requests in flight; within a destination, order is kept per key (see
+//! [`driver`]).
 
 pub mod driver;
 

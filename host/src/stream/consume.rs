@@ -938,7 +938,8 @@ async fn discard(
         destinations: vec![0],
         host_attributes: Vec::new(),
     };
-    let (failures, _) = crate::dispatch::driver::deliver(destination.sink(), &[&routed], None).await;
+    let (failures, _) =
+        crate::dispatch::driver::deliver(destination.sink(), &[&routed], None).await;
     match failures.first() {
         None => Ok(()),
         Some(f) => Err(format!(
