@@ -175,6 +175,8 @@ pub struct Message {
     pub dedup_id: Option<String>,
     /// Message attributes (string values).
     pub attributes: std::collections::BTreeMap<String, String>,
+    /// When SQS took it (`SentTimestamp`, ms).
+    pub sent_ms: u64,
 }
 
 /// Receives (and deletes) every message in the queue.
@@ -205,6 +207,10 @@ pub async fn drain(aws: &Aws, queue_url: &str) -> Vec<Message> {
                 dedup_id: sys
                     .get(&aws_sdk_sqs::types::MessageSystemAttributeName::MessageDeduplicationId)
                     .cloned(),
+                sent_ms: sys
+                    .get(&aws_sdk_sqs::types::MessageSystemAttributeName::SentTimestamp)
+                    .and_then(|t| t.parse().ok())
+                    .unwrap_or(0),
 
                 attributes: m
                     .message_attributes
