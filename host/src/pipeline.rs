@@ -427,7 +427,23 @@ impl CallFailure {
     }
 }
 
+/// Milliseconds left before `deadline` (`None`: no deadline).
+fn millis_left(deadline: Option<Instant>) -> Option<u64> {
+    deadline.map(|d| d.saturating_duration_since(Instant::now()).as_millis() as u64)
+}
+
 impl Step {
+    /// The failure of a call the deadline left no time for.
+    fn not_run(&self) -> CallFailure {
+        CallFailure::whole(
+            FailureClass::Deadline,
+            format!(
+                "the invocation's deadline passed before step `{}` ran",
+                self.plugin.step()
+            ),
+        )
+    }
+
     /// One guest call on `events`, within the step's time limit and the
     /// invocation's `deadline`. A failed call drops the instance (it may be
     /// poisoned); the next call starts a fresh one.
@@ -439,16 +455,9 @@ impl Step {
         let limits = *self.plugin.limits();
         // The call's time limit: the step's own, or less when the
         // invocation's deadline comes first.
-        let left_ms =
-            deadline.map(|d| d.saturating_duration_since(Instant::now()).as_millis() as u64);
+        let left_ms = millis_left(deadline);
         if left_ms == Some(0) {
-            return Err(CallFailure::whole(
-                FailureClass::Deadline,
-                format!(
-                    "the invocation's deadline passed before step `{}` ran",
-                    self.plugin.step()
-                ),
-            ));
+            return Err(self.not_run());
         }
         let instance = match self.instance.take() {
             Some(i) => Ok(i),
@@ -457,8 +466,7 @@ impl Step {
                 left_ms.map_or(limits.timeout_ms, |ms| ms.min(limits.timeout_ms)),
             ),
         };
-        let left_ms =
-            deadline.map(|d| d.saturating_duration_since(Instant::now()).as_millis() as u64);
+        let left_ms = millis_left(deadline);
         let mut instance = instance.map_err(|e| {
             tracing::error!(step = %self.plugin.step(), plugin = %self.plugin.name(), error = %e, "plugin could not be restarted");
             if left_ms == Some(0) {
@@ -471,13 +479,7 @@ impl Step {
             }
         })?;
         if left_ms == Some(0) {
-            return Err(CallFailure::whole(
-                FailureClass::Deadline,
-                format!(
-                    "the invocation's deadline passed before step `{}` ran",
-                    self.plugin.step()
-                ),
-            ));
+            return Err(self.not_run());
         }
         // The call gets the time really left, after a restart's `init`.
         let cut_by_deadline = left_ms.is_some_and(|ms| ms < limits.timeout_ms);

@@ -5,7 +5,7 @@ use std::io::{BufWriter, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use super::{DestinationError, Request, Sink, SinkFuture, Verdict, encode, one_request};
+use super::{DestinationError, Request, Sink, SinkFuture, Verdict, encode_request, one_request};
 use crate::config::Format;
 use crate::config::destination::file::FilePlan;
 use crate::outcome::Routed;
@@ -39,12 +39,8 @@ impl FileDestination {
         &self.path
     }
 
-    /// Appends `outputs`, then flushes.
-    fn write(&self, outputs: &[&Routed]) -> Result<(), DestinationError> {
-        let mut buf = Vec::with_capacity(outputs.len() * 256);
-        for r in outputs {
-            encode(self.format, r, &mut buf);
-        }
+    /// Appends `buf` (whole lines), then flushes.
+    fn write(&self, buf: &[u8]) -> Result<(), DestinationError> {
         let error = |what: &str, e: std::io::Error| DestinationError {
             destination: self.name.clone(),
             message: format!("cannot {what} `{}`: {e}", self.path.display()),
@@ -60,7 +56,7 @@ impl FileDestination {
             unreachable!("opened above")
         };
         let mut w = BufWriter::new(file);
-        w.write_all(&buf)
+        w.write_all(buf)
             .and_then(|()| w.flush())
             .map_err(|e| error("write", e))
     }
@@ -84,11 +80,10 @@ impl Sink for FileDestination {
         outputs: &'a [&'a Routed],
         request: &'a Request,
     ) -> SinkFuture<'a, Vec<Verdict>> {
-        let chosen: Vec<&Routed> = request.entries.iter().map(|&i| outputs[i]).collect();
-        let verdict = match self.write(&chosen) {
+        let verdict = match self.write(&encode_request(self.format, outputs, request)) {
             Ok(()) => Verdict::Taken,
             Err(e) => Verdict::Failed(e.message),
         };
-        Box::pin(std::future::ready(vec![verdict; chosen.len()]))
+        Box::pin(std::future::ready(vec![verdict; request.entries.len()]))
     }
 }

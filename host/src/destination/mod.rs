@@ -306,6 +306,23 @@ pub fn pack_by_key(
     done
 }
 
+/// The outputs `request` carries, each one line in `format`: what a
+/// destination that writes a request whole (a file, stdout, an S3 object)
+/// writes.
+pub fn encode_request(format: Format, outputs: &[&Routed], request: &Request) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(
+        request
+            .entries
+            .iter()
+            .map(|&i| outputs[i].record.data.len() + 1)
+            .sum(),
+    );
+    for &i in &request.entries {
+        encode(format, outputs[i], &mut buf);
+    }
+    buf
+}
+
 /// Appends one output to `buf` as one line (ending in `\n`) in `format`.
 ///
 /// `raw` writes the payload bytes as they are; `envelope` writes a JSON

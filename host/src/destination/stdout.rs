@@ -2,7 +2,7 @@
 
 use std::io::Write as _;
 
-use super::{Request, Sink, SinkFuture, Verdict, encode, one_request};
+use super::{Request, Sink, SinkFuture, Verdict, encode_request, one_request};
 use crate::config::Format;
 use crate::config::destination::stdout::StdoutPlan;
 use crate::outcome::Routed;
@@ -42,10 +42,7 @@ impl Sink for StdoutDestination {
         outputs: &'a [&'a Routed],
         request: &'a Request,
     ) -> SinkFuture<'a, Vec<Verdict>> {
-        let mut buf = Vec::with_capacity(request.entries.len() * 256);
-        for &i in &request.entries {
-            encode(self.format, outputs[i], &mut buf);
-        }
+        let buf = encode_request(self.format, outputs, request);
         let mut out = std::io::stdout().lock();
         let verdict = match out.write_all(&buf).and_then(|()| out.flush()) {
             Ok(()) => Verdict::Taken,

@@ -46,7 +46,7 @@ pub async fn deliver(
         bytes: outputs.iter().map(|r| r.record.data.len()).sum(),
         ..SendStats::default()
     };
-    let requests = sink.plan(outputs);
+    let mut requests = sink.plan(outputs);
     let max_in_flight = sink.max_in_flight().max(1);
     // Each request waits for the one before it in its lane.
     let mut lane_tail: std::collections::HashMap<u64, usize> = Default::default();
@@ -75,7 +75,12 @@ pub async fn deliver(
                 progressed = true;
                 // Past the deadline, a request is still tried once: what is
                 // ready at once (a local write) is delivered, the rest fails.
-                let request = hold_back(&requests[j], &failed_keys, outputs, &mut failures);
+                let request = hold_back(
+                    std::mem::take(&mut requests[j]),
+                    &failed_keys,
+                    outputs,
+                    &mut failures,
+                );
                 if request.entries.is_empty() {
                     done[j] = true;
                     continue;
@@ -116,13 +121,13 @@ pub async fn deliver(
 /// `request` less the entries whose key already failed (each failed, held
 /// back, into `failures`).
 fn hold_back(
-    request: &Request,
+    request: Request,
     failed_keys: &HashSet<u64>,
     outputs: &[&Routed],
     failures: &mut Vec<SendFailure>,
 ) -> Request {
     if failed_keys.is_empty() || !request.keys.iter().any(|k| failed_keys.contains(k)) {
-        return request.clone();
+        return request;
     }
     let mut kept = Request {
         lane: request.lane,
