@@ -19,7 +19,7 @@
 //! slower than the code under test.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -29,102 +29,15 @@ use host::event;
 use host::outcome::{FailureClass, RecordFailure};
 use host::pipeline::Pipeline;
 use host::plugin::Runtime;
-use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
 
-/// Requests served and in flight, as the stand-in saw them.
-#[derive(Default)]
-struct Served {
-    requests: AtomicUsize,
-    in_flight: AtomicUsize,
-    peak: AtomicUsize,
-}
+#[path = "../../tests/support/standin.rs"]
+mod standin;
 
-/// Starts the stand-in on a free loopback port: every request is answered
-/// after `latency`. Returns its endpoint.
+use standin::Served;
+
+/// Starts the stand-in, answering every request as taken after `latency`.
 async fn stand_in(latency: Duration, served: Arc<Served>) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let endpoint = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            let served = served.clone();
-            tokio::spawn(async move {
-                let _ = connection(stream, latency, &served).await;
-            });
-        }
-    });
-    endpoint
-}
-
-/// Serves one keep-alive connection, one request after another.
-async fn connection(
-    stream: tokio::net::TcpStream,
-    latency: Duration,
-    served: &Served,
-) -> std::io::Result<()> {
-    let (read, mut write) = stream.into_split();
-    let mut read = BufReader::new(read);
-    loop {
-        let mut head = Vec::new();
-        loop {
-            let mut line = String::new();
-            if read.read_line(&mut line).await? == 0 {
-                return Ok(());
-            }
-            if line == "\r\n" {
-                break;
-            }
-            head.push(line);
-        }
-        let header = |name: &str| {
-            head.iter().find_map(|l| {
-                let (k, v) = l.split_once(':')?;
-                k.trim()
-                    .eq_ignore_ascii_case(name)
-                    .then(|| v.trim().to_owned())
-            })
-        };
-        let length: usize = header("content-length")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        if header("expect").is_some_and(|v| v.eq_ignore_ascii_case("100-continue")) {
-            write.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await?;
-        }
-        let mut body = vec![0; length];
-        read.read_exact(&mut body).await?;
-        let now = served.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-        served.peak.fetch_max(now, Ordering::SeqCst);
-        served.requests.fetch_add(1, Ordering::SeqCst);
-        tokio::time::sleep(latency).await;
-        let (content_type, reply) = match header("x-amz-target").as_deref() {
-            Some("AmazonSQS.SendMessageBatch") => {
-                let request: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-                let ok: Vec<serde_json::Value> = request["Entries"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|e| {
-                        serde_json::json!({"Id": e["Id"], "MessageId": "00000000-0000-0000-0000-000000000000", "MD5OfMessageBody": "d41d8cd98f00b204e9800998ecf8427e"})
-                    })
-                    .collect();
-                (
-                    "application/x-amz-json-1.0",
-                    serde_json::json!({"Successful": ok, "Failed": []}).to_string(),
-                )
-            }
-            Some(_) => ("application/x-amz-json-1.0", "{}".to_owned()),
-            // S3 PutObject.
-            None => ("application/xml", String::new()),
-        };
-        served.in_flight.fetch_sub(1, Ordering::SeqCst);
-        let response = format!(
-            "HTTP/1.1 200 OK\r\ncontent-type: {content_type}\r\netag: \"0\"\r\nx-amzn-requestid: bench\r\ncontent-length: {}\r\n\r\n{reply}",
-            reply.len()
-        );
-        write.write_all(response.as_bytes()).await?;
-    }
+    standin::start(move |_| latency, standin::all_taken(), served).await
 }
 
 /// 1,000 records of ~1 KB on one shard, 100 users.
@@ -211,8 +124,7 @@ async fn run(endpoint: &str, served: &Served, which: &[&str], in_flight: Option<
             });
             outcome.fail_all(failures);
         }
-        served.requests.store(0, Ordering::SeqCst);
-        served.peak.store(0, Ordering::SeqCst);
+        served.reset();
         let started = Instant::now();
         let r = host::dispatch::dispatch(&plan, &mut outcome, &mut destinations, None).await;
         if round == 1 {

@@ -108,6 +108,11 @@ impl App {
             .collect::<Result<Vec<_>, _>>()?;
         let limits =
             futures_util::future::join_all(destinations.iter_mut().map(Destination::read_limits));
+        // One plugin compiles at a time (Cranelift already uses every core
+        // for one component): compiling several at once held their
+        // compilers' memory together, 10 MiB more peak RSS for the
+        // example's three plugins, and was no faster.
+        let gate = std::sync::Arc::new(std::sync::Mutex::new(()));
         let fetch_all = async {
             while let Some((i, fetched)) = fetches.next().await {
                 let step = &plan.steps[i];
@@ -129,8 +134,9 @@ impl App {
                     fetch_errors[i] = Some(e.into());
                     continue;
                 }
-                let (runtime, step) = (runtime.clone(), step.clone());
+                let (runtime, step, gate) = (runtime.clone(), step.clone(), gate.clone());
                 compiling[i] = Some(tokio::task::spawn_blocking(move || {
+                    let _one_at_a_time = gate.lock();
                     runtime.load_bytes(&step, &step.plugin.to_string(), &bytes)
                 }));
             }

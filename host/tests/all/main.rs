@@ -8,6 +8,7 @@
 mod author;
 mod cli;
 mod corpus;
+mod delivery;
 mod fixtures;
 mod hostile_input;
 mod languages;

@@ -1,0 +1,167 @@
+//! Delivery with many requests in flight, against the loopback stand-in of
+//! `tests/support/standin.rs` (moto cannot inject per-entry faults or hold
+//! requests open long enough to overlap them reliably).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine as _;
+use host::config::{self, Location};
+use host::destination::Destination;
+use host::pipeline::Pipeline;
+use host::plugin::Runtime;
+use sha2::{Digest as _, Sha256};
+
+use crate::support::standin::{self, Call, Reply, Served};
+
+/// What a fault-injecting FIFO queue took, per message group, in the order
+/// it took it.
+#[derive(Default)]
+struct FifoQueue {
+    /// Group → bodies, as taken (duplicates included).
+    groups: BTreeMap<String, Vec<String>>,
+    /// Messages seen (taken or failed), by body, with how often.
+    seen: HashMap<String, usize>,
+    /// Deduplication ids taken.
+    taken: HashSet<String>,
+    /// Entries failed on purpose.
+    failed: usize,
+    /// Entries dropped as duplicates, as SQS FIFO does within 5 minutes.
+    deduplicated: usize,
+}
+
+/// A 64-bit hash, for faults chosen deterministically by content.
+fn hash(text: &str) -> u64 {
+    u64::from_le_bytes(Sha256::digest(text.as_bytes())[..8].try_into().unwrap())
+}
+
+/// `SendMessageBatch` as a FIFO queue answers it, with faults: the first
+/// time it sees a message it fails that entry (`SenderFault = false`,
+/// "ServiceUnavailable") for about 1 in 6 messages, while still taking
+/// the other entries of the request, later ones of the same group included
+/// (SQS does that). An id it took before is dropped as a duplicate.
+fn faulty_fifo(queue: Arc<Mutex<FifoQueue>>) -> standin::Answer {
+    Arc::new(move |call: &Call| {
+        assert_eq!(
+            call.target.as_deref(),
+            Some("AmazonSQS.SendMessageBatch"),
+            "only SendMessageBatch is expected"
+        );
+        let request: serde_json::Value = serde_json::from_slice(&call.body).unwrap();
+        let mut queue = queue.lock().unwrap();
+        let (mut ok, mut failed) = (Vec::new(), Vec::new());
+        for entry in standin::entries(&request) {
+            let dedup = entry["MessageDeduplicationId"].as_str().unwrap().to_owned();
+            let group = entry["MessageGroupId"].as_str().unwrap().to_owned();
+            let body = entry["MessageBody"].as_str().unwrap().to_owned();
+            let times = {
+                let seen = queue.seen.entry(body.clone()).or_default();
+                *seen += 1;
+                *seen
+            };
+            if times == 1 && hash(&body).is_multiple_of(6) {
+                queue.failed += 1;
+                failed.push(serde_json::json!({
+                    "Id": entry["Id"], "SenderFault": false,
+                    "Code": "ServiceUnavailable", "Message": "injected",
+                }));
+                continue;
+            }
+            if !queue.taken.insert(dedup) {
+                queue.deduplicated += 1;
+            } else {
+                queue.groups.entry(group).or_default().push(body);
+            }
+            ok.push(standin::sqs_taken(&entry["Id"]));
+        }
+        Reply::json(serde_json::json!({"Successful": ok, "Failed": failed}))
+    })
+}
+
+/// 1,000 records on one shard, 40 partition keys; each payload names its
+/// key and its place.
+fn event_json() -> Vec<u8> {
+    let records: Vec<String> = (0..1000)
+        .map(|i| {
+            let key = format!("user-{}", i % 40);
+            let payload = format!(r#"{{"user":"{key}","n":{i}}}"#);
+            format!(
+                r#"{{"eventID":"shardId-000000000000:{i:056}","kinesis":{{"partitionKey":"{key}","data":"{}","sequenceNumber":"{i:056}","approximateArrivalTimestamp":1700000000.0}}}}"#,
+                base64::engine::general_purpose::STANDARD.encode(payload)
+            )
+        })
+        .collect();
+    format!(r#"{{"Records":[{}]}}"#, records.join(",")).into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifo_groups_arrive_in_order_with_many_requests_in_flight_under_faults() {
+    let queue = Arc::new(Mutex::new(FifoQueue::default()));
+    let served = Arc::new(Served::default());
+    // 1–12 ms per request, varied so that requests of different groups
+    // overtake each other.
+    let endpoint = standin::start(
+        |n| Duration::from_millis(1 + (n as u64 * 7919) % 12),
+        faulty_fifo(queue.clone()),
+        served.clone(),
+    )
+    .await;
+    let text = format!(
+        "[destinations.ordered]\ntype = \"sqs\"\nqueue_url = \"{endpoint}/123456789012/ordered.fifo\"\nformat = \"raw\"\nmax_in_flight = 16\n\n[routing]\ndefault = \"ordered\"\n"
+    );
+    let plan = config::parse(&text, &Location::File("delivery.toml".into())).unwrap();
+    let aws = host::aws::Aws::for_endpoint(&endpoint, "us-east-1", "stand-in").await;
+    let mut destinations: Vec<Destination> = plan
+        .destinations
+        .iter()
+        .map(|d| Destination::open(d, Some(&aws)).unwrap())
+        .collect();
+    let runtime = Runtime::new().unwrap();
+    let mut pipeline = Pipeline::load(&runtime, plan.clone()).unwrap();
+    let batch = host::event::decode(&event_json(), "delivery").unwrap();
+    let mut outcome = pipeline.run(batch);
+    let report = host::dispatch::dispatch(&plan, &mut outcome, &mut destinations, None).await;
+
+    assert!(
+        outcome.failures.is_empty(),
+        "every record is delivered after resends: {:?}",
+        outcome.failures.first()
+    );
+    let queue = queue.lock().unwrap();
+    assert!(
+        queue.failed >= 50,
+        "faults were injected: {} entries failed",
+        queue.failed
+    );
+    let peak = served.peak.load(Ordering::SeqCst);
+    assert!(peak >= 8, "many requests in flight at once: peak {peak}");
+    assert!(report.destinations[0].requests > 100, "{report:?}");
+
+    // Per group: every message arrived, and the last copy of each is in
+    // input order.
+    assert_eq!(queue.groups.len(), 40);
+    for (group, bodies) in &queue.groups {
+        let numbers: Vec<u64> = bodies
+            .iter()
+            .map(|b| {
+                serde_json::from_str::<serde_json::Value>(b).unwrap()["n"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect();
+        let mut last: Vec<u64> = Vec::new();
+        for (i, n) in numbers.iter().enumerate() {
+            if !numbers[i + 1..].contains(n) {
+                last.push(*n);
+            }
+        }
+        let user: u64 = group.trim_start_matches("user-").parse().unwrap();
+        let expected: Vec<u64> = (0..1000).filter(|i| i % 40 == user).collect();
+        assert_eq!(
+            last, expected,
+            "group {group}: last copies in input order (as taken: {numbers:?})"
+        );
+    }
+}
