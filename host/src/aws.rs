@@ -29,6 +29,10 @@ pub struct Aws {
     pub s3: aws_sdk_s3::Client,
     /// SQS: the `sqs` destination.
     pub sqs: aws_sdk_sqs::Client,
+    /// The shared configuration (region, credentials, endpoint, timeouts
+    /// and retries) every other client is made from: a destination kind
+    /// makes its own (`aws_sdk_kinesis::Client::new(&aws.shared)`).
+    pub shared: std::sync::Arc<aws_config::SdkConfig>,
 }
 
 impl Aws {
@@ -75,6 +79,7 @@ impl Aws {
         Aws {
             s3: aws_sdk_s3::Client::from_conf(s3),
             sqs: aws_sdk_sqs::Client::new(&shared),
+            shared: std::sync::Arc::new(shared),
         }
     }
 

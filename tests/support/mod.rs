@@ -7,6 +7,8 @@
     reason = "helpers for the tests to come, kept with the ones in use"
 )]
 
+pub mod standin;
+
 use std::io::{Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -579,11 +581,30 @@ async fn proxy_connection(
                 })
             })
             .collect();
-        if !forward(&mut client, upstream, &head, &body, failed).await? {
+        if !forward(&mut client, upstream, &head, &body, add_failed(failed)).await? {
             return Ok(());
         }
     }
     Ok(())
+}
+
+/// What the chaos proxies change in moto's answer.
+type Merge = Box<dyn FnOnce(&mut serde_json::Value) + Send>;
+
+/// A merge that adds `failed` to a `SendMessageBatch` answer's `Failed`.
+fn add_failed(failed: Vec<serde_json::Value>) -> Option<Merge> {
+    if failed.is_empty() {
+        return None;
+    }
+    Some(Box::new(move |json: &mut serde_json::Value| {
+        json.as_object_mut()
+            .unwrap()
+            .entry("Failed")
+            .or_insert_with(|| serde_json::json!([]))
+            .as_array_mut()
+            .unwrap()
+            .extend(failed);
+    }))
 }
 
 /// Sends one request to moto on `upstream` and its answer back to `client`,
@@ -594,7 +615,7 @@ async fn forward(
     upstream: u16,
     head: &str,
     body: &[u8],
-    failed: Vec<serde_json::Value>,
+    merge: Option<Merge>,
 ) -> std::io::Result<bool> {
     use tokio::io::AsyncWriteExt as _;
     let mut up = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await?;
@@ -605,16 +626,10 @@ async fn forward(
     let Some((rhead, mut rbody)) = read_message(&mut up, &mut rbuf).await? else {
         return Ok(false);
     };
-    if !failed.is_empty()
+    if let Some(merge) = merge
         && let Ok(mut json) = serde_json::from_slice::<serde_json::Value>(&rbody)
     {
-        json.as_object_mut()
-            .unwrap()
-            .entry("Failed")
-            .or_insert_with(|| serde_json::json!([]))
-            .as_array_mut()
-            .unwrap()
-            .extend(failed);
+        merge(&mut json);
         rbody = serde_json::to_vec(&json).unwrap();
     }
     client
@@ -624,11 +639,15 @@ async fn forward(
     Ok(true)
 }
 
-/// An HTTP proxy in front of moto that injects random faults: each
-/// `SendMessageBatch` entry fails (kept from moto, reported `Failed` with
-/// `SenderFault = false`) and each S3 `PUT` is answered `503 SlowDown`
-/// without reaching moto, with a chance of `per_mille` in 1000 each,
-/// decided by a seeded hash. Everything else passes through.
+/// An HTTP proxy in front of moto that injects random faults, with a chance
+/// of `per_mille` in 1000 each, decided by a seeded hash: each entry of a
+/// batch call is kept from moto and reported failed as the service reports
+/// it (SQS `SendMessageBatch`: `Failed` with `SenderFault = false`; Kinesis
+/// `PutRecords`: `ProvisionedThroughputExceededException`; Firehose
+/// `PutRecordBatch`: `ServiceUnavailableException`; EventBridge `PutEvents`:
+/// `ThrottlingException`; DynamoDB `BatchWriteItem`: `UnprocessedItems`),
+/// and each S3 `PUT` is answered `503 SlowDown` without reaching moto.
+/// Everything else passes through.
 pub struct ChaosProxy {
     /// `http://127.0.0.1:<port>`: point the SDK here.
     pub endpoint: String,
@@ -678,6 +697,33 @@ impl ChaosProxy {
     }
 }
 
+/// The batch APIs whose answer has one result per entry, in the request's
+/// order: (`x-amz-target` in lower case, the request's entries, the
+/// answer's results, its count of failed entries, the error injected).
+const POSITIONAL: &[(&str, &str, &str, &str, &str)] = &[
+    (
+        "kinesis_20131202.putrecords",
+        "Records",
+        "Records",
+        "FailedRecordCount",
+        "ProvisionedThroughputExceededException",
+    ),
+    (
+        "firehose_20150804.putrecordbatch",
+        "Records",
+        "RequestResponses",
+        "FailedPutCount",
+        "ServiceUnavailableException",
+    ),
+    (
+        "awsevents.putevents",
+        "Entries",
+        "Entries",
+        "FailedEntryCount",
+        "ThrottlingException",
+    ),
+];
+
 /// A cheap, well-mixed hash for deterministic fault decisions.
 pub fn mix(mut x: u64) -> u64 {
     x ^= x >> 33;
@@ -721,40 +767,121 @@ async fn chaos_connection(
                 .await?;
             continue;
         }
-        let mut failed_ids = Vec::new();
+        let mut merge: Option<Merge> = None;
+        let mut answer: Option<serde_json::Value> = None;
         if lower.contains("amazonsqs.sendmessagebatch")
             && let Ok(mut json) = serde_json::from_slice::<serde_json::Value>(&body)
             && let Some(entries) = json["Entries"].as_array_mut()
         {
+            let mut failed = Vec::new();
             entries.retain(|e| {
                 let fail = hit();
                 if fail {
-                    failed_ids.push(e["Id"].as_str().unwrap_or("").to_owned());
+                    failed.push(serde_json::json!({
+                        "Id": e["Id"], "SenderFault": false,
+                        "Code": "ServiceUnavailable", "Message": "injected by the chaos proxy"
+                    }));
                 }
                 !fail
             });
+            if entries.is_empty() {
+                // Every entry failed: SQS answers that itself (moto would
+                // refuse the empty batch that is left).
+                answer = Some(serde_json::json!({"Successful": [], "Failed": failed}));
+            } else {
+                merge = add_failed(failed);
+            }
             body = serde_json::to_vec(&json).unwrap();
         }
-        let failed: Vec<serde_json::Value> = failed_ids
-            .into_iter()
-            .map(|id| {
-                serde_json::json!({
-                    "Id": id, "SenderFault": false,
-                    "Code": "ServiceUnavailable", "Message": "injected by the chaos proxy"
-                })
-            })
-            .collect();
-        // Every entry failed: SQS answers that itself (moto would refuse
-        // the empty batch that is left).
-        if !failed.is_empty()
-            && serde_json::from_slice::<serde_json::Value>(&body)
-                .is_ok_and(|j| j["Entries"].as_array().is_some_and(Vec::is_empty))
+        // The batch APIs that answer one result per entry, in order.
+        for &(target, entries_field, results_field, count_field, code) in POSITIONAL {
+            if !lower.contains(target) {
+                continue;
+            }
+            let Ok(mut json) = serde_json::from_slice::<serde_json::Value>(&body) else {
+                break;
+            };
+            let Some(entries) = json[entries_field].as_array_mut() else {
+                break;
+            };
+            let total = entries.len();
+            let mut failed_at = Vec::new();
+            let mut position = 0;
+            entries.retain(|_| {
+                let fail = hit();
+                if fail {
+                    failed_at.push(position);
+                }
+                position += 1;
+                !fail
+            });
+            let error = serde_json::json!({"ErrorCode": code, "ErrorMessage": "injected by the chaos proxy"});
+            let rebuild = move |json: &mut serde_json::Value| {
+                let taken = json[results_field].as_array().cloned().unwrap_or_default();
+                let mut taken = taken.into_iter();
+                let results: Vec<serde_json::Value> = (0..total)
+                    .map(|p| {
+                        if failed_at.contains(&p) {
+                            error.clone()
+                        } else {
+                            taken.next().unwrap_or_else(|| error.clone())
+                        }
+                    })
+                    .collect();
+                let failed = results
+                    .iter()
+                    .filter(|r| r.get("ErrorCode").is_some())
+                    .count();
+                json[results_field] = serde_json::Value::Array(results);
+                json[count_field] = serde_json::json!(failed);
+            };
+            if entries.is_empty() {
+                let mut reply = serde_json::json!({});
+                rebuild(&mut reply);
+                answer = Some(reply);
+            } else if position > entries.len() {
+                merge = Some(Box::new(rebuild));
+            }
+            body = serde_json::to_vec(&json).unwrap();
+        }
+        // DynamoDB: items kept from it come back as `UnprocessedItems`.
+        if lower.contains("dynamodb_20120810.batchwriteitem")
+            && let Ok(mut json) = serde_json::from_slice::<serde_json::Value>(&body)
+            && let Some(tables) = json["RequestItems"].as_object_mut()
         {
-            let reply = serde_json::json!({"Successful": [], "Failed": failed}).to_string();
+            let mut unprocessed = serde_json::Map::new();
+            for (table, writes) in tables.iter_mut() {
+                let Some(writes) = writes.as_array_mut() else {
+                    continue;
+                };
+                let mut kept = Vec::new();
+                writes.retain(|w| {
+                    let fail = hit();
+                    if fail {
+                        kept.push(w.clone());
+                    }
+                    !fail
+                });
+                if !kept.is_empty() {
+                    unprocessed.insert(table.clone(), serde_json::Value::Array(kept));
+                }
+            }
+            tables.retain(|_, w| w.as_array().is_some_and(|a| !a.is_empty()));
+            if tables.is_empty() {
+                answer = Some(serde_json::json!({"UnprocessedItems": unprocessed}));
+            } else if !unprocessed.is_empty() {
+                merge = Some(Box::new(move |json: &mut serde_json::Value| {
+                    json["UnprocessedItems"] = serde_json::Value::Object(unprocessed);
+                }));
+            }
+            body = serde_json::to_vec(&json).unwrap();
+        }
+        if let Some(reply) = answer {
+            let reply = reply.to_string();
             client
                 .write_all(
                     format!(
-                        "HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.0\r\ncontent-length: {}\r\n\r\n{reply}",
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.1\r\ncontent-length: {}\r\n\r\n{reply}",
                         reply.len()
                     )
                     .as_bytes(),
@@ -762,7 +889,7 @@ async fn chaos_connection(
                 .await?;
             continue;
         }
-        if !forward(&mut client, upstream, &head, &body, failed).await? {
+        if !forward(&mut client, upstream, &head, &body, merge).await? {
             return Ok(());
         }
     }

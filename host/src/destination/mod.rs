@@ -13,9 +13,14 @@
 //! line in `sluice_core::config::destination`). [`encode`] turns one output
 //! into one line in the destination's [`Format`].
 
+pub mod dynamodb;
+pub mod eventbridge;
 pub mod file;
+pub mod firehose;
+pub mod kinesis;
 pub mod memory;
 pub mod s3;
+pub mod sns;
 pub mod sqs;
 pub mod stdout;
 
@@ -163,6 +168,31 @@ impl Destination {
             DestinationKind::S3(p) => Box::new(s3::S3Destination::new(name, p, aws()?.s3.clone())),
             DestinationKind::File(p) => Box::new(file::FileDestination::new(name, p)),
             DestinationKind::Stdout(p) => Box::new(stdout::StdoutDestination::new(name, p)),
+            DestinationKind::Kinesis(p) => Box::new(kinesis::KinesisDestination::new(
+                name,
+                p,
+                aws_sdk_kinesis::Client::new(&aws()?.shared),
+            )),
+            DestinationKind::Firehose(p) => Box::new(firehose::FirehoseDestination::new(
+                name,
+                p,
+                aws_sdk_firehose::Client::new(&aws()?.shared),
+            )),
+            DestinationKind::EventBridge(p) => Box::new(eventbridge::EventBridgeDestination::new(
+                name,
+                p,
+                aws_sdk_eventbridge::Client::new(&aws()?.shared),
+            )),
+            DestinationKind::Sns(p) => Box::new(sns::SnsDestination::new(
+                name,
+                p,
+                aws_sdk_sns::Client::new(&aws()?.shared),
+            )),
+            DestinationKind::DynamoDb(p) => Box::new(dynamodb::DynamoDbDestination::new(
+                name,
+                p,
+                aws_sdk_dynamodb::Client::new(&aws()?.shared),
+            )),
         }))
     }
 
@@ -216,6 +246,70 @@ pub fn one_request(outputs: &[&Routed]) -> Vec<Request> {
         resent: Vec::new(),
         attempt: 1,
     }]
+}
+
+/// The value of a destination template's placeholder for `r`:
+/// `partition_key`, `shard`, or `attr:NAME` (the output attribute `NAME`,
+/// empty when the output has none).
+pub fn placeholder<'a>(r: &'a Routed, name: &str) -> &'a str {
+    let rec = &r.record;
+    match name {
+        "shard" => &rec.shard_id,
+        "partition_key" => &rec.partition_key,
+        _ => name
+            .strip_prefix("attr:")
+            .and_then(|a| rec.attributes.iter().find(|(k, _)| k == a))
+            .map_or("", |(_, v)| v),
+    }
+}
+
+/// Splits `outputs` into requests in input order for a destination that
+/// keeps no order (Firehose, EventBridge): at most `max_entries` entries
+/// and `max_bytes` bytes (each output's `size`) per request; every entry is
+/// its own key and requests are independent, so a failed entry holds
+/// nothing back.
+pub fn pack_unordered(
+    outputs: &[&Routed],
+    max_entries: usize,
+    max_bytes: usize,
+    mut size: impl FnMut(&Routed) -> usize,
+) -> Vec<Request> {
+    let mut done = Vec::new();
+    let mut request = Request {
+        attempt: 1,
+        ..Request::default()
+    };
+    let mut used = 0;
+    for (i, r) in outputs.iter().enumerate() {
+        let bytes = size(r);
+        if !request.entries.is_empty()
+            && (request.entries.len() == max_entries || used + bytes > max_bytes)
+        {
+            done.push(std::mem::replace(
+                &mut request,
+                Request {
+                    attempt: 1,
+                    ..Request::default()
+                },
+            ));
+            used = 0;
+        }
+        request.entries.push(i);
+        request.keys.push(i as u64);
+        used += bytes;
+    }
+    if !request.entries.is_empty() {
+        done.push(request);
+    }
+    done
+}
+
+/// The output encoded in `format`, without the line's trailing newline:
+/// what a destination that sends one output per entry sends.
+pub fn encode_one(format: Format, r: &Routed, buf: &mut Vec<u8>) {
+    buf.clear();
+    encode(format, r, buf);
+    buf.pop();
 }
 
 /// A hash of an order key (FIFO group, shard and partition key).

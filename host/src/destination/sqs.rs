@@ -416,11 +416,11 @@ impl Sink for SqsDestination {
 }
 
 /// The characters SQS accepts in a message body.
-fn sqs_allows(c: char) -> bool {
+pub(super) fn sqs_allows(c: char) -> bool {
     matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
 }
 
-fn valid_attribute_name(name: &str) -> bool {
+pub(super) fn valid_attribute_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 256
         && !name.starts_with('.')
@@ -453,7 +453,7 @@ pub fn group_id(rendered: &str) -> String {
 /// The deduplication id of an entry SQS already took, sent again on
 /// `attempt` after an earlier entry of its group: SQS would drop a copy with
 /// the same id (at most 128 characters).
-fn resent_dedup_id(dedup: &str, attempt: u32) -> String {
+pub(super) fn resent_dedup_id(dedup: &str, attempt: u32) -> String {
     let suffix = format!(":r{attempt}");
     if dedup.len() + suffix.len() <= 128 {
         format!("{dedup}{suffix}")

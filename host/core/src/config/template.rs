@@ -10,6 +10,10 @@ pub struct Template {
     source: String,
 }
 
+/// The entry of a template's allowed placeholders that accepts
+/// `{attr:NAME}`: the value of the output's attribute `NAME`.
+pub const ATTRIBUTE: &str = "attr:NAME";
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Part {
     Literal(String),
@@ -17,7 +21,9 @@ enum Part {
 }
 
 impl Template {
-    /// Parses `text`, accepting only the placeholders in `allowed`.
+    /// Parses `text`, accepting only the placeholders in `allowed`. An
+    /// entry [`ATTRIBUTE`] in `allowed` accepts `{attr:NAME}` for any
+    /// non-empty `NAME` (an output attribute), rendered as `attr:NAME`.
     pub fn parse(text: &str, allowed: &[&str]) -> Result<Template, String> {
         let mut parts = Vec::new();
         let mut rest = text;
@@ -29,7 +35,11 @@ impl Template {
                 .find('}')
                 .ok_or_else(|| format!("`{text}`: `{{` without a closing `}}`"))?;
             let name = &rest[open + 1..open + close];
-            if !allowed.contains(&name) {
+            let attribute = name
+                .strip_prefix("attr:")
+                .is_some_and(|a| !a.is_empty() && !a.contains(['{', '}']))
+                && allowed.contains(&ATTRIBUTE);
+            if !attribute && !allowed.contains(&name) {
                 let list: Vec<String> = allowed.iter().map(|a| format!("{{{a}}}")).collect();
                 return Err(format!(
                     "`{text}`: unknown placeholder `{{{name}}}` (expected one of {})",
@@ -93,5 +103,12 @@ mod tests {
         );
         assert!(Template::parse("a/{x", &["x"]).is_err());
         assert!(Template::parse("a/x}", &["x"]).is_err());
+        let t = Template::parse("{attr:tenant}/{x}", &["x", ATTRIBUTE]).unwrap();
+        assert_eq!(
+            t.render(|v| if v == "attr:tenant" { "acme" } else { "1" }),
+            "acme/1"
+        );
+        assert!(Template::parse("{attr:tenant}", &["x"]).is_err());
+        assert!(Template::parse("{attr:}", &["x", ATTRIBUTE]).is_err());
     }
 }

@@ -9,8 +9,13 @@
 //! line in the [`kinds!`] list below; the host adds its own module and one
 //! line in its registry.
 
+pub mod dynamodb;
+pub mod eventbridge;
 pub mod file;
+pub mod firehose;
+pub mod kinesis;
 pub mod s3;
+pub mod sns;
 pub mod sqs;
 pub mod stdout;
 
@@ -91,6 +96,16 @@ kinds! {
     /// `type = "s3"`: writes one object per batch (per shard) with every
     /// output, one per line.
     S3(s3::S3Config => S3Plan) = "s3", aws: true;
+    /// `type = "kinesis"`: puts each output as one record of a Kinesis data stream.
+    Kinesis(kinesis::KinesisConfig => KinesisPlan) = "kinesis", aws: true;
+    /// `type = "firehose"`: puts each output as one record of a Firehose delivery stream.
+    Firehose(firehose::FirehoseConfig => FirehosePlan) = "firehose", aws: true;
+    /// `type = "eventbridge"`: puts each output as one event on an EventBridge bus.
+    EventBridge(eventbridge::EventBridgeConfig => EventBridgePlan) = "eventbridge", aws: true;
+    /// `type = "sns"`: publishes each output as one message to an SNS topic.
+    Sns(sns::SnsConfig => SnsPlan) = "sns", aws: true;
+    /// `type = "dynamodb"`: writes each output (a JSON object) as one item of a DynamoDB table.
+    DynamoDb(dynamodb::DynamoDbConfig => DynamoDbPlan) = "dynamodb", aws: true;
 }
 
 /// The default `max_in_flight` of a destination in AWS: requests it may have
