@@ -174,6 +174,9 @@ async fn send_with_retries(
         .zip(&request.keys)
         .map(|(&i, &k)| (i, k, Verdict::Failed(PAST_DEADLINE.into())))
         .collect();
+    // Per entry of the request being sent: its place in `last` (a resend
+    // carries a subsequence of the first request's entries).
+    let mut slots: Vec<usize> = (0..last.len()).collect();
     let mut requests = 0;
     for attempt in 1..=MAX_ATTEMPTS {
         request.attempt = attempt;
@@ -181,7 +184,7 @@ async fn send_with_retries(
         let verdicts = send_once(sink, outputs, &request, deadline).await;
         let mut retry = vec![false; request.entries.len()];
         for (pos, verdict) in verdicts.into_iter().enumerate() {
-            let at = request_position(&last, request.entries[pos]);
+            let at = slots[pos];
             retry[pos] = matches!(verdict, Verdict::Retry(_));
             last[at].2 = verdict;
         }
@@ -194,12 +197,18 @@ async fn send_with_retries(
             lane: request.lane,
             ..Request::default()
         };
+        let mut next_slots = Vec::new();
+        let mut retried_keys = HashSet::new();
         for pos in 0..request.entries.len() {
             let key = request.keys[pos];
-            let again = !retry[pos] && (0..pos).any(|p| retry[p] && request.keys[p] == key);
+            let again = !retry[pos] && retried_keys.contains(&key);
+            if retry[pos] {
+                retried_keys.insert(key);
+            }
             if retry[pos] || again {
                 next.entries.push(request.entries[pos]);
                 next.keys.push(key);
+                next_slots.push(slots[pos]);
                 let resent_before = request.resent.get(pos).copied().unwrap_or(false);
                 next.resent.push(again || (resent_before && retry[pos]));
             }
@@ -211,18 +220,12 @@ async fn send_with_retries(
         tracing::warn!(destination = %sink.name(), attempt, entries = next.entries.len(), "entries failed; resending");
         tokio::time::sleep(pause).await;
         request = next;
+        slots = next_slots;
     }
     Sent {
         entries: last,
         requests,
     }
-}
-
-fn request_position(entries: &[(usize, u64, Verdict)], output: usize) -> usize {
-    entries
-        .iter()
-        .position(|(i, _, _)| *i == output)
-        .unwrap_or_default()
 }
 
 /// One send of `request`, cut at `deadline`; one verdict per entry.
