@@ -9,8 +9,10 @@
 //!   requests without one, go in parallel. Every destination is delivered at
 //!   once (the caller joins one `deliver` per destination).
 //! - **Retries**: entries the destination reports as worth resending
-//!   ([`Verdict::Retry`]) are sent again, up to [`MAX_ATTEMPTS`] in all,
-//!   after a backoff of 50 ms × 2^(attempt − 1) with ±50 % jitter; with
+//!   ([`Verdict::Retry`]) are sent again until each has failed
+//!   [`MAX_ATTEMPTS`] times (in at most [`MAX_ROUNDS`] sends of a request),
+//!   after a backoff of 50 ms × 2^(round − 1) (at most 800 ms) with ±50 %
+//!   jitter; with
 //!   them, the later entries of their order key that were already taken, so
 //!   that each key's last copies stay in order.
 //! - **Order**: once an entry of an order key is not delivered, every later
@@ -28,8 +30,14 @@ use super::SendStats;
 use crate::destination::{Request, SendFailure, Sink, Verdict};
 use crate::outcome::Routed;
 
-/// Attempts per entry the destination reports as worth resending.
+/// Times an entry may fail (as worth resending) before it is given up.
 pub const MAX_ATTEMPTS: u32 = 4;
+
+/// Sends of one planned request at most, its resends included. An entry
+/// resent after an earlier entry of its key failed ("again") does not use
+/// up its own attempts, so a request whose entries keep failing here and
+/// there still gets every entry through; this bounds the rounds.
+pub const MAX_ROUNDS: u32 = 16;
 
 /// What was not delivered before the deadline is told so.
 const PAST_DEADLINE: &str = "not delivered before the invocation's deadline";
@@ -177,18 +185,23 @@ async fn send_with_retries(
     // Per entry of the request being sent: its place in `last` (a resend
     // carries a subsequence of the first request's entries).
     let mut slots: Vec<usize> = (0..last.len()).collect();
+    // Per entry (by slot): how often the destination failed it.
+    let mut fails = vec![0u32; last.len()];
     let mut requests = 0;
-    for attempt in 1..=MAX_ATTEMPTS {
+    for attempt in 1..=MAX_ROUNDS {
         request.attempt = attempt;
         requests += 1;
         let verdicts = send_once(sink, outputs, &request, deadline).await;
         let mut retry = vec![false; request.entries.len()];
         for (pos, verdict) in verdicts.into_iter().enumerate() {
             let at = slots[pos];
-            retry[pos] = matches!(verdict, Verdict::Retry(_));
+            if matches!(verdict, Verdict::Retry(_)) {
+                fails[at] += 1;
+                retry[pos] = fails[at] < MAX_ATTEMPTS;
+            }
             last[at].2 = verdict;
         }
-        if !retry.contains(&true) || attempt == MAX_ATTEMPTS {
+        if !retry.contains(&true) || attempt == MAX_ROUNDS {
             break;
         }
         // Resend the entries to retry, and after each the later entries of
@@ -250,10 +263,11 @@ async fn send_once(
     verdicts
 }
 
-/// The pause before resend `attempt + 1`: 50 ms × 2^(attempt − 1), with
+/// The pause before resend `attempt + 1`: 50 ms × 2^(attempt − 1), at most
+/// 800 ms, with
 /// ±50 % jitter, so that many failed requests do not come back at once.
 fn backoff(attempt: u32) -> Duration {
-    let base = 50u64 << (attempt - 1).min(6);
+    let base = 50u64 << (attempt - 1).min(4);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
@@ -268,8 +282,8 @@ mod tests {
 
     #[test]
     fn backoff_grows_and_stays_within_its_jitter() {
-        for attempt in 1..=4 {
-            let base = 50u64 << (attempt - 1);
+        for attempt in 1..=8 {
+            let base = 50u64 << (attempt - 1).min(4);
             let d = backoff(attempt).as_millis() as u64;
             assert!((base / 2..=base * 3 / 2).contains(&d), "{attempt}: {d}");
         }

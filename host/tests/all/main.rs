@@ -23,6 +23,8 @@ mod source;
 mod aws;
 #[path = "../../../tests/deploy.rs"]
 mod deploy;
+#[path = "../../../tests/destinations.rs"]
+mod destinations;
 #[path = "../../../tests/esm.rs"]
 mod esm;
 #[path = "../../../tests/lambda.rs"]
