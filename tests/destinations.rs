@@ -13,6 +13,9 @@ use crate::support::*;
 
 const ACCOUNT: &str = "123456789012";
 
+/// A page view as (user, url), or a purchase item as (order, sku).
+type Pair = (String, String);
+
 /// `n` clickstream records over 7 users: every 5th a purchase of two items,
 /// every 7th a bot's page view (dropped), the rest page views.
 fn clicks(n: usize) -> Vec<(String, String)> {
@@ -76,7 +79,7 @@ default = "lake"
 
 /// The outputs the example makes of `clicks`, computed here without Sluice:
 /// (page views as (user, url), purchase items as (order, sku)).
-fn expected(clicks: &[(String, String)]) -> (Vec<(String, String)>, BTreeSet<(String, String)>) {
+fn expected(clicks: &[(String, String)]) -> (Vec<Pair>, BTreeSet<Pair>) {
     let mut views = Vec::new();
     let mut items = BTreeSet::new();
     for (_, payload) in clicks {
