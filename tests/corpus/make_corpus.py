@@ -291,6 +291,26 @@ def configs():
     c["s3-bucket-with-slash"] = s + '[destinations.out]\ntype = "s3"\nbucket = "b/c"\nkey = "{shard}/{first_seq}"\n'
     c["s3-bucket-empty"] = s + '[destinations.out]\ntype = "s3"\nbucket = ""\nkey = "{shard}/{first_seq}"\n'
     c["file-path-empty"] = s + "[destinations.out]\ntype = \"file\"\npath = \"\"\n"
+    # The kinds of issue 31: each one's bad tables.
+    dest = lambda body: s + "[destinations.out]\n" + body
+    c["kinesis-missing-stream"] = dest('type = "kinesis"\n')
+    c["kinesis-stream-name-invalid"] = dest('type = "kinesis"\nstream = "clicks enriched"\n')
+    c["kinesis-stream-arn-of-another-service"] = dest('type = "kinesis"\nstream = "arn:aws:sqs:eu-west-1:123456789012:stream/clicks"\n')
+    c["kinesis-partition-key-unknown-placeholder"] = dest('type = "kinesis"\nstream = "clicks"\npartition_key = "{user}"\n')
+    c["kinesis-explicit-hash-key-empty-attr"] = dest('type = "kinesis"\nstream = "clicks"\nexplicit_hash_key = "{attr:}"\n')
+    c["kinesis-max-in-flight-zero"] = dest('type = "kinesis"\nstream = "clicks"\nmax_in_flight = 0\n')
+    c["firehose-missing-delivery-stream"] = dest('type = "firehose"\n')
+    c["firehose-delivery-stream-too-long"] = dest('type = "firehose"\ndelivery_stream = "' + "d" * 65 + '"\n')
+    c["firehose-unknown-field"] = dest('type = "firehose"\ndelivery_stream = "lake"\nbuffer_seconds = 60\n')
+    c["eventbridge-missing-source"] = dest('type = "eventbridge"\ndetail_type = "click"\n')
+    c["eventbridge-bus-name-invalid"] = dest('type = "eventbridge"\nevent_bus = "my bus"\nsource = "s"\ndetail_type = "d"\n')
+    c["eventbridge-detail-type-unclosed-brace"] = dest('type = "eventbridge"\nsource = "s"\ndetail_type = "{attr:kind"\n')
+    c["sns-topic-arn-not-an-arn"] = dest('type = "sns"\ntopic_arn = "clicks"\n')
+    c["sns-group-id-on-standard-topic"] = dest('type = "sns"\ntopic_arn = "arn:aws:sns:eu-west-1:123456789012:clicks"\nmessage_group_id = "{shard}"\n')
+    c["sns-group-id-unknown-placeholder"] = dest('type = "sns"\ntopic_arn = "arn:aws:sns:eu-west-1:123456789012:clicks.fifo"\nmessage_group_id = "{user}"\n')
+    c["dynamodb-missing-table"] = dest('type = "dynamodb"\n')
+    c["dynamodb-table-name-too-short"] = dest('type = "dynamodb"\ntable = "ab"\n')
+    c["dynamodb-format-unknown"] = dest('type = "dynamodb"\ntable = "clicks"\nformat = "csv"\n')
     c["limits-timeout-zero"] = s + "limits = { timeout_ms = 0 }\n" + d
     c["limits-timeout-over-15-minutes"] = s + "limits = { timeout_ms = 900001 }\n" + d
     c["limits-memory-too-small"] = s + "limits = { memory_bytes = 1024 }\n" + d
