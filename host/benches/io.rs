@@ -5,12 +5,13 @@
 //! cargo bench -p host --bench io
 //! ```
 //!
-//! A loopback stand-in for SQS and S3 answers every request after a fixed
+//! A loopback stand-in for the services answers every request after a fixed
 //! latency (0, 5, 20 and 50 ms), the way the services answer, through the
 //! real AWS SDK and the real destinations: 1,000 records of ~1 KB
 //! (clickstream JSON, 100 users) to an SQS standard queue, an SQS FIFO queue
-//! (a message group per user), S3, and all of them at once plus a
-//! dead-letter queue (every 10th record dead-lettered). For each: the wall
+//! (a message group per user), S3, a Kinesis stream, a Firehose delivery
+//! stream, an EventBridge bus, an SNS topic, a DynamoDB table, and SQS and
+//! S3 at once plus a dead-letter queue (every 10th record dead-lettered). For each: the wall
 //! time of dispatch, the requests the stand-in served, the most it had in
 //! flight at once, and the floor: `ceil(requests / max_in_flight) ×
 //! latency` for the slowest destination, plus the same run at 0 ms.
@@ -77,6 +78,11 @@ async fn run(endpoint: &str, served: &Served, which: &[&str], in_flight: Option<
             "fifo" => format!("[destinations.fifo]\ntype = \"sqs\"\nqueue_url = \"{endpoint}/123456789012/ordered.fifo\"\n{extra}"),
             "s3" => format!("[destinations.s3]\ntype = \"s3\"\nbucket = \"archive\"\nkey = \"{{shard}}/{{first_seq}}.jsonl\"\n{extra}"),
             "dlq" => format!("[destinations.dlq]\ntype = \"sqs\"\nqueue_url = \"{endpoint}/123456789012/dlq\"\nformat = \"raw\"\n{extra}"),
+            "kinesis" => format!("[destinations.kinesis]\ntype = \"kinesis\"\nstream = \"clicks-enriched\"\n{extra}"),
+            "firehose" => format!("[destinations.firehose]\ntype = \"firehose\"\ndelivery_stream = \"clicks-to-lake\"\n{extra}"),
+            "eventbridge" => format!("[destinations.eventbridge]\ntype = \"eventbridge\"\nsource = \"sluice.bench\"\ndetail_type = \"page_view\"\n{extra}"),
+            "sns" => format!("[destinations.sns]\ntype = \"sns\"\ntopic_arn = \"arn:aws:sns:us-east-1:123456789012:clicks\"\n{extra}"),
+            "dynamodb" => format!("[destinations.dynamodb]\ntype = \"dynamodb\"\ntable = \"clicks\"\nformat = \"envelope\"\n{extra}"),
             _ => unreachable!(),
         });
     }
@@ -92,6 +98,9 @@ async fn run(endpoint: &str, served: &Served, which: &[&str], in_flight: Option<
         .iter()
         .map(|d| Destination::open(d, Some(&aws)).unwrap())
         .collect();
+    for d in &mut destinations {
+        d.read_limits().await;
+    }
     let runtime = Runtime::new().unwrap();
     let mut pipeline = Pipeline::load(&runtime, plan.clone()).unwrap();
     let all: Vec<usize> = plan
@@ -160,10 +169,15 @@ fn main() {
     let in_flight = std::env::var("SLUICE_BENCH_IN_FLIGHT")
         .ok()
         .and_then(|v| v.parse().ok());
-    let rows: [(&str, &[&str]); 4] = [
+    let rows: [(&str, &[&str]); 9] = [
         ("SQS standard", &["standard"]),
         ("SQS FIFO (100 groups)", &["fifo"]),
         ("S3", &["s3"]),
+        ("Kinesis (100 keys)", &["kinesis"]),
+        ("Firehose", &["firehose"]),
+        ("EventBridge", &["eventbridge"]),
+        ("SNS standard", &["sns"]),
+        ("DynamoDB", &["dynamodb"]),
         (
             "all + dead-letter queue",
             &["standard", "fifo", "s3", "dlq"],

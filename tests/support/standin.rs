@@ -170,23 +170,77 @@ async fn connection(stream: tokio::net::TcpStream, shared: &Shared) -> std::io::
 }
 
 /// Answers every request as if the service took all of it: SQS
-/// `SendMessageBatch` lists every entry as successful; any other JSON
-/// request gets `{}`; a request without `x-amz-target` (S3 `PutObject`) an
-/// empty 200.
+/// `SendMessageBatch`, Kinesis `PutRecords`, Firehose `PutRecordBatch`,
+/// EventBridge `PutEvents`, DynamoDB `BatchWriteItem` (and `DescribeTable`:
+/// a table keyed by `sequence_number` and `output_index`, the envelope's
+/// lineage) and SNS `PublishBatch` list every entry as taken; any other JSON
+/// request gets `{}`; anything else (S3 `PutObject`) an empty 200.
 pub fn all_taken() -> Answer {
-    Arc::new(|call: &Call| match call.target.as_deref() {
-        Some("AmazonSQS.SendMessageBatch") => {
-            let request: serde_json::Value = serde_json::from_slice(&call.body).unwrap_or_default();
-            let ok: Vec<serde_json::Value> =
-                entries(&request).map(|e| sqs_taken(&e["Id"])).collect();
-            Reply::json(serde_json::json!({"Successful": ok, "Failed": []}))
+    Arc::new(|call: &Call| {
+        let request = || serde_json::from_slice::<serde_json::Value>(&call.body).unwrap_or_default();
+        let each = |field: &str, result: serde_json::Value| {
+            let request = request();
+            let n = request[field].as_array().map_or(0, Vec::len);
+            vec![result; n]
+        };
+        match call.target.as_deref() {
+            Some("AmazonSQS.SendMessageBatch") => {
+                let request = request();
+                let ok: Vec<serde_json::Value> =
+                    entries(&request).map(|e| sqs_taken(&e["Id"])).collect();
+                Reply::json(serde_json::json!({"Successful": ok, "Failed": []}))
+            }
+            Some("Kinesis_20131202.PutRecords") => Reply::json(serde_json::json!({
+                "FailedRecordCount": 0,
+                "Records": each("Records", serde_json::json!({"SequenceNumber": "1", "ShardId": "shardId-000000000000"})),
+            })),
+            Some("Firehose_20150804.PutRecordBatch") => Reply::json(serde_json::json!({
+                "FailedPutCount": 0, "Encrypted": false,
+                "RequestResponses": each("Records", serde_json::json!({"RecordId": "1"})),
+            })),
+            Some("AWSEvents.PutEvents") => Reply::json(serde_json::json!({
+                "FailedEntryCount": 0,
+                "Entries": each("Entries", serde_json::json!({"EventId": "1"})),
+            })),
+            Some("DynamoDB_20120810.BatchWriteItem") => {
+                Reply::json(serde_json::json!({"UnprocessedItems": {}}))
+            }
+            Some("DynamoDB_20120810.DescribeTable") => Reply::json(serde_json::json!({"Table": {
+                "TableName": request()["TableName"],
+                "KeySchema": [
+                    {"AttributeName": "sequence_number", "KeyType": "HASH"},
+                    {"AttributeName": "output_index", "KeyType": "RANGE"},
+                ],
+                "AttributeDefinitions": [
+                    {"AttributeName": "sequence_number", "AttributeType": "S"},
+                    {"AttributeName": "output_index", "AttributeType": "N"},
+                ],
+            }})),
+            Some(_) => Reply::json(serde_json::json!({})),
+            None if call.body.starts_with(b"Action=PublishBatch") => {
+                let body = String::from_utf8_lossy(&call.body);
+                let members: String = body
+                    .split('&')
+                    .filter_map(|pair| {
+                        let (k, v) = pair.split_once('=')?;
+                        (k.starts_with("PublishBatchRequestEntries.member.") && k.ends_with(".Id"))
+                            .then(|| format!("<member><Id>{v}</Id><MessageId>1</MessageId></member>"))
+                    })
+                    .collect();
+                Reply {
+                    status: 200,
+                    content_type: "text/xml",
+                    body: format!(
+                        "<PublishBatchResponse xmlns=\"http://sns.amazonaws.com/doc/2010-03-31/\"><PublishBatchResult><Successful>{members}</Successful><Failed/></PublishBatchResult><ResponseMetadata><RequestId>1</RequestId></ResponseMetadata></PublishBatchResponse>"
+                    ),
+                }
+            }
+            None => Reply {
+                status: 200,
+                content_type: "application/xml",
+                body: String::new(),
+            },
         }
-        Some(_) => Reply::json(serde_json::json!({})),
-        None => Reply {
-            status: 200,
-            content_type: "application/xml",
-            body: String::new(),
-        },
     })
 }
 
