@@ -177,7 +177,8 @@ async fn connection(stream: tokio::net::TcpStream, shared: &Shared) -> std::io::
 /// request gets `{}`; anything else (S3 `PutObject`) an empty 200.
 pub fn all_taken() -> Answer {
     Arc::new(|call: &Call| {
-        let request = || serde_json::from_slice::<serde_json::Value>(&call.body).unwrap_or_default();
+        let request =
+            || serde_json::from_slice::<serde_json::Value>(&call.body).unwrap_or_default();
         let each = |field: &str, result: serde_json::Value| {
             let request = request();
             let n = request[field].as_array().map_or(0, Vec::len);
@@ -224,7 +225,9 @@ pub fn all_taken() -> Answer {
                     .filter_map(|pair| {
                         let (k, v) = pair.split_once('=')?;
                         (k.starts_with("PublishBatchRequestEntries.member.") && k.ends_with(".Id"))
-                            .then(|| format!("<member><Id>{v}</Id><MessageId>1</MessageId></member>"))
+                            .then(|| {
+                                format!("<member><Id>{v}</Id><MessageId>1</MessageId></member>")
+                            })
                     })
                     .collect();
                 Reply {

@@ -59,6 +59,23 @@ enum Command {
         #[arg(long, short)]
         config: String,
     },
+    /// Prints the least-privilege IAM policy (JSON) the function's role
+    /// needs to deliver to the pipeline's destinations: one statement per
+    /// AWS destination, its kind's actions on its resource alone.
+    Iam {
+        /// The pipeline config (TOML): a path or `s3://bucket/key`.
+        #[arg(long, short)]
+        config: String,
+        /// The region of destinations named without an ARN; default `*`.
+        #[arg(long, default_value = "*")]
+        region: String,
+        /// The account of destinations named without an ARN; default `*`.
+        #[arg(long, default_value = "*")]
+        account: String,
+        /// The partition: `aws`, `aws-cn` or `aws-us-gov`.
+        #[arg(long, default_value = "aws")]
+        partition: String,
+    },
     #[cfg(feature = "stream")]
     /// Writes lines from a file or standard input to a Kinesis stream
     /// (`PutRecords`: at most 500 records and 5 MiB per request, resending
@@ -244,6 +261,12 @@ fn main() -> ExitCode {
         } => run(config, event, metrics),
         Command::Check { config } => check(config),
         Command::FilterCriteria { config } => filter_criteria(&config),
+        Command::Iam {
+            config,
+            region,
+            account,
+            partition,
+        } => iam(&config, &region, &account, &partition),
         #[cfg(feature = "stream")]
         Command::Put {
             stream,
@@ -566,6 +589,21 @@ fn filter_criteria(config: &str) -> anyhow::Result<ExitCode> {
     let criteria = host::source::filter_criteria(&plan.stream, &plan.filters)
         .map_err(|m| anyhow::anyhow!("{origin}: {m}"))?;
     println!("{}", serde_json::to_string_pretty(&criteria)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn iam(config: &str, region: &str, account: &str, partition: &str) -> anyhow::Result<ExitCode> {
+    let (text, origin) = runtime()?.block_on(host::app::read_config(config, &mut None))?;
+    let plan = host::config::parse(&text, &origin)?;
+    let account = host::config::destination::iam::Account {
+        partition,
+        region,
+        account,
+    };
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&plan.iam_policy(account))?
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -130,6 +130,36 @@ pub struct DestinationPlan {
 }
 
 impl Plan {
+    /// The least-privilege IAM policy document the function's role needs to
+    /// deliver to this pipeline's destinations: one statement per AWS
+    /// destination (`Sid` from its name), with only the actions its kind
+    /// uses, on its resource alone.
+    pub fn iam_policy(&self, account: destination::iam::Account<'_>) -> serde_json::Value {
+        let statements: Vec<serde_json::Value> = self
+            .destinations
+            .iter()
+            .flat_map(|d| {
+                let sid: String = std::iter::once("Deliver".to_owned())
+                    .chain(d.name.split(|c: char| !c.is_ascii_alphanumeric()).map(|w| {
+                        let mut c = w.chars();
+                        c.next()
+                            .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                            .unwrap_or_default()
+                    }))
+                    .collect();
+                d.kind.permissions(account).into_iter().map(move |p| {
+                    serde_json::json!({
+                        "Sid": sid,
+                        "Effect": "Allow",
+                        "Action": p.actions,
+                        "Resource": p.resource,
+                    })
+                })
+            })
+            .collect();
+        serde_json::json!({"Version": "2012-10-17", "Statement": statements})
+    }
+
     /// The destination called `name`.
     pub fn destination(&self, name: &str) -> Option<DestinationId> {
         find_destination(&self.destinations, name)
@@ -556,6 +586,114 @@ mod tests {
     fn missing_plugin_err(text: &str) -> String {
         let plan = parse(text, &Location::File("/nonexistent/pipeline.toml".into())).unwrap();
         plan.check_local_plugins().unwrap_err().to_string()
+    }
+
+    #[test]
+    fn the_iam_policy_grants_each_destination_its_kinds_actions_on_it_alone() {
+        let text = r#"
+[destinations.orders-queue]
+type = "sqs"
+queue_url = "https://sqs.eu-west-1.amazonaws.com/111122223333/orders.fifo"
+[destinations.archive]
+type = "s3"
+bucket = "acme-archive"
+key = "clicks/{shard}/{first_seq}.jsonl"
+[destinations.next]
+type = "kinesis"
+stream = "clicks-enriched"
+[destinations.lake]
+type = "firehose"
+delivery_stream = "clicks-to-lake"
+[destinations.bus]
+type = "eventbridge"
+source = "s"
+detail_type = "d"
+[destinations.topic]
+type = "sns"
+topic_arn = "arn:aws:sns:eu-west-1:111122223333:clicks"
+[destinations.table]
+type = "dynamodb"
+table = "arn:aws:dynamodb:eu-west-1:111122223333:table/clicks"
+[destinations.local]
+type = "stdout"
+[routing]
+default = "local"
+"#;
+        let plan = parse(text, &Location::File("/p/pipeline.toml".into())).unwrap();
+        let account = destination::iam::Account {
+            partition: "aws",
+            region: "eu-west-1",
+            account: "111122223333",
+        };
+        let policy = plan.iam_policy(account);
+        let got: Vec<(String, Vec<String>, String)> = policy["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["Sid"].as_str().unwrap().to_owned(),
+                    s["Action"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|a| a.as_str().unwrap().to_owned())
+                        .collect(),
+                    s["Resource"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        let want = [
+            (
+                "DeliverOrdersQueue",
+                &["sqs:SendMessage", "sqs:GetQueueAttributes"][..],
+                "arn:aws:sqs:eu-west-1:111122223333:orders.fifo",
+            ),
+            (
+                "DeliverArchive",
+                &["s3:PutObject"],
+                "arn:aws:s3:::acme-archive/clicks/*",
+            ),
+            (
+                "DeliverNext",
+                &["kinesis:PutRecords"],
+                "arn:aws:kinesis:eu-west-1:111122223333:stream/clicks-enriched",
+            ),
+            (
+                "DeliverLake",
+                &["firehose:PutRecordBatch"],
+                "arn:aws:firehose:eu-west-1:111122223333:deliverystream/clicks-to-lake",
+            ),
+            (
+                "DeliverBus",
+                &["events:PutEvents"],
+                "arn:aws:events:eu-west-1:111122223333:event-bus/default",
+            ),
+            (
+                "DeliverTopic",
+                &["sns:Publish"],
+                "arn:aws:sns:eu-west-1:111122223333:clicks",
+            ),
+            (
+                "DeliverTable",
+                &["dynamodb:BatchWriteItem", "dynamodb:DescribeTable"],
+                "arn:aws:dynamodb:eu-west-1:111122223333:table/clicks",
+            ),
+        ];
+        // Destinations come in name order.
+        let mut want: Vec<(String, Vec<String>, String)> = want
+            .iter()
+            .map(|(s, a, r)| {
+                (
+                    s.to_string(),
+                    a.iter().map(|a| a.to_string()).collect(),
+                    r.to_string(),
+                )
+            })
+            .collect();
+        want.sort();
+        assert_eq!(got, want);
+        assert_eq!(policy["Version"], "2012-10-17");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use serde::Deserialize;
 
+use super::iam::{Account, Permission, arn_or};
 use super::{Context, Invalid};
 use crate::config::raw::Format;
 
@@ -32,6 +33,17 @@ pub struct DynamoDbPlan {
     pub format: Format,
     /// Requests in flight at once.
     pub max_in_flight: usize,
+}
+
+impl DynamoDbPlan {
+    /// `dynamodb:BatchWriteItem` and `dynamodb:DescribeTable` (the key
+    /// schema, read at cold start) on the table.
+    pub fn permissions(&self, account: Account<'_>) -> Vec<Permission> {
+        vec![Permission::new(
+            &["dynamodb:BatchWriteItem", "dynamodb:DescribeTable"],
+            arn_or(&self.table, account, "dynamodb", "table/"),
+        )]
+    }
 }
 
 impl DynamoDbConfig {

@@ -3,6 +3,7 @@
 
 use serde::Deserialize;
 
+use super::iam::{Account, Permission, arn_or};
 use super::{Context, Invalid};
 use crate::config::raw::Format;
 use crate::config::template::{ATTRIBUTE, Template};
@@ -49,6 +50,16 @@ pub struct EventBridgePlan {
     pub format: Format,
     /// Requests in flight at once.
     pub max_in_flight: usize,
+}
+
+impl EventBridgePlan {
+    /// `events:PutEvents` on the bus.
+    pub fn permissions(&self, account: Account<'_>) -> Vec<Permission> {
+        vec![Permission::new(
+            &["events:PutEvents"],
+            arn_or(&self.event_bus, account, "events", "event-bus/"),
+        )]
+    }
 }
 
 impl EventBridgeConfig {

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use super::iam::{Account, Permission};
 use super::{Context, Invalid};
 use crate::config::raw::Format;
 
@@ -40,5 +41,12 @@ impl FileConfig {
             format: self.format,
             max_in_flight: 1,
         })
+    }
+}
+
+impl FilePlan {
+    /// Nothing in AWS.
+    pub fn permissions(&self, _: Account<'_>) -> Vec<Permission> {
+        Vec::new()
     }
 }

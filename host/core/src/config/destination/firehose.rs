@@ -3,6 +3,7 @@
 
 use serde::Deserialize;
 
+use super::iam::{Account, Permission};
 use super::{Context, Invalid};
 use crate::config::raw::Format;
 
@@ -39,6 +40,19 @@ pub struct FirehosePlan {
     pub newline: bool,
     /// Requests in flight at once.
     pub max_in_flight: usize,
+}
+
+impl FirehosePlan {
+    /// `firehose:PutRecordBatch` on the delivery stream.
+    pub fn permissions(&self, account: Account<'_>) -> Vec<Permission> {
+        vec![Permission::new(
+            &["firehose:PutRecordBatch"],
+            account.arn(
+                "firehose",
+                &format!("deliverystream/{}", self.delivery_stream),
+            ),
+        )]
+    }
 }
 
 impl FirehoseConfig {

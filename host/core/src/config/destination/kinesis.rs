@@ -3,6 +3,7 @@
 
 use serde::Deserialize;
 
+use super::iam::{Account, Permission, arn_or};
 use super::{Context, Invalid};
 use crate::config::raw::Format;
 use crate::config::template::{ATTRIBUTE, Template};
@@ -51,6 +52,16 @@ pub struct KinesisPlan {
     pub format: Format,
     /// Requests in flight at once.
     pub max_in_flight: usize,
+}
+
+impl KinesisPlan {
+    /// `kinesis:PutRecords` on the stream.
+    pub fn permissions(&self, account: Account<'_>) -> Vec<Permission> {
+        vec![Permission::new(
+            &["kinesis:PutRecords"],
+            arn_or(&self.stream, account, "kinesis", "stream/"),
+        )]
+    }
 }
 
 impl KinesisConfig {

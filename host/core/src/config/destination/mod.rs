@@ -5,7 +5,8 @@
 //! The build step lives in the host (`host::destination`), which makes a live
 //! destination (an SQS client, an open file) from the plan: this crate has no
 //! AWS SDK. Adding a kind is a module here (its `…Config` with a `validate`
-//! into its `…Plan`, which has a `format` and a `max_in_flight`) and one
+//! into its `…Plan`, which has a `format`, a `max_in_flight` and a
+//! `permissions` method) and one
 //! line in the [`kinds!`] list below; the host adds its own module and one
 //! line in its registry.
 
@@ -13,6 +14,7 @@ pub mod dynamodb;
 pub mod eventbridge;
 pub mod file;
 pub mod firehose;
+pub mod iam;
 pub mod kinesis;
 pub mod s3;
 pub mod sns;
@@ -80,6 +82,13 @@ macro_rules! kinds {
             pub fn max_in_flight(&self) -> usize {
                 match self {
                     $(DestinationKind::$variant(p) => p.max_in_flight,)*
+                }
+            }
+
+            /// The IAM statements the destination needs (none for local ones).
+            pub fn permissions(&self, account: iam::Account<'_>) -> Vec<iam::Permission> {
+                match self {
+                    $(DestinationKind::$variant(p) => p.permissions(account),)*
                 }
             }
         }

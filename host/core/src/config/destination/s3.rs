@@ -2,6 +2,7 @@
 
 use serde::Deserialize;
 
+use super::iam::{Account, Permission};
 use super::{Context, Invalid};
 use crate::config::DestinationPlan;
 use crate::config::raw::Format;
@@ -61,6 +62,19 @@ pub struct S3Plan {
     pub content_type: String,
     /// Requests in flight at once.
     pub max_in_flight: usize,
+}
+
+impl S3Plan {
+    /// `s3:PutObject` on the bucket's keys under the template's fixed
+    /// prefix (what comes before its first placeholder).
+    pub fn permissions(&self, account: Account<'_>) -> Vec<Permission> {
+        let template = self.key.to_string();
+        let prefix = &template[..template.find('{').unwrap_or(template.len())];
+        vec![Permission::new(
+            &["s3:PutObject"],
+            format!("arn:{}:s3:::{}/{prefix}*", account.partition, self.bucket),
+        )]
+    }
 }
 
 impl S3Config {

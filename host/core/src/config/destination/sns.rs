@@ -3,6 +3,7 @@
 
 use serde::Deserialize;
 
+use super::iam::{Account, Permission};
 use super::{Context, Invalid};
 use crate::config::raw::Format;
 use crate::config::template::{ATTRIBUTE, Template};
@@ -43,6 +44,13 @@ pub struct SnsPlan {
     pub format: Format,
     /// Requests in flight at once.
     pub max_in_flight: usize,
+}
+
+impl SnsPlan {
+    /// `sns:Publish` (which `PublishBatch` needs) on the topic.
+    pub fn permissions(&self, _: Account<'_>) -> Vec<Permission> {
+        vec![Permission::new(&["sns:Publish"], self.topic_arn.clone())]
+    }
 }
 
 impl SnsConfig {

@@ -2,6 +2,7 @@
 
 use serde::Deserialize;
 
+use super::iam::{Account, Permission};
 use super::{Context, Invalid};
 use crate::config::raw::Format;
 use crate::config::template::Template;
@@ -55,6 +56,40 @@ pub struct SqsPlan {
     pub format: Format,
     /// Requests in flight at once.
     pub max_in_flight: usize,
+}
+
+impl SqsPlan {
+    /// `sqs:SendMessage` and `sqs:GetQueueAttributes` (its
+    /// `MaximumMessageSize`, read at cold start) on the queue, whose ARN
+    /// comes from its URL (`https://sqs.<region>.amazonaws.com/<account>/<name>`).
+    pub fn permissions(&self, account: Account<'_>) -> Vec<Permission> {
+        let path: Vec<&str> = self
+            .queue_url
+            .split("://")
+            .nth(1)
+            .unwrap_or("")
+            .split('/')
+            .collect();
+        let region = path
+            .first()
+            .and_then(|host| host.strip_prefix("sqs."))
+            .and_then(|rest| rest.split('.').next())
+            .unwrap_or(account.region);
+        let (queue_account, name) = match path.as_slice() {
+            [_, a, n, ..] => (*a, *n),
+            _ => (account.account, "*"),
+        };
+        let arn = Account {
+            region,
+            account: queue_account,
+            ..account
+        }
+        .arn("sqs", name);
+        vec![Permission::new(
+            &["sqs:SendMessage", "sqs:GetQueueAttributes"],
+            arn,
+        )]
+    }
 }
 
 impl SqsConfig {

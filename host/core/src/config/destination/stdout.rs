@@ -2,6 +2,7 @@
 
 use serde::Deserialize;
 
+use super::iam::{Account, Permission};
 use super::{Context, Invalid};
 use crate::config::raw::Format;
 
@@ -30,5 +31,12 @@ impl StdoutConfig {
             format: self.format,
             max_in_flight: 1,
         })
+    }
+}
+
+impl StdoutPlan {
+    /// Nothing in AWS.
+    pub fn permissions(&self, _: Account<'_>) -> Vec<Permission> {
+        Vec::new()
     }
 }
