@@ -426,3 +426,30 @@ async fn the_example_reaches_all_five_new_kinds_under_faults() {
     assert_eq!(lake_items, items);
     assert_eq!(lake_views, views.iter().cloned().collect());
 }
+
+/// The example pipeline of each new kind is valid, names plugins that exist,
+/// and `sluice iam` grants its destination.
+#[test]
+fn each_kinds_example_pipeline_is_valid() {
+    let account = host::config::destination::iam::Account {
+        partition: "aws",
+        region: "eu-west-1",
+        account: ACCOUNT,
+    };
+    for (kind, action) in [
+        ("kinesis", "kinesis:PutRecords"),
+        ("firehose", "firehose:PutRecordBatch"),
+        ("eventbridge", "events:PutEvents"),
+        ("sns", "sns:Publish"),
+        ("dynamodb", "dynamodb:BatchWriteItem"),
+    ] {
+        let path = root().join(format!("examples/destinations/{kind}.toml"));
+        let plan = host::config::load(&path).unwrap_or_else(|e| panic!("{kind}: {e}"));
+        plan.check_local_plugins()
+            .unwrap_or_else(|e| panic!("{kind}: {e}"));
+        assert_eq!(plan.destinations.len(), 1, "{kind}");
+        assert_eq!(plan.destinations[0].kind.name(), kind);
+        let policy = plan.iam_policy(account).to_string();
+        assert!(policy.contains(action), "{kind}: {policy}");
+    }
+}
