@@ -1,22 +1,29 @@
-//! The `s3` destination: one object per batch and shard, every output one line.
+//! The `s3` destination: one object per batch, shard and rendered key, every
+//! output one line.
 //!
 //! The key comes from the destination's template, filled from the records
 //! themselves (shard, first and last sequence number, the first record's
 //! arrival hour), so a retried batch writes the same key: retries overwrite,
-//! never duplicate. Objects carry the metadata `sluice-shard-id`,
+//! never duplicate. A template with `{partition_key}` or `{attr:NAME}` (an
+//! output attribute) splits a shard's outputs into one object per value,
+//! in input order within each. Objects carry the metadata `sluice-shard-id`,
 //! `sluice-first-sequence-number`, `sluice-last-sequence-number` and
 //! `sluice-records`.
 
+use std::borrow::Cow;
 use std::io::Write as _;
 
 use chrono::{DateTime, Datelike as _, Timelike as _};
 use flate2::Compression;
 use flate2::write::GzEncoder;
 
-use super::{Request, Sink, SinkFuture, Verdict, encode};
+use super::{Request, Sink, SinkFuture, Verdict, encode, placeholder};
 use crate::config::destination::s3::S3Plan;
 use crate::config::{Format, Template};
 use crate::outcome::Routed;
+
+/// The longest object key S3 takes, in bytes.
+pub const MAX_KEY_BYTES: usize = 1024;
 
 /// Writes outputs to one bucket.
 #[derive(Debug)]
@@ -29,6 +36,9 @@ pub struct S3Destination {
     gzip: bool,
     content_type: String,
     max_in_flight: usize,
+    /// The key takes values from each output (`{partition_key}`,
+    /// `{attr:NAME}`): a shard's outputs may make several objects.
+    per_output: bool,
 }
 
 impl S3Destination {
@@ -43,6 +53,10 @@ impl S3Destination {
             gzip: plan.gzip,
             content_type: plan.content_type.clone(),
             max_in_flight: plan.max_in_flight,
+            per_output: {
+                let text = plan.key.to_string();
+                text.contains("{partition_key}") || text.contains("{attr:")
+            },
         }
     }
 
@@ -63,15 +77,31 @@ impl S3Destination {
             format!("{:02}", t.hour()),
         );
         self.key.render(|v| match v {
-            "shard" => &first.shard_id,
             "first_seq" => &first.sequence_number,
             "last_seq" => &last.sequence_number,
             "yyyy" => &yyyy,
             "mm" => &mm,
             "dd" => &dd,
             "hh" => &hh,
-            _ => &self.name,
+            "destination" => &self.name,
+            _ => placeholder(outputs[0], v),
         })
+    }
+
+    /// What puts `r` in an object of its own: its shard and the values the
+    /// key takes from each output (`{partition_key}`, `{attr:NAME}`).
+    fn object_of<'a>(&self, r: &'a Routed) -> Cow<'a, str> {
+        if !self.per_output {
+            return Cow::Borrowed(&r.record.shard_id);
+        }
+        Cow::Owned(
+            self.key.render(|v| match v {
+                "shard" | "partition_key" => placeholder(r, v),
+                _ if v.starts_with("attr:") => placeholder(r, v),
+                _ => "",
+            }) + "\u{0}"
+                + &r.record.shard_id,
+        )
     }
 
     async fn put(&self, outputs: &[&Routed]) -> Result<(), String> {
@@ -124,30 +154,38 @@ impl Sink for S3Destination {
         self.max_in_flight
     }
 
-    /// One object per shard (the shard's outputs, in order); objects are
-    /// independent of each other.
+    /// A key over S3's 1,024 bytes (a long attribute or partition key in
+    /// it) is refused every time.
+    fn refusal(&self, r: &Routed) -> Option<String> {
+        let key = self.key_for(&[r]);
+        (key.len() > MAX_KEY_BYTES).then(|| {
+            format!(
+                "object key `{}…` is {} bytes; S3 takes at most {MAX_KEY_BYTES}",
+                key.chars().take(64).collect::<String>(),
+                key.len()
+            )
+        })
+    }
+
+    /// One object per shard and rendered key (its outputs, in order);
+    /// objects are independent of each other.
     fn plan(&self, outputs: &[&Routed]) -> Vec<Request> {
-        let mut shards: Vec<(&str, Request)> = Vec::new();
+        let mut objects: Vec<Request> = Vec::new();
+        let mut index: std::collections::HashMap<Cow<'_, str>, usize> = Default::default();
         for (i, r) in outputs.iter().enumerate() {
-            let shard = r.record.shard_id.as_str();
-            let at = match shards.iter().position(|(s, _)| *s == shard) {
-                Some(at) => at,
-                None => {
-                    shards.push((
-                        shard,
-                        Request {
-                            attempt: 1,
-                            ..Request::default()
-                        },
-                    ));
-                    shards.len() - 1
-                }
-            };
-            let request = &mut shards[at].1;
+            let next = objects.len();
+            let at = *index.entry(self.object_of(r)).or_insert(next);
+            if at == next {
+                objects.push(Request {
+                    attempt: 1,
+                    ..Request::default()
+                });
+            }
+            let request = &mut objects[at];
             request.entries.push(i);
             request.keys.push(at as u64);
         }
-        shards.into_iter().map(|(_, r)| r).collect()
+        objects
     }
 
     /// Puts the object: all its entries are taken, or none.

@@ -165,3 +165,73 @@ async fn fifo_groups_arrive_in_order_with_many_requests_in_flight_under_faults()
         );
     }
 }
+
+/// An S3 key with `{attr:NAME}` and `{partition_key}` splits a shard's
+/// outputs into one object per rendered key, each in input order, named by
+/// its own first sequence number (so a retried batch writes the same keys).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_keys_from_the_records_split_objects_by_rendered_key() {
+    let objects: Arc<Mutex<BTreeMap<String, String>>> = Arc::default();
+    let seen = objects.clone();
+    let answer: standin::Answer = Arc::new(move |call: &Call| {
+        seen.lock().unwrap().insert(
+            call.path.clone(),
+            String::from_utf8(call.body.clone()).unwrap(),
+        );
+        Reply {
+            status: 200,
+            content_type: "application/xml",
+            body: String::new(),
+        }
+    });
+    let served = Arc::new(Served::default());
+    let endpoint = standin::start(|_| Duration::ZERO, answer, served).await;
+    let text = "[destinations.lake]\ntype = \"s3\"\nbucket = \"lake\"\nkey = \"{attr:tenant}/{partition_key}/{shard}-{first_seq}.jsonl\"\n";
+    let plan = config::parse(text, &Location::File("s3.toml".into())).unwrap();
+    let aws = host::aws::Aws::for_endpoint(&endpoint, "us-east-1", "stand-in").await;
+    let mut destinations = vec![Destination::open(&plan.destinations[0], Some(&aws)).unwrap()];
+    // A step-less pipeline cannot set attributes: set them on the outputs.
+    let runtime = Runtime::new().unwrap();
+    let mut pipeline = Pipeline::load(&runtime, plan.clone()).unwrap();
+    let records: Vec<(String, String)> = (0..12)
+        .map(|i| (format!("k{}", i % 2), format!(r#"{{"n":{i}}}"#)))
+        .collect();
+    let event: Vec<(&str, String)> = records
+        .iter()
+        .map(|(k, p)| (k.as_str(), p.clone()))
+        .collect();
+    let batch = host::event::decode(&crate::support::kinesis_event(&event), "s3").unwrap();
+    let mut outcome = pipeline.run(batch);
+    for (i, r) in outcome.routed.iter_mut().enumerate() {
+        let tenant = if i % 3 == 0 { "acme" } else { "globex" };
+        r.record.attributes.push(("tenant".into(), tenant.into()));
+    }
+    host::dispatch::dispatch(&plan, &mut outcome, &mut destinations, None).await;
+    assert!(outcome.failures.is_empty(), "{:?}", outcome.failures);
+
+    let objects = objects.lock().unwrap();
+    let mut want: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for i in 0..12 {
+        let tenant = if i % 3 == 0 { "acme" } else { "globex" };
+        want.entry(format!("{tenant}/k{}", i % 2))
+            .or_default()
+            .push(i);
+    }
+    assert_eq!(objects.len(), want.len(), "{:?}", objects.keys());
+    for (prefix, numbers) in want {
+        let first_seq = format!("{}00", numbers[0] + 1);
+        let path = format!("/lake/{prefix}/shardId-000000000000-{first_seq}.jsonl?x-id=PutObject");
+        let body = objects
+            .get(&path)
+            .unwrap_or_else(|| panic!("no object {path}: {:?}", objects.keys()));
+        let got: Vec<usize> = body
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["n"]
+                    .as_u64()
+                    .unwrap() as usize
+            })
+            .collect();
+        assert_eq!(got, numbers, "{path}");
+    }
+}

@@ -6,7 +6,7 @@ use super::iam::{Account, Permission};
 use super::{Context, Invalid};
 use crate::config::DestinationPlan;
 use crate::config::raw::Format;
-use crate::config::template::Template;
+use crate::config::template::{ATTRIBUTE, Template};
 
 /// Placeholders of an S3 key template.
 pub const KEY_PLACEHOLDERS: &[&str] = &[
@@ -18,6 +18,8 @@ pub const KEY_PLACEHOLDERS: &[&str] = &[
     "dd",
     "hh",
     "destination",
+    "partition_key",
+    ATTRIBUTE,
 ];
 
 /// The `[destinations.<name>]` table of an `s3` destination.
@@ -29,9 +31,11 @@ pub struct S3Config {
     /// `key = "clicks/{yyyy}/{mm}/{dd}/{hh}/{shard}-{first_seq}-{last_seq}.jsonl.gz"`:
     /// the object key template. Placeholders: `{shard}`, `{first_seq}`,
     /// `{last_seq}`, `{yyyy}`, `{mm}`, `{dd}`, `{hh}` (the first record's
-    /// arrival time, UTC) and `{destination}`. Must use `{shard}` and
-    /// `{first_seq}`, so that keys are unique and a retried batch writes
-    /// the same key.
+    /// arrival time, UTC), `{destination}`, and from each output
+    /// `{partition_key}` and `{attr:NAME}` (an output attribute): a shard's
+    /// outputs are split into one object per rendered key, as Firehose's
+    /// dynamic partitioning does. Must use `{shard}` and `{first_seq}`, so
+    /// that keys are unique and a retried batch writes the same key.
     pub key: String,
     /// `format = "raw" | "envelope"`: see [`Format`]; default `raw`.
     #[serde(default)]
