@@ -235,3 +235,78 @@ async fn s3_keys_from_the_records_split_objects_by_rendered_key() {
         assert_eq!(got, numbers, "{path}");
     }
 }
+
+/// What a kind refuses every time fails its record alone, class `contract`,
+/// with a reason naming the rule; the other records are delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_each_new_kind_refuses_fails_its_record_alone_as_contract() {
+    let served = Arc::new(Served::default());
+    let endpoint = standin::start(|_| Duration::ZERO, standin::all_taken(), served).await;
+    let cases = [
+        (
+            "[destinations.out]\ntype = \"eventbridge\"\nsource = \"s\"\ndetail_type = \"d\"\n",
+            "not json",
+            "not a JSON object",
+        ),
+        (
+            "[destinations.out]\ntype = \"eventbridge\"\nsource = \"s\"\ndetail_type = \"d\"\n",
+            "[1, 2]",
+            "not a JSON object",
+        ),
+        (
+            "[destinations.out]\ntype = \"dynamodb\"\ntable = \"clicks\"\n",
+            r#"{"user": "u-1"}"#,
+            "key attribute `sequence_number` of table `clicks` is missing (the table's key: `sequence_number` (string), `output_index` (number))",
+        ),
+        (
+            "[destinations.out]\ntype = \"dynamodb\"\ntable = \"clicks\"\n",
+            r#"{"sequence_number": 7, "output_index": 1}"#,
+            "key attribute `sequence_number` of table `clicks` is not a string",
+        ),
+        (
+            "[destinations.out]\ntype = \"kinesis\"\nstream = \"next\"\npartition_key = \"{partition_key}-{partition_key}\"\n",
+            "long key",
+            "renders to 401 characters; Kinesis takes 1 to 256",
+        ),
+        (
+            "[destinations.out]\ntype = \"kinesis\"\nstream = \"next\"\nexplicit_hash_key = \"{partition_key}\"\n",
+            "not a number",
+            "Kinesis takes a decimal from 0 to 2^128 - 1",
+        ),
+    ];
+    for (text, bad, reason) in cases {
+        // The Kinesis cases' bad record is in its partition key.
+        let (good_key, bad_key, bad) = match bad {
+            "long key" => ("12".to_owned(), "k".repeat(200), r#"{"a": 1}"#),
+            "not a number" => ("12".to_owned(), "k".to_owned(), r#"{"a": 1}"#),
+            _ => ("12".to_owned(), "12".to_owned(), bad),
+        };
+        let plan = config::parse(text, &Location::File("refusals.toml".into())).unwrap();
+        let aws = host::aws::Aws::for_endpoint(&endpoint, "us-east-1", "stand-in").await;
+        let mut destinations = vec![Destination::open(&plan.destinations[0], Some(&aws)).unwrap()];
+        destinations[0].read_limits().await;
+        let runtime = Runtime::new().unwrap();
+        let mut pipeline = Pipeline::load(&runtime, plan.clone()).unwrap();
+        let good = r#"{"sequence_number": "1", "output_index": 0, "a": 1}"#;
+        let records = [
+            (good_key.as_str(), good.to_owned()),
+            (bad_key.as_str(), bad.to_owned()),
+            (good_key.as_str(), good.to_owned()),
+        ];
+        let batch = host::event::decode(&crate::support::kinesis_event(&records), "r").unwrap();
+        let mut outcome = pipeline.run(batch);
+        host::dispatch::dispatch(&plan, &mut outcome, &mut destinations, None).await;
+        let failures: Vec<_> = outcome
+            .failures
+            .iter()
+            .filter(|f| f.class == host::outcome::FailureClass::Contract)
+            .collect();
+        assert_eq!(failures.len(), 1, "{text} {bad}: {:?}", outcome.failures);
+        assert_eq!(failures[0].index, 1, "{text}");
+        assert!(
+            failures[0].reason.contains(reason),
+            "{text} {bad}: {}",
+            failures[0].reason
+        );
+    }
+}
