@@ -453,3 +453,104 @@ fn each_kinds_example_pipeline_is_valid() {
         assert!(policy.contains(action), "{kind}: {policy}");
     }
 }
+
+/// Reads every message of `queue_url` with AWS's Python extended client
+/// (`amazon-sqs-extended-client`), which fetches claim-checked payloads
+/// from S3; returns (SHA-256, length) of each body it hands over.
+fn read_with_extended_client(moto: &Moto, queue_url: &str) -> Vec<(String, usize)> {
+    let script = r#"
+import hashlib, json, sys
+import boto3, sqs_extended_client  # noqa: F401 (patches boto3's session)
+sqs = boto3.session.Session().client("sqs")
+out = []
+while True:
+    r = sqs.receive_message(QueueUrl=sys.argv[1], MaxNumberOfMessages=10, MessageAttributeNames=["All"])
+    messages = r.get("Messages", [])
+    if not messages:
+        break
+    for m in messages:
+        body = m["Body"].encode()
+        out.append([hashlib.sha256(body).hexdigest(), len(body)])
+        sqs.delete_message(QueueUrl=sys.argv[1], ReceiptHandle=m["ReceiptHandle"])
+print(json.dumps(out))
+"#;
+    let out = std::process::Command::new("python3")
+        .args(["-c", script, queue_url])
+        .env("AWS_ENDPOINT_URL", &moto.endpoint)
+        .env("AWS_DEFAULT_REGION", REGION)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .output()
+        .expect("python3 with amazon-sqs-extended-client (tests/run installs it)");
+    assert!(
+        out.status.success(),
+        "the extended client failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice::<Vec<(String, usize)>>(&out.stdout).unwrap()
+}
+
+/// A 2 MiB message to a queue with `claim_check` goes through S3, and AWS's
+/// Python extended client reads it back whole; a small one goes as it is.
+#[tokio::test(flavor = "current_thread")]
+async fn a_2_mib_message_with_claim_check_is_read_whole_by_the_extended_client() {
+    use base64::Engine as _;
+    use sha2::{Digest as _, Sha256};
+    let moto = Moto::start();
+    let aws = moto.aws().await;
+    create_bucket(&aws, "large-messages").await;
+    let queue = create_queue(&aws, "big").await;
+    let text = format!(
+        "[source]\ndecompress = \"auto\"\n\n[destinations.big]\ntype = \"sqs\"\nqueue_url = \"{queue}\"\nclaim_check = {{ bucket = \"large-messages\", prefix = \"sqs/\" }}\n"
+    );
+    let plan = host::config::parse(&text, &host::config::Location::File("cc.toml".into())).unwrap();
+    let destinations = plan
+        .destinations
+        .iter()
+        .map(|d| host::destination::Destination::open(d, Some(&aws)).unwrap())
+        .collect();
+    let mut app = App::with_destinations(plan, destinations).unwrap();
+
+    // Kinesis records are at most 1 MiB: the 2 MiB payload comes gzipped.
+    let big = serde_json::json!({"type": "export", "rows": "r".repeat(2 << 20)}).to_string();
+    let small = r#"{"type":"page_view"}"#.to_owned();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, big.as_bytes()).unwrap();
+    let payloads = [small.as_bytes().to_vec(), gz.finish().unwrap()];
+    let records: Vec<String> = payloads
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            format!(
+                r#"{{"eventID":"shardId-000000000000:{n}00","kinesis":{{"partitionKey":"k","data":"{}","sequenceNumber":"{n}00","approximateArrivalTimestamp":1.0}}}}"#,
+                base64::engine::general_purpose::STANDARD.encode(p),
+                n = i + 1
+            )
+        })
+        .collect();
+    let event = format!(r#"{{"Records":[{}]}}"#, records.join(","));
+    let batch = event::decode(event.as_bytes(), "event.json").unwrap();
+    let report = app.process(batch, None).await;
+    assert!(
+        report.outcome.failures.is_empty(),
+        "{:?}",
+        report.outcome.failures
+    );
+    assert_eq!(
+        keys(&aws, "large-messages").await,
+        ["sqs/shardId-000000000000/200-0-0"]
+    );
+
+    let mut got = read_with_extended_client(&moto, &queue);
+    got.sort_by_key(|(_, len)| *len);
+    let digest = |s: &str| {
+        Sha256::digest(s.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    assert_eq!(
+        got,
+        [(digest(&small), small.len()), (digest(&big), big.len())]
+    );
+}

@@ -13,6 +13,7 @@
 //! line in `sluice_core::config::destination`). [`encode`] turns one output
 //! into one line in the destination's [`Format`].
 
+pub mod claim_check;
 pub mod dynamodb;
 pub mod eventbridge;
 pub mod file;
@@ -163,7 +164,13 @@ impl Destination {
         let name = &plan.name;
         Ok(Destination(match &plan.kind {
             DestinationKind::Sqs(p) => {
-                Box::new(sqs::SqsDestination::new(name, p, aws()?.sqs.clone()))
+                let aws = aws()?;
+                Box::new(sqs::SqsDestination::new(
+                    name,
+                    p,
+                    aws.sqs.clone(),
+                    aws.s3.clone(),
+                ))
             }
             DestinationKind::S3(p) => Box::new(s3::S3Destination::new(name, p, aws()?.s3.clone())),
             DestinationKind::File(p) => Box::new(file::FileDestination::new(name, p)),

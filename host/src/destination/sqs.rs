@@ -26,6 +26,9 @@
 //!   SQS refuses every time ([`Verdict::Refused`]): the record fails with
 //!   class `contract` under its policy (dead-lettered by default), not
 //!   retried. An entry SQS does not report as sent counts as not delivered.
+//! - `claim_check`: a message over the limit is put into S3 and a pointer
+//!   sent instead, as AWS's extended client libraries do (see
+//!   [`claim_check`]), so their consumers read the payload unchanged.
 //! - Order: requests are packed in lanes by order key (a FIFO message
 //!   group; for a standard queue, the shard and partition key), so that a
 //!   key's messages stay in one lane, in order, and up to `max_in_flight`
@@ -43,7 +46,8 @@ use aws_sdk_sqs::types::{
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
-use super::{Request, Sink, SinkFuture, Verdict, encode, key_hash, pack_by_key};
+use super::{Request, Sink, SinkFuture, Verdict, claim_check, encode, key_hash, pack_by_key};
+use crate::config::destination::ClaimCheck;
 use crate::config::destination::sqs::SqsPlan;
 use crate::config::{Format, Template};
 use crate::hex;
@@ -67,6 +71,8 @@ pub struct SqsDestination {
     /// The invocation's X-Ray trace header, sent as each message's
     /// `AWSTraceHeader` system attribute.
     trace_header: Option<String>,
+    /// Where a message over the limit goes instead (`claim_check`).
+    claim_check: Option<(ClaimCheck, aws_sdk_s3::Client)>,
 }
 
 /// A message's body and attributes (name, SQS data type, value), and its
@@ -86,8 +92,14 @@ struct Entry {
 
 impl SqsDestination {
     /// The destination `plan` describes, sending with `client`.
-    pub fn new(name: &str, plan: &SqsPlan, client: aws_sdk_sqs::Client) -> SqsDestination {
+    pub fn new(
+        name: &str,
+        plan: &SqsPlan,
+        client: aws_sdk_sqs::Client,
+        s3: aws_sdk_s3::Client,
+    ) -> SqsDestination {
         SqsDestination {
+            claim_check: plan.claim_check.clone().map(|c| (c, s3)),
             name: name.to_owned(),
             client,
             queue_url: plan.queue_url.clone(),
@@ -197,10 +209,19 @@ impl SqsDestination {
                 .map(|(k, t, v)| k.len() + t.len() + v.len())
                 .sum::<usize>();
         if bytes > self.max_bytes {
-            return Err(format!(
-                "message is {bytes} bytes; the limit is {} (`max_message_bytes`)",
-                self.max_bytes
-            ));
+            if self.claim_check.is_none() {
+                return Err(format!(
+                    "message is {bytes} bytes; the limit is {} (`max_message_bytes`)",
+                    self.max_bytes
+                ));
+            }
+            if attributes.len() + 1 > MAX_ATTRIBUTES {
+                return Err(format!(
+                    "has {} message attributes with Sluice's own; a claim-checked message needs one more ({}), and SQS allows {MAX_ATTRIBUTES}",
+                    attributes.len(),
+                    claim_check::SIZE_ATTRIBUTE
+                ));
+            }
         }
         Ok(Message {
             text,
@@ -227,10 +248,32 @@ impl SqsDestination {
         }))
     }
 
-    fn entry(&self, r: &Routed, body: &mut Vec<u8>) -> Result<Entry, String> {
+    /// `r`'s message, with an oversize body put into S3 and a pointer in
+    /// its place (`claim_check`).
+    async fn checked_message<'a>(
+        &self,
+        r: &'a Routed,
+        body: &mut Vec<u8>,
+    ) -> Result<Message<'a>, Verdict> {
+        let mut m = self.message(r, body).map_err(Verdict::Refused)?;
+        if let (true, Some((check, s3))) = (m.bytes > self.max_bytes, &self.claim_check) {
+            let pointer = claim_check::offload(s3, check, r, &m.text)
+                .await
+                .map_err(Verdict::Failed)?;
+            m.attributes.push((
+                claim_check::SIZE_ATTRIBUTE,
+                "Number",
+                m.text.len().to_string(),
+            ));
+            m.text = pointer;
+        }
+        Ok(m)
+    }
+
+    fn entry(&self, r: &Routed, message: Message<'_>) -> Result<Entry, String> {
         let Message {
             text, attributes, ..
-        } = self.message(r, body)?;
+        } = message;
         let mut b = SendMessageBatchRequestEntry::builder().message_body(text);
         if let Some(header) = &self.trace_header {
             let value = MessageSystemAttributeValue::builder()
@@ -271,7 +314,14 @@ impl SqsDestination {
         let mut entries = Vec::with_capacity(request.entries.len());
         let mut positions = Vec::with_capacity(request.entries.len());
         for (pos, &i) in request.entries.iter().enumerate() {
-            let built = self.entry(outputs[i], &mut body).and_then(|e| {
+            let message = match self.checked_message(outputs[i], &mut body).await {
+                Ok(m) => m,
+                Err(verdict) => {
+                    verdicts[pos] = verdict;
+                    continue;
+                }
+            };
+            let built = self.entry(outputs[i], message).and_then(|e| {
                 let mut b = e.entry.id(pos.to_string());
                 if let Some(dedup) = &e.dedup_id {
                     b = b.message_deduplication_id(
@@ -402,7 +452,15 @@ impl Sink for SqsDestination {
             MAX_BATCH_ENTRIES,
             self.max_bytes,
             |r| self.order_key(r),
-            |r| self.message(r, &mut body).map_or(0, |m| m.bytes),
+            |r| {
+                self.message(r, &mut body).map_or(0, |m| {
+                    if m.bytes > self.max_bytes {
+                        claim_check::POINTER_BYTES
+                    } else {
+                        m.bytes
+                    }
+                })
+            },
         )
     }
 

@@ -978,6 +978,7 @@ pub async fn on_failure_destination(
                 max_message_bytes: crate::config::destination::sqs::MAX_MESSAGE_BYTES,
                 format: Format::Raw,
                 max_in_flight: crate::config::destination::DEFAULT_MAX_IN_FLIGHT,
+                claim_check: None,
             }
             .validate(cx)
             .map_err(invalid)?,

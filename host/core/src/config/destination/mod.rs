@@ -138,6 +138,38 @@ pub(crate) const fn default_max_in_flight() -> usize {
     DEFAULT_MAX_IN_FLIGHT
 }
 
+/// `claim_check = { bucket = "…", prefix = "…" }` on an `sqs` or `sns`
+/// destination: a message over the size limit is put into S3 and a pointer
+/// is sent instead, in the format of AWS's extended client libraries.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimCheck {
+    /// The bucket the payloads go to.
+    pub bucket: String,
+    /// The key prefix (e.g. `sqs/`); default none.
+    #[serde(default)]
+    pub prefix: String,
+}
+
+impl ClaimCheck {
+    /// The bucket must be a bucket name; the prefix must not start with `/`.
+    pub fn validate(self) -> Result<ClaimCheck, Invalid> {
+        if self.bucket.is_empty() || self.bucket.contains('/') {
+            return Err(Invalid::new(
+                "claim_check",
+                format!("bucket `{}` is not a bucket name", self.bucket),
+            ));
+        }
+        if self.prefix.starts_with('/') {
+            return Err(Invalid::new(
+                "claim_check",
+                format!("prefix `{}` must not start with `/`", self.prefix),
+            ));
+        }
+        Ok(self)
+    }
+}
+
 /// What a destination's rules may look at besides its own table.
 #[derive(Debug, Clone, Copy)]
 pub struct Context<'a> {

@@ -35,6 +35,10 @@ pub struct SqsConfig {
     /// (standard) still go one after another.
     #[serde(default = "super::default_max_in_flight")]
     pub max_in_flight: usize,
+    /// `claim_check = { bucket = "acme-large-messages", prefix = "sqs/" }`:
+    /// a message over `max_message_bytes` goes to S3 and a pointer is sent
+    /// (AWS's extended client format). Default: none (oversize is refused).
+    pub claim_check: Option<super::ClaimCheck>,
 }
 
 fn default_max_message_bytes() -> usize {
@@ -56,6 +60,8 @@ pub struct SqsPlan {
     pub format: Format,
     /// Requests in flight at once.
     pub max_in_flight: usize,
+    /// Where oversize messages go, if anywhere.
+    pub claim_check: Option<super::ClaimCheck>,
 }
 
 impl SqsPlan {
@@ -85,10 +91,17 @@ impl SqsPlan {
             ..account
         }
         .arn("sqs", name);
-        vec![Permission::new(
+        let mut permissions = vec![Permission::new(
             &["sqs:SendMessage", "sqs:GetQueueAttributes"],
             arn,
-        )]
+        )];
+        if let Some(c) = &self.claim_check {
+            permissions.push(Permission::new(
+                &["s3:PutObject"],
+                format!("arn:{}:s3:::{}/{}*", account.partition, c.bucket, c.prefix),
+            ));
+        }
+        permissions
     }
 }
 
@@ -103,6 +116,7 @@ impl SqsConfig {
             max_message_bytes,
             format,
             max_in_flight,
+            claim_check,
         } = self;
         if !(queue_url.starts_with("https://") || queue_url.starts_with("http://")) {
             return Err(Invalid::new(
@@ -142,6 +156,7 @@ impl SqsConfig {
             max_message_bytes,
             format,
             max_in_flight: super::check_max_in_flight(max_in_flight)?,
+            claim_check: claim_check.map(super::ClaimCheck::validate).transpose()?,
         })
     }
 }
