@@ -490,24 +490,25 @@ print(json.dumps(out))
     serde_json::from_slice::<Vec<(String, usize)>>(&out.stdout).unwrap()
 }
 
-/// A 2 MiB message to a queue with `claim_check` goes through S3, and AWS's
-/// Python extended client reads it back whole; a small one goes as it is.
-#[tokio::test(flavor = "current_thread")]
-async fn a_2_mib_message_with_claim_check_is_read_whole_by_the_extended_client() {
+/// A 2 MiB message and a small one through `destination` (a TOML table
+/// with `claim_check` into bucket `large-messages`, prefix `{prefix}`),
+/// then read from `queue_url` with AWS's Python extended client: the big one
+/// whole, through S3, the small one as it is.
+async fn claim_check_round_trip(
+    moto: &Moto,
+    aws: &host::aws::Aws,
+    destination: &str,
+    queue_url: &str,
+    object: &str,
+) {
     use base64::Engine as _;
     use sha2::{Digest as _, Sha256};
-    let moto = Moto::start();
-    let aws = moto.aws().await;
-    create_bucket(&aws, "large-messages").await;
-    let queue = create_queue(&aws, "big").await;
-    let text = format!(
-        "[source]\ndecompress = \"auto\"\n\n[destinations.big]\ntype = \"sqs\"\nqueue_url = \"{queue}\"\nclaim_check = {{ bucket = \"large-messages\", prefix = \"sqs/\" }}\n"
-    );
+    let text = format!("[source]\ndecompress = \"auto\"\n\n{destination}");
     let plan = host::config::parse(&text, &host::config::Location::File("cc.toml".into())).unwrap();
     let destinations = plan
         .destinations
         .iter()
-        .map(|d| host::destination::Destination::open(d, Some(&aws)).unwrap())
+        .map(|d| host::destination::Destination::open(d, Some(aws)).unwrap())
         .collect();
     let mut app = App::with_destinations(plan, destinations).unwrap();
 
@@ -536,12 +537,14 @@ async fn a_2_mib_message_with_claim_check_is_read_whole_by_the_extended_client()
         "{:?}",
         report.outcome.failures
     );
-    assert_eq!(
-        keys(&aws, "large-messages").await,
-        ["sqs/shardId-000000000000/200-0-0"]
+    assert!(
+        keys(aws, "large-messages")
+            .await
+            .contains(&object.to_owned()),
+        "{object}"
     );
 
-    let mut got = read_with_extended_client(&moto, &queue);
+    let mut got = read_with_extended_client(moto, queue_url);
     got.sort_by_key(|(_, len)| *len);
     let digest = |s: &str| {
         Sha256::digest(s.as_bytes())
@@ -553,4 +556,63 @@ async fn a_2_mib_message_with_claim_check_is_read_whole_by_the_extended_client()
         got,
         [(digest(&small), small.len()), (digest(&big), big.len())]
     );
+}
+
+/// A 2 MiB message to a queue with `claim_check` goes through S3, and AWS's
+/// Python extended client reads it back whole; a small one goes as it is.
+#[tokio::test(flavor = "current_thread")]
+async fn a_2_mib_message_with_claim_check_is_read_whole_by_the_extended_client() {
+    let moto = Moto::start();
+    let aws = moto.aws().await;
+    create_bucket(&aws, "large-messages").await;
+    let queue = create_queue(&aws, "big").await;
+    let destination = format!(
+        "[destinations.big]\ntype = \"sqs\"\nqueue_url = \"{queue}\"\nclaim_check = {{ bucket = \"large-messages\", prefix = \"sqs/\" }}\n"
+    );
+    claim_check_round_trip(
+        &moto,
+        &aws,
+        &destination,
+        &queue,
+        "sqs/shardId-000000000000/200-0-0",
+    )
+    .await;
+}
+
+/// The same through an SNS topic whose SQS subscription has raw message
+/// delivery (how the SNS extended client's messages reach SQS readers).
+#[tokio::test(flavor = "current_thread")]
+async fn a_2_mib_sns_message_with_claim_check_reaches_the_extended_client() {
+    let moto = Moto::start();
+    let aws = moto.aws().await;
+    create_bucket(&aws, "large-messages").await;
+    let queue = create_queue(&aws, "from-topic").await;
+    let sns = aws_sdk_sns::Client::new(&aws.shared);
+    let topic = sns
+        .create_topic()
+        .name("big")
+        .send()
+        .await
+        .unwrap()
+        .topic_arn
+        .unwrap();
+    sns.subscribe()
+        .topic_arn(&topic)
+        .protocol("sqs")
+        .endpoint(format!("arn:aws:sqs:{REGION}:{ACCOUNT}:from-topic"))
+        .attributes("RawMessageDelivery", "true")
+        .send()
+        .await
+        .unwrap();
+    let destination = format!(
+        "[destinations.big]\ntype = \"sns\"\ntopic_arn = \"{topic}\"\nclaim_check = {{ bucket = \"large-messages\", prefix = \"sns/\" }}\n"
+    );
+    claim_check_round_trip(
+        &moto,
+        &aws,
+        &destination,
+        &queue,
+        "sns/shardId-000000000000/200-0-0",
+    )
+    .await;
 }

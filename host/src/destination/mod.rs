@@ -194,6 +194,7 @@ impl Destination {
                 name,
                 p,
                 aws_sdk_sns::Client::new(&aws()?.shared),
+                aws()?.s3.clone(),
             )),
             DestinationKind::DynamoDb(p) => Box::new(dynamodb::DynamoDbDestination::new(
                 name,

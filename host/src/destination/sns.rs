@@ -14,13 +14,17 @@
 //! - Entries failed with `SenderFault = false` are resent by the dispatcher
 //!   with backoff (with the later entries of their key that SNS took);
 //!   `SenderFault = true` is refused for good.
+//! - `claim_check`: a message over 256 KiB is put into S3 and a pointer
+//!   published instead, as AWS's extended client libraries do.
 //! - Order: lanes by message group (FIFO) or by shard and partition key.
 
 use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
 use base64::Engine as _;
 
 use super::sqs::{dedup_id, group_id, resent_dedup_id, sqs_allows, valid_attribute_name};
-use super::{Request, Sink, SinkFuture, Verdict, encode_one, key_hash, pack_by_key, placeholder};
+use super::{
+    Request, Sink, SinkFuture, Verdict, claim_check, encode_one, key_hash, pack_by_key, placeholder,
+};
 use crate::config::destination::sns::{MAX_MESSAGE_BYTES, SnsPlan};
 use crate::outcome::Routed;
 
@@ -35,6 +39,8 @@ pub struct SnsDestination {
     name: String,
     client: aws_sdk_sns::Client,
     plan: SnsPlan,
+    /// For `claim_check`.
+    s3: aws_sdk_s3::Client,
 }
 
 /// A message's text and attributes, and its size as SNS counts it.
@@ -46,11 +52,17 @@ struct Message<'a> {
 
 impl SnsDestination {
     /// The destination `plan` describes, publishing with `client`.
-    pub fn new(name: &str, plan: &SnsPlan, client: aws_sdk_sns::Client) -> Self {
+    pub fn new(
+        name: &str,
+        plan: &SnsPlan,
+        client: aws_sdk_sns::Client,
+        s3: aws_sdk_s3::Client,
+    ) -> Self {
         SnsDestination {
             name: name.to_owned(),
             client,
             plan: plan.clone(),
+            s3,
         }
     }
 
@@ -109,9 +121,18 @@ impl SnsDestination {
                 .map(|(k, t, v)| k.len() + t.len() + v.len())
                 .sum::<usize>();
         if bytes > MAX_MESSAGE_BYTES {
-            return Err(format!(
-                "message is {bytes} bytes; SNS takes at most {MAX_MESSAGE_BYTES}"
-            ));
+            if self.plan.claim_check.is_none() {
+                return Err(format!(
+                    "message is {bytes} bytes; SNS takes at most {MAX_MESSAGE_BYTES}"
+                ));
+            }
+            if attributes.len() + 1 > MAX_ATTRIBUTES {
+                return Err(format!(
+                    "has {} message attributes with Sluice's own; a claim-checked message needs one more ({}), and SNS allows {MAX_ATTRIBUTES}",
+                    attributes.len(),
+                    claim_check::SIZE_ATTRIBUTE
+                ));
+            }
         }
         Ok(Message {
             text,
@@ -134,7 +155,31 @@ impl SnsDestination {
         let mut positions = Vec::with_capacity(request.entries.len());
         for (pos, &i) in request.entries.iter().enumerate() {
             let r = outputs[i];
-            let built = self.message(r).and_then(|m| {
+            let mut message = match self.message(r) {
+                Ok(m) => m,
+                Err(reason) => {
+                    verdicts[pos] = Verdict::Refused(reason);
+                    continue;
+                }
+            };
+            if let (true, Some(check)) = (message.bytes > MAX_MESSAGE_BYTES, &self.plan.claim_check)
+            {
+                match claim_check::offload(&self.s3, check, r, &message.text).await {
+                    Ok(pointer) => {
+                        message.attributes.push((
+                            claim_check::SIZE_ATTRIBUTE,
+                            "Number",
+                            message.text.len().to_string(),
+                        ));
+                        message.text = pointer;
+                    }
+                    Err(reason) => {
+                        verdicts[pos] = Verdict::Failed(reason);
+                        continue;
+                    }
+                }
+            }
+            let built = Ok(message).and_then(|m: Message<'_>| {
                 let mut b = PublishBatchRequestEntry::builder()
                     .id(pos.to_string())
                     .message(m.text);

@@ -31,6 +31,10 @@ pub struct SnsConfig {
     /// `max_in_flight = 16`: `PublishBatch` requests in flight at once.
     #[serde(default = "super::default_max_in_flight")]
     pub max_in_flight: usize,
+    /// `claim_check = { bucket = "acme-large-messages", prefix = "sns/" }`:
+    /// a message over 256 KiB goes to S3 and a pointer is published (the
+    /// extended client format). Default: none (oversize is refused).
+    pub claim_check: Option<super::ClaimCheck>,
 }
 
 /// A validated `sns` destination.
@@ -44,12 +48,21 @@ pub struct SnsPlan {
     pub format: Format,
     /// Requests in flight at once.
     pub max_in_flight: usize,
+    /// Where oversize messages go, if anywhere.
+    pub claim_check: Option<super::ClaimCheck>,
 }
 
 impl SnsPlan {
     /// `sns:Publish` (which `PublishBatch` needs) on the topic.
     pub fn permissions(&self, _: Account<'_>) -> Vec<Permission> {
-        vec![Permission::new(&["sns:Publish"], self.topic_arn.clone())]
+        let mut permissions = vec![Permission::new(&["sns:Publish"], self.topic_arn.clone())];
+        if let Some(c) = &self.claim_check {
+            permissions.push(Permission::new(
+                &["s3:PutObject"],
+                format!("arn:aws:s3:::{}/{}*", c.bucket, c.prefix),
+            ));
+        }
+        permissions
     }
 }
 
@@ -62,6 +75,7 @@ impl SnsConfig {
             message_group_id,
             format,
             max_in_flight,
+            claim_check,
         } = self;
         let parts: Vec<&str> = topic_arn.split(':').collect();
         if parts.len() != 6 || !parts[0].eq("arn") || parts[2] != "sns" || parts[5].is_empty() {
@@ -94,6 +108,7 @@ impl SnsConfig {
             group_id,
             format,
             max_in_flight: super::check_max_in_flight(max_in_flight)?,
+            claim_check: claim_check.map(super::ClaimCheck::validate).transpose()?,
         })
     }
 }
