@@ -310,6 +310,9 @@ def configs():
     c["sns-group-id-unknown-placeholder"] = dest('type = "sns"\ntopic_arn = "arn:aws:sns:eu-west-1:123456789012:clicks.fifo"\nmessage_group_id = "{user}"\n')
     c["dynamodb-missing-table"] = dest('type = "dynamodb"\n')
     c["dynamodb-table-name-too-short"] = dest('type = "dynamodb"\ntable = "ab"\n')
+    c["sqs-claim-check-bucket-with-slash"] = dest('type = "sqs"\nqueue_url = "https://sqs.eu-west-1.amazonaws.com/1/q"\nclaim_check = { bucket = "a/b" }\n')
+    c["sns-claim-check-unknown-field"] = dest('type = "sns"\ntopic_arn = "arn:aws:sns:eu-west-1:123456789012:clicks"\nclaim_check = { bucket = "b", path = "x/" }\n')
+    c["s3-key-attr-without-name"] = dest('type = "s3"\nbucket = "b"\nkey = "{attr:}/{shard}/{first_seq}"\n')
     c["dynamodb-format-unknown"] = dest('type = "dynamodb"\ntable = "clicks"\nformat = "csv"\n')
     c["limits-timeout-zero"] = s + "limits = { timeout_ms = 0 }\n" + d
     c["limits-timeout-over-15-minutes"] = s + "limits = { timeout_ms = 900001 }\n" + d
