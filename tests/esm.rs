@@ -238,11 +238,18 @@ struct Delivered {
 enum Rig {
     Memory(Vec<MemoryDestination>),
     Moto {
-        aws: host::aws::Aws,
+        aws: Box<host::aws::Aws>,
         queue_a: String,
         queue_dlq: String,
-        bucket_b: String,
+        b: MotoB,
     },
+}
+
+/// Destination `b` against moto: one kind per case, in turn.
+enum MotoB {
+    S3(String),
+    Kinesis(String),
+    DynamoDb(String),
 }
 
 impl Rig {
@@ -266,11 +273,41 @@ impl Rig {
         let aws = moto.aws().await;
         let queue_a = create_queue(&aws, &format!("a-{n}")).await;
         let queue_dlq = create_queue(&aws, &format!("dlq-{n}")).await;
-        let bucket_b = format!("b-{n}");
-        create_bucket(&aws, &bucket_b).await;
+        let name_b = format!("b-{n}");
+        let (b, table_b) = match n % 3 {
+            0 => {
+                create_bucket(&aws, &name_b).await;
+                (
+                    MotoB::S3(name_b.clone()),
+                    format!(
+                        "type = \"s3\"\nbucket = \"{name_b}\"\nkey = \"{{shard}}/{{first_seq}}-{{last_seq}}.jsonl\"\n"
+                    ),
+                )
+            }
+            1 => {
+                aws_sdk_kinesis::Client::new(&aws.shared)
+                    .create_stream()
+                    .stream_name(&name_b)
+                    .shard_count(1)
+                    .send()
+                    .await
+                    .unwrap();
+                (
+                    MotoB::Kinesis(name_b.clone()),
+                    format!("type = \"kinesis\"\nstream = \"{name_b}\"\n"),
+                )
+            }
+            _ => {
+                create_lineage_table(&aws, &name_b).await;
+                (
+                    MotoB::DynamoDb(name_b.clone()),
+                    format!("type = \"dynamodb\"\ntable = \"{name_b}\"\n"),
+                )
+            }
+        };
         let mut destinations = format!(
             "[destinations.a]\ntype = \"sqs\"\nqueue_url = \"{queue_a}\"\nformat = \"envelope\"\n\
-             [destinations.b]\ntype = \"s3\"\nbucket = \"{bucket_b}\"\nkey = \"{{shard}}/{{first_seq}}-{{last_seq}}.jsonl\"\nformat = \"envelope\"\n"
+             [destinations.b]\n{table_b}format = \"envelope\"\n"
         );
         if policy == "dead-letter" {
             destinations.push_str(&format!(
@@ -289,10 +326,10 @@ impl Rig {
         (
             app,
             Rig::Moto {
-                aws,
+                aws: Box::new(aws),
                 queue_a,
                 queue_dlq,
-                bucket_b,
+                b,
             },
         )
     }
@@ -359,7 +396,7 @@ impl Rig {
                 aws,
                 queue_a,
                 queue_dlq,
-                bucket_b,
+                b,
             } => {
                 for m in drain(aws, queue_a).await {
                     envelope("a", m.body.as_bytes());
@@ -367,28 +404,141 @@ impl Rig {
                 for m in drain(aws, queue_dlq).await {
                     letter(m.body.as_bytes());
                 }
-                for key in keys(aws, bucket_b).await {
-                    let body = aws
-                        .s3
-                        .get_object()
-                        .bucket(bucket_b)
-                        .key(&key)
-                        .send()
-                        .await
-                        .unwrap()
-                        .body
-                        .collect()
-                        .await
-                        .unwrap()
-                        .into_bytes();
-                    for line in body.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-                        envelope("b", line);
+                match b {
+                    MotoB::S3(bucket_b) => {
+                        for key in keys(aws, bucket_b).await {
+                            let body = aws
+                                .s3
+                                .get_object()
+                                .bucket(bucket_b)
+                                .key(&key)
+                                .send()
+                                .await
+                                .unwrap()
+                                .body
+                                .collect()
+                                .await
+                                .unwrap()
+                                .into_bytes();
+                            for line in body.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+                                envelope("b", line);
+                            }
+                        }
+                    }
+                    MotoB::Kinesis(stream) => {
+                        for data in read_stream(aws, stream).await {
+                            envelope("b", &data);
+                        }
+                    }
+                    MotoB::DynamoDb(table) => {
+                        for item in scan_json(aws, table).await {
+                            envelope("b", item.to_string().as_bytes());
+                        }
                     }
                 }
             }
         }
         out.dead = dead;
         out
+    }
+}
+
+/// A table keyed by an envelope's lineage (`sequence_number`,
+/// `output_index`).
+async fn create_lineage_table(aws: &host::aws::Aws, name: &str) {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    let key = |n: &str, t: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(n)
+            .key_type(t)
+            .build()
+            .unwrap()
+    };
+    let attribute = |n: &str, t: ScalarAttributeType| {
+        AttributeDefinition::builder()
+            .attribute_name(n)
+            .attribute_type(t)
+            .build()
+            .unwrap()
+    };
+    aws_sdk_dynamodb::Client::new(&aws.shared)
+        .create_table()
+        .table_name(name)
+        .key_schema(key("sequence_number", KeyType::Hash))
+        .key_schema(key("output_index", KeyType::Range))
+        .attribute_definitions(attribute("sequence_number", ScalarAttributeType::S))
+        .attribute_definitions(attribute("output_index", ScalarAttributeType::N))
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .unwrap();
+}
+
+/// Every record's data in a one-shard stream, in order.
+async fn read_stream(aws: &host::aws::Aws, stream: &str) -> Vec<Vec<u8>> {
+    let kinesis = aws_sdk_kinesis::Client::new(&aws.shared);
+    let mut iterator = kinesis
+        .get_shard_iterator()
+        .stream_name(stream)
+        .shard_id("shardId-000000000000")
+        .shard_iterator_type(aws_sdk_kinesis::types::ShardIteratorType::TrimHorizon)
+        .send()
+        .await
+        .unwrap()
+        .shard_iterator;
+    let mut out = Vec::new();
+    while let Some(it) = iterator {
+        let r = kinesis
+            .get_records()
+            .shard_iterator(it)
+            .send()
+            .await
+            .unwrap();
+        if r.records().is_empty() {
+            break;
+        }
+        out.extend(r.records().iter().map(|rec| rec.data().as_ref().to_vec()));
+        iterator = r.next_shard_iterator;
+    }
+    out
+}
+
+/// Every item of a table, as JSON.
+async fn scan_json(aws: &host::aws::Aws, table: &str) -> Vec<serde_json::Value> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    fn json(v: &AttributeValue) -> serde_json::Value {
+        match v {
+            AttributeValue::S(s) => serde_json::Value::String(s.clone()),
+            AttributeValue::N(n) => serde_json::from_str(n).unwrap(),
+            AttributeValue::Bool(b) => serde_json::Value::Bool(*b),
+            AttributeValue::Null(_) => serde_json::Value::Null,
+            AttributeValue::L(l) => l.iter().map(json).collect(),
+            AttributeValue::M(m) => m.iter().map(|(k, v)| (k.clone(), json(v))).collect(),
+            other => panic!("not from JSON: {other:?}"),
+        }
+    }
+    let client = aws_sdk_dynamodb::Client::new(&aws.shared);
+    let mut out = Vec::new();
+    let mut start = None;
+    loop {
+        let r = client
+            .scan()
+            .table_name(table)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .unwrap();
+        out.extend(
+            r.items()
+                .iter()
+                .map(|item| item.iter().map(|(k, v)| (k.clone(), json(v))).collect()),
+        );
+        start = r.last_evaluated_key;
+        if start.is_none() {
+            return out;
+        }
     }
 }
 
@@ -685,10 +835,11 @@ fn no_record_is_lost_under_the_event_source_mapping_in_memory() {
     assert!(tally.destination_faults >= 100, "{tally:?}");
 }
 
-/// The model against moto: the real SQS and S3 destinations, with random
-/// faults injected between Sluice and moto.
+/// The model against moto: the real SQS destination, and in turn S3,
+/// Kinesis and DynamoDB as the second one, with random faults injected
+/// between Sluice and moto.
 #[test]
-fn no_record_is_lost_under_the_event_source_mapping_with_real_sqs_and_s3_under_fault() {
+fn no_record_is_lost_under_the_event_source_mapping_with_real_destinations_under_fault() {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -729,7 +880,10 @@ fn no_record_is_lost_under_the_event_source_mapping_with_real_sqs_and_s3_under_f
     }
     let mut tally = tally.into_inner();
     tally.destination_faults = injected.get();
-    report("moto, SQS and S3 under fault", &tally);
+    report(
+        "moto, SQS with S3, Kinesis or DynamoDB, under fault",
+        &tally,
+    );
     assert_eq!(tally.lost, 0);
     assert!(tally.destination_faults >= 10, "{tally:?}");
 }
