@@ -588,6 +588,43 @@ async fn proxy_connection(
     Ok(())
 }
 
+/// Forwards a `PublishBatch` to moto and adds `failed` (XML members) to
+/// its answer's `Failed`.
+async fn forward_xml(
+    client: &mut tokio::net::TcpStream,
+    upstream: u16,
+    head: &str,
+    body: &[u8],
+    failed: &str,
+) -> std::io::Result<bool> {
+    use tokio::io::AsyncWriteExt as _;
+    let mut up = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await?;
+    up.write_all(with_length(head, body.len(), true).as_bytes())
+        .await?;
+    up.write_all(body).await?;
+    let mut rbuf = Vec::new();
+    let Some((rhead, rbody)) = read_message(&mut up, &mut rbuf).await? else {
+        return Ok(false);
+    };
+    let mut text = String::from_utf8_lossy(&rbody)
+        .replace("<Failed/>", "<Failed></Failed>")
+        .replace("<Failed />", "<Failed></Failed>");
+    text = if text.contains("<Failed>") {
+        text.replacen("<Failed>", &format!("<Failed>{failed}"), 1)
+    } else {
+        text.replacen(
+            "</PublishBatchResult>",
+            &format!("<Failed>{failed}</Failed></PublishBatchResult>"),
+            1,
+        )
+    };
+    client
+        .write_all(with_length(&rhead, text.len(), false).as_bytes())
+        .await?;
+    client.write_all(text.as_bytes()).await?;
+    Ok(true)
+}
+
 /// What the chaos proxies change in moto's answer.
 type Merge = Box<dyn FnOnce(&mut serde_json::Value) + Send>;
 
@@ -645,7 +682,8 @@ async fn forward(
 /// it (SQS `SendMessageBatch`: `Failed` with `SenderFault = false`; Kinesis
 /// `PutRecords`: `ProvisionedThroughputExceededException`; Firehose
 /// `PutRecordBatch`: `ServiceUnavailableException`; EventBridge `PutEvents`:
-/// `ThrottlingException`; DynamoDB `BatchWriteItem`: `UnprocessedItems`),
+/// `ThrottlingException`; DynamoDB `BatchWriteItem`: `UnprocessedItems`;
+/// SNS `PublishBatch`: `Failed` with `SenderFault = false`),
 /// and each S3 `PUT` is answered `503 SlowDown` without reaching moto.
 /// Everything else passes through.
 pub struct ChaosProxy {
@@ -769,6 +807,7 @@ async fn chaos_connection(
         }
         let mut merge: Option<Merge> = None;
         let mut answer: Option<serde_json::Value> = None;
+        let mut sns_failed: Option<String> = None;
         if lower.contains("amazonsqs.sendmessagebatch")
             && let Ok(mut json) = serde_json::from_slice::<serde_json::Value>(&body)
             && let Some(entries) = json["Entries"].as_array_mut()
@@ -876,6 +915,71 @@ async fn chaos_connection(
             }
             body = serde_json::to_vec(&json).unwrap();
         }
+        // SNS `PublishBatch` (the query protocol): members are dropped from
+        // the form and numbered again; the answer gets them under `Failed`.
+        let mut sns_answer = None;
+        if !lower.contains("x-amz-target") && body.starts_with(b"Action=PublishBatch&") {
+            let form = String::from_utf8_lossy(&body).into_owned();
+            let member = |pair: &str| -> Option<usize> {
+                let rest = pair.strip_prefix("PublishBatchRequestEntries.member.")?;
+                rest.split('.').next()?.parse().ok()
+            };
+            let count = form.split('&').filter_map(member).max().unwrap_or(0);
+            let failed: Vec<usize> = (1..=count).filter(|_| hit()).collect();
+            if !failed.is_empty() {
+                let id_of = |n: usize| {
+                    form.split('&')
+                        .find_map(|p| {
+                            p.strip_prefix(&format!("PublishBatchRequestEntries.member.{n}.Id="))
+                        })
+                        .unwrap_or("")
+                        .to_owned()
+                };
+                let members: String = failed
+                    .iter()
+                    .map(|&n| {
+                        format!(
+                            "<member><Id>{}</Id><Code>InternalError</Code><Message>injected by the chaos proxy</Message><SenderFault>false</SenderFault></member>",
+                            id_of(n)
+                        )
+                    })
+                    .collect();
+                let kept: Vec<usize> = (1..=count).filter(|n| !failed.contains(n)).collect();
+                let renumbered: Vec<String> = form
+                    .split('&')
+                    .filter_map(|pair| match member(pair) {
+                        None => Some(pair.to_owned()),
+                        Some(n) => kept.iter().position(|&k| k == n).map(|at| {
+                            pair.replacen(
+                                &format!("PublishBatchRequestEntries.member.{n}."),
+                                &format!("PublishBatchRequestEntries.member.{}.", at + 1),
+                                1,
+                            )
+                        }),
+                    })
+                    .collect();
+                body = renumbered.join("&").into_bytes();
+                if kept.is_empty() {
+                    sns_answer = Some(format!(
+                        "<PublishBatchResponse xmlns=\"http://sns.amazonaws.com/doc/2010-03-31/\"><PublishBatchResult><Successful/><Failed>{members}</Failed></PublishBatchResult><ResponseMetadata><RequestId>chaos</RequestId></ResponseMetadata></PublishBatchResponse>"
+                    ));
+                } else {
+                    sns_failed = Some(members);
+                }
+            }
+        }
+        if let Some(reply) = sns_answer {
+            client
+                .write_all(
+                    format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: text/xml\r\ncontent-length: {}\r\n\r\n{reply}",
+                        reply.len()
+                    )
+                    .as_bytes(),
+                )
+                .await?;
+            continue;
+        }
         if let Some(reply) = answer {
             let reply = reply.to_string();
             client
@@ -889,7 +993,11 @@ async fn chaos_connection(
                 .await?;
             continue;
         }
-        if !forward(&mut client, upstream, &head, &body, merge).await? {
+        let forwarded = match sns_failed {
+            Some(members) => forward_xml(&mut client, upstream, &head, &body, &members).await?,
+            None => forward(&mut client, upstream, &head, &body, merge).await?,
+        };
+        if !forwarded {
             return Ok(());
         }
     }
