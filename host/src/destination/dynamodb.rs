@@ -20,7 +20,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, ScalarAttributeType, WriteRequest};
 
-use super::{Request, Sink, SinkFuture, Verdict, encode_one, key_hash, pack_by_key};
+use super::{Batch, Request, Sink, SinkFuture, Verdict, encode_one, key_hash, pack_by_key};
 use crate::config::destination::dynamodb::DynamoDbPlan;
 use crate::outcome::Routed;
 
@@ -174,48 +174,34 @@ impl DynamoDbDestination {
 
     /// One `BatchWriteItem` of the request's entries.
     async fn send_request(&self, outputs: &[&Routed], request: &Request) -> Vec<Verdict> {
-        let mut verdicts = vec![Verdict::Taken; request.entries.len()];
-        let mut writes = Vec::with_capacity(request.entries.len());
+        // Each item's key, with the output it came from.
         let mut by_key: HashMap<String, usize> = HashMap::new();
-        let mut positions = Vec::with_capacity(request.entries.len());
-        for (pos, &i) in request.entries.iter().enumerate() {
-            let built = self.item(outputs[i]).and_then(|item| {
-                by_key.insert(item.key, pos);
-                let put = PutRequest::builder()
-                    .set_item(Some(item.attributes))
-                    .build()
-                    .map_err(|e| format!("cannot build the DynamoDB request: {e}"))?;
-                Ok(WriteRequest::builder().put_request(put).build())
-            });
-            match built {
-                Ok(write) => {
-                    writes.push(write);
-                    positions.push(pos);
-                }
-                Err(reason) => verdicts[pos] = Verdict::Refused(reason),
-            }
-        }
-        if writes.is_empty() {
-            return verdicts;
+        let mut batch = Batch::build(request, |i| {
+            let item = self.item(outputs[i])?;
+            by_key.insert(item.key, i);
+            let put = PutRequest::builder()
+                .set_item(Some(item.attributes))
+                .build()
+                .map_err(|e| format!("cannot build the DynamoDB request: {e}"))?;
+            Ok(WriteRequest::builder().put_request(put).build())
+        });
+        if batch.entries.is_empty() {
+            return batch.verdicts;
         }
         let response = self
             .client
             .batch_write_item()
-            .request_items(&self.plan.table, writes)
+            .request_items(&self.plan.table, std::mem::take(&mut batch.entries))
             .send()
             .await;
         let response = match response {
             Ok(r) => r,
             Err(e) => {
-                let reason = format!(
+                return batch.failed(format!(
                     "BatchWriteItem to `{}` failed: {}",
                     self.plan.table,
                     aws_sdk_dynamodb::error::DisplayErrorContext(&e)
-                );
-                for &pos in &positions {
-                    verdicts[pos] = Verdict::Failed(reason.clone());
-                }
-                return verdicts;
+                ));
             }
         };
         let unprocessed = response
@@ -230,18 +216,20 @@ impl DynamoDbDestination {
             let key = self.key_of(item);
             // Without a known key schema a request holds one item.
             let pos = if self.key.is_some() {
-                by_key.get(&key).copied()
+                by_key
+                    .get(&key)
+                    .and_then(|&i| request.entries.iter().position(|&e| e == i))
             } else {
-                positions.first().copied()
+                batch.positions.first().copied()
             };
             if let Some(pos) = pos {
-                verdicts[pos] = Verdict::Retry(format!(
+                batch.verdicts[pos] = Verdict::Retry(format!(
                     "DynamoDB left the item for `{}` unprocessed",
                     self.plan.table
                 ));
             }
         }
-        verdicts
+        batch.verdicts
     }
 
     /// The text of `item`'s key values, as [`Self::item`] makes it.

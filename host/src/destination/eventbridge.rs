@@ -17,7 +17,7 @@
 
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 
-use super::{Request, Sink, SinkFuture, Verdict, encode_one, pack_unordered, placeholder};
+use super::{Batch, Request, Sink, SinkFuture, Verdict, encode_one, pack_unordered, placeholder};
 use crate::config::destination::eventbridge::EventBridgePlan;
 use crate::outcome::Routed;
 
@@ -103,82 +103,60 @@ impl EventBridgeDestination {
 
     /// One `PutEvents` of the request's entries.
     async fn send_request(&self, outputs: &[&Routed], request: &Request) -> Vec<Verdict> {
-        let mut verdicts = vec![Verdict::Taken; request.entries.len()];
-        let mut entries = Vec::with_capacity(request.entries.len());
-        let mut positions = Vec::with_capacity(request.entries.len());
-        for (pos, &i) in request.entries.iter().enumerate() {
-            match self.event(outputs[i]) {
-                Ok(e) => {
-                    entries.push(
-                        PutEventsRequestEntry::builder()
-                            .event_bus_name(&self.plan.event_bus)
-                            .source(e.source)
-                            .detail_type(e.detail_type)
-                            .detail(e.detail)
-                            .set_trace_header(self.trace_header.clone())
-                            .build(),
-                    );
-                    positions.push(pos);
-                }
-                Err(reason) => verdicts[pos] = Verdict::Refused(reason),
-            }
+        let mut batch = Batch::build(request, |i| {
+            let e = self.event(outputs[i])?;
+            Ok(PutEventsRequestEntry::builder()
+                .event_bus_name(&self.plan.event_bus)
+                .source(e.source)
+                .detail_type(e.detail_type)
+                .detail(e.detail)
+                .set_trace_header(self.trace_header.clone())
+                .build())
+        });
+        if batch.entries.is_empty() {
+            return batch.verdicts;
         }
-        if entries.is_empty() {
-            return verdicts;
-        }
+        let bus = &self.plan.event_bus;
         let response = self
             .client
             .put_events()
-            .set_entries(Some(entries))
+            .set_entries(Some(std::mem::take(&mut batch.entries)))
             .send()
             .await;
         let response = match response {
             Ok(r) => r,
             Err(e) => {
-                let reason = format!(
-                    "PutEvents to `{}` failed: {}",
-                    self.plan.event_bus,
+                return batch.failed(format!(
+                    "PutEvents to `{bus}` failed: {}",
                     aws_sdk_eventbridge::error::DisplayErrorContext(&e)
-                );
-                for &pos in &positions {
-                    verdicts[pos] = Verdict::Failed(reason.clone());
-                }
-                return verdicts;
+                ));
             }
         };
-        let results = response.entries();
-        for (n, &pos) in positions.iter().enumerate() {
-            verdicts[pos] = match results.get(n) {
-                Some(result) => match result.error_code() {
-                    None if result.event_id().is_some() => Verdict::Taken,
-                    None => Verdict::Failed(format!(
-                        "EventBridge gave no event id for the event put on `{}`",
-                        self.plan.event_bus
-                    )),
-                    Some(code) => {
-                        let reason = format!(
-                            "EventBridge did not take the event for `{}`: {code} {}",
-                            self.plan.event_bus,
-                            result.error_message().unwrap_or("")
-                        );
-                        match code {
-                            "ThrottlingException" | "InternalFailure" | "InternalException" => {
-                                Verdict::Retry(reason)
-                            }
-                            "MalformedDetail" | "InvalidArgument" | "ValidationException" => {
-                                Verdict::Refused(reason)
-                            }
-                            _ => Verdict::Failed(reason),
-                        }
-                    }
-                },
+        batch.answered(
+            response.entries(),
+            |result| match result.error_code() {
+                None if result.event_id().is_some() => Verdict::Taken,
                 None => Verdict::Failed(format!(
-                    "EventBridge gave no result for an event put on `{}`",
-                    self.plan.event_bus
+                    "EventBridge gave no event id for the event put on `{bus}`"
                 )),
-            };
-        }
-        verdicts
+                Some(code) => {
+                    let reason = format!(
+                        "EventBridge did not take the event for `{bus}`: {code} {}",
+                        result.error_message().unwrap_or("")
+                    );
+                    match code {
+                        "ThrottlingException" | "InternalFailure" | "InternalException" => {
+                            Verdict::Retry(reason)
+                        }
+                        "MalformedDetail" | "InvalidArgument" | "ValidationException" => {
+                            Verdict::Refused(reason)
+                        }
+                        _ => Verdict::Failed(reason),
+                    }
+                }
+            },
+            &format!("EventBridge gave no result for an event put on `{bus}`"),
+        )
     }
 }
 

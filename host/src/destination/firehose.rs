@@ -15,7 +15,7 @@
 use aws_sdk_firehose::primitives::Blob;
 use aws_sdk_firehose::types::Record as FirehoseRecord;
 
-use super::{Request, Sink, SinkFuture, Verdict, encode, pack_unordered};
+use super::{Batch, Request, Sink, SinkFuture, Verdict, encode, pack_unordered};
 use crate::config::destination::firehose::FirehosePlan;
 use crate::outcome::Routed;
 
@@ -73,78 +73,52 @@ impl FirehoseDestination {
 
     /// One `PutRecordBatch` of the request's entries.
     async fn send_request(&self, outputs: &[&Routed], request: &Request) -> Vec<Verdict> {
-        let mut verdicts = vec![Verdict::Taken; request.entries.len()];
-        let mut records = Vec::with_capacity(request.entries.len());
-        let mut positions = Vec::with_capacity(request.entries.len());
-        for (pos, &i) in request.entries.iter().enumerate() {
-            let built = self.data(outputs[i]).and_then(|d| {
-                FirehoseRecord::builder()
-                    .data(Blob::new(d))
-                    .build()
-                    .map_err(|e| format!("cannot build the Firehose request: {e}"))
-            });
-            match built {
-                Ok(record) => {
-                    records.push(record);
-                    positions.push(pos);
-                }
-                Err(reason) => verdicts[pos] = Verdict::Refused(reason),
-            }
+        let mut batch = Batch::build(request, |i| {
+            FirehoseRecord::builder()
+                .data(Blob::new(self.data(outputs[i])?))
+                .build()
+                .map_err(|e| format!("cannot build the Firehose request: {e}"))
+        });
+        if batch.entries.is_empty() {
+            return batch.verdicts;
         }
-        if records.is_empty() {
-            return verdicts;
-        }
+        let stream = &self.plan.delivery_stream;
         let response = self
             .client
             .put_record_batch()
-            .delivery_stream_name(&self.plan.delivery_stream)
-            .set_records(Some(records))
+            .delivery_stream_name(stream)
+            .set_records(Some(std::mem::take(&mut batch.entries)))
             .send()
             .await;
         let response = match response {
             Ok(r) => r,
             Err(e) => {
-                let reason = format!(
-                    "PutRecordBatch to `{}` failed: {}",
-                    self.plan.delivery_stream,
+                return batch.failed(format!(
+                    "PutRecordBatch to `{stream}` failed: {}",
                     aws_sdk_firehose::error::DisplayErrorContext(&e)
-                );
-                for &pos in &positions {
-                    verdicts[pos] = Verdict::Failed(reason.clone());
-                }
-                return verdicts;
+                ));
             }
         };
-        let results = response.request_responses();
-        for (n, &pos) in positions.iter().enumerate() {
-            verdicts[pos] = match results.get(n) {
-                Some(result) => match result.error_code() {
-                    None if result.record_id().is_some() => Verdict::Taken,
-                    None => Verdict::Failed(format!(
-                        "Firehose gave no record id for the record put to `{}`",
-                        self.plan.delivery_stream
-                    )),
-                    Some(code) => {
-                        let reason = format!(
-                            "Firehose did not take the record for `{}`: {code} {}",
-                            self.plan.delivery_stream,
-                            result.error_message().unwrap_or("")
-                        );
-                        match code {
-                            "ServiceUnavailableException" | "InternalFailure" => {
-                                Verdict::Retry(reason)
-                            }
-                            _ => Verdict::Failed(reason),
-                        }
-                    }
-                },
+        batch.answered(
+            response.request_responses(),
+            |result| match result.error_code() {
+                None if result.record_id().is_some() => Verdict::Taken,
                 None => Verdict::Failed(format!(
-                    "Firehose gave no result for a record put to `{}`",
-                    self.plan.delivery_stream
+                    "Firehose gave no record id for the record put to `{stream}`"
                 )),
-            };
-        }
-        verdicts
+                Some(code) => {
+                    let reason = format!(
+                        "Firehose did not take the record for `{stream}`: {code} {}",
+                        result.error_message().unwrap_or("")
+                    );
+                    match code {
+                        "ServiceUnavailableException" | "InternalFailure" => Verdict::Retry(reason),
+                        _ => Verdict::Failed(reason),
+                    }
+                }
+            },
+            &format!("Firehose gave no result for a record put to `{stream}`"),
+        )
     }
 }
 

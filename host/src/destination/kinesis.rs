@@ -22,7 +22,9 @@
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
 
-use super::{Request, Sink, SinkFuture, Verdict, encode_one, key_hash, pack_by_key, placeholder};
+use super::{
+    Batch, Request, Sink, SinkFuture, Verdict, encode_one, key_hash, pack_by_key, placeholder,
+};
 use crate::config::destination::kinesis::KinesisPlan;
 use crate::outcome::Routed;
 
@@ -101,80 +103,59 @@ impl KinesisDestination {
 
     /// One `PutRecords` of the request's entries.
     async fn send_request(&self, outputs: &[&Routed], request: &Request) -> Vec<Verdict> {
-        let mut verdicts = vec![Verdict::Taken; request.entries.len()];
-        let mut entries = Vec::with_capacity(request.entries.len());
-        let mut positions = Vec::with_capacity(request.entries.len());
-        for (pos, &i) in request.entries.iter().enumerate() {
-            let built = self.put(outputs[i]).and_then(|p| {
-                PutRecordsRequestEntry::builder()
-                    .data(Blob::new(p.data))
-                    .partition_key(p.partition_key)
-                    .set_explicit_hash_key(p.explicit_hash_key)
-                    .build()
-                    .map_err(|e| format!("cannot build the Kinesis request: {e}"))
-            });
-            match built {
-                Ok(entry) => {
-                    entries.push(entry);
-                    positions.push(pos);
-                }
-                Err(reason) => verdicts[pos] = Verdict::Refused(reason),
-            }
+        let mut batch = Batch::build(request, |i| {
+            let p = self.put(outputs[i])?;
+            PutRecordsRequestEntry::builder()
+                .data(Blob::new(p.data))
+                .partition_key(p.partition_key)
+                .set_explicit_hash_key(p.explicit_hash_key)
+                .build()
+                .map_err(|e| format!("cannot build the Kinesis request: {e}"))
+        });
+        if batch.entries.is_empty() {
+            return batch.verdicts;
         }
-        if entries.is_empty() {
-            return verdicts;
-        }
-        let call = self.client.put_records().set_records(Some(entries));
-        let call = if self.plan.stream.starts_with("arn:") {
-            call.stream_arn(&self.plan.stream)
+        let stream = &self.plan.stream;
+        let call = self
+            .client
+            .put_records()
+            .set_records(Some(std::mem::take(&mut batch.entries)));
+        let call = if stream.starts_with("arn:") {
+            call.stream_arn(stream)
         } else {
-            call.stream_name(&self.plan.stream)
+            call.stream_name(stream)
         };
         let response = match call.send().await {
             Ok(r) => r,
             Err(e) => {
-                let reason = format!(
-                    "PutRecords to `{}` failed: {}",
-                    self.plan.stream,
+                return batch.failed(format!(
+                    "PutRecords to `{stream}` failed: {}",
                     aws_sdk_kinesis::error::DisplayErrorContext(&e)
-                );
-                for &pos in &positions {
-                    verdicts[pos] = Verdict::Failed(reason.clone());
-                }
-                return verdicts;
+                ));
             }
         };
-        // Kinesis answers one result per entry, in the request's order.
-        let results = response.records();
-        for (n, &pos) in positions.iter().enumerate() {
-            verdicts[pos] = match results.get(n) {
-                Some(result) => match result.error_code() {
-                    None if result.sequence_number().is_some() => Verdict::Taken,
-                    None => Verdict::Failed(format!(
-                        "Kinesis gave no sequence number for the record put to `{}`",
-                        self.plan.stream
-                    )),
-                    Some(code) => {
-                        let reason = format!(
-                            "Kinesis did not take the record for `{}`: {code} {}",
-                            self.plan.stream,
-                            result.error_message().unwrap_or("")
-                        );
-                        match code {
-                            "ProvisionedThroughputExceededException"
-                            | "InternalFailure"
-                            | "KMSThrottlingException" => Verdict::Retry(reason),
-                            _ => Verdict::Failed(reason),
-                        }
-                    }
-                },
+        batch.answered(
+            response.records(),
+            |result| match result.error_code() {
+                None if result.sequence_number().is_some() => Verdict::Taken,
                 None => Verdict::Failed(format!(
-                    "Kinesis gave no result for a record put to `{}`",
-                    self.plan.stream
+                    "Kinesis gave no sequence number for the record put to `{stream}`"
                 )),
-            };
-        }
-        verdicts
+                Some(code) => {
+                    let reason = format!(
+                        "Kinesis did not take the record for `{stream}`: {code} {}",
+                        result.error_message().unwrap_or("")
+                    );
+                    match code {
+                        "ProvisionedThroughputExceededException"
+                        | "InternalFailure"
+                        | "KMSThrottlingException" => Verdict::Retry(reason),
+                        _ => Verdict::Failed(reason),
+                    }
+                }
+            },
+            &format!("Kinesis gave no result for a record put to `{stream}`"),
+        )
     }
 }
 

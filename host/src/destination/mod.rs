@@ -320,6 +320,67 @@ pub fn encode_one(format: Format, r: &Routed, buf: &mut Vec<u8>) {
     buf.pop();
 }
 
+/// A request's entries as one batch call carries them: the ones a sink
+/// could build, with their positions in the request, and a verdict per
+/// position (an entry that cannot be built is refused for good).
+pub struct Batch<E> {
+    /// One per entry of the request.
+    pub verdicts: Vec<Verdict>,
+    /// What the call sends, in order.
+    pub entries: Vec<E>,
+    /// Per entry sent, its position in the request.
+    pub positions: Vec<usize>,
+}
+
+impl<E> Batch<E> {
+    /// Builds each entry of `request` from its output's position in
+    /// `outputs` with `build`; one it cannot build is [`Verdict::Refused`].
+    pub fn build(request: &Request, mut build: impl FnMut(usize) -> Result<E, String>) -> Self {
+        let mut batch = Batch {
+            verdicts: vec![Verdict::Taken; request.entries.len()],
+            entries: Vec::with_capacity(request.entries.len()),
+            positions: Vec::with_capacity(request.entries.len()),
+        };
+        for (pos, &i) in request.entries.iter().enumerate() {
+            match build(i) {
+                Ok(entry) => {
+                    batch.entries.push(entry);
+                    batch.positions.push(pos);
+                }
+                Err(reason) => batch.verdicts[pos] = Verdict::Refused(reason),
+            }
+        }
+        batch
+    }
+
+    /// Every entry sent is not delivered: the call failed (after the SDK's
+    /// own retries) for `reason`.
+    pub fn failed(mut self, reason: String) -> Vec<Verdict> {
+        for &pos in &self.positions {
+            self.verdicts[pos] = Verdict::Failed(reason.clone());
+        }
+        self.verdicts
+    }
+
+    /// The verdicts of a call that answers one result per entry, in the
+    /// order sent (`PutRecords`, `PutRecordBatch`, `PutEvents`): `judge`
+    /// reads each; an entry without a result is not delivered (`missing`
+    /// says why).
+    pub fn answered<R>(
+        mut self,
+        results: &[R],
+        mut judge: impl FnMut(&R) -> Verdict,
+        missing: &str,
+    ) -> Vec<Verdict> {
+        for (n, &pos) in self.positions.iter().enumerate() {
+            self.verdicts[pos] = results
+                .get(n)
+                .map_or_else(|| Verdict::Failed(missing.to_owned()), &mut judge);
+        }
+        self.verdicts
+    }
+}
+
 /// A hash of an order key (FIFO group, shard and partition key).
 pub fn key_hash(parts: &[&str]) -> u64 {
     use std::hash::{Hash as _, Hasher as _};
