@@ -6,7 +6,7 @@
 //! example configs name) and their paths are written as consts to
 //! `$OUT_DIR/test_plugins.rs`, which the tests and the benchmark include. The
 //! inner cargo gets its own target directory so it never waits on the outer
-//! build's lock. A build without the `author` feature (the Lambda build)
+//! build's lock. A build without the `plugins` feature (the Lambda build)
 //! builds no plugins: it needs no `wasm32-wasip2` target.
 
 use std::path::{Path, PathBuf};
@@ -46,10 +46,10 @@ fn main() {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
 
-    if std::env::var_os("CARGO_FEATURE_AUTHOR").is_none() {
+    if std::env::var_os("CARGO_FEATURE_PLUGINS").is_none() {
         std::fs::write(
             out_dir.join("test_plugins.rs"),
-            "// No plugins: built without `author`.\n",
+            "// No plugins: built without `plugins`.\n",
         )
         .expect("writing test_plugins.rs");
         return;

@@ -1,7 +1,7 @@
 //! End to end against AWS-compatible services: a real moto server on a
 //! loopback port, the real AWS SDK, the real plugins.
 //!
-//! Run with `cargo test -p host --test all aws::` (needs `moto_server`: `tests/run`
+//! Run with `cargo test -p sluice-cli --test all aws::` (needs `moto_server`: `tests/run`
 //! installs it).
 
 use std::io::Read as _;

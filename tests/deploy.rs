@@ -1,7 +1,7 @@
 //! The deployment example: the SAM template passes `cfn-lint`, and the
 //! deployed pipeline config is valid once the stack's outputs are filled in.
 //!
-//! Run with `cargo test -p host --test all deploy::` (needs `cfn-lint`: `tests/run` installs it).
+//! Run with `cargo test -p sluice-cli --test all deploy::` (needs `cfn-lint`: `tests/run` installs it).
 
 use std::process::Command;
 

@@ -4,7 +4,7 @@
 //! plugins and destinations in a moto server. The pipeline is deployed the
 //! way the README says: `sluice precompile`, then upload its output folder.
 //!
-//! Run with `cargo test -p host --test all lambda::` (needs `moto_server` and
+//! Run with `cargo test -p sluice-cli --test all lambda::` (needs `moto_server` and
 //! `cargo-lambda`: `tests/run` installs both).
 
 use std::net::TcpStream;

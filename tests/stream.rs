@@ -2,7 +2,7 @@
 //! loopback: the real `sluice put` and `sluice consume` binaries, the real
 //! AWS SDK, outputs read back from moto's SQS and S3.
 //!
-//! Run with: `cargo test -p host --test all stream::` (moto from `tests/run`).
+//! Run with: `cargo test -p sluice-cli --test all stream::` (moto from `tests/run`).
 
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};

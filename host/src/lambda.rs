@@ -29,30 +29,7 @@ pub const DEADLINE_MARGIN: Duration = Duration::from_millis(1500);
 /// stops the process.
 pub async fn run() -> Result<(), lambda_runtime::Error> {
     let started = Instant::now();
-    let config = std::env::var(CONFIG_VAR).map_err(|_| {
-        let msg = format!(
-            "{CONFIG_VAR} is not set: set it to the pipeline config, `s3://<bucket>/<key>` or a path"
-        );
-        tracing::error!(target: "sluice.lambda.init", "{msg}");
-        msg
-    })?;
-    let app = match App::load(&config)
-        .await
-        .and_then(|app| refuse_local_destinations(app.plan()).map(|()| app))
-    {
-        Ok(app) => app,
-        Err(e) => {
-            let msg = format!("cold start failed: {e:#}");
-            tracing::error!(target: "sluice.lambda.init", config = %config, error = %format!("{e:#}"), "cold start failed");
-            return Err(msg.into());
-        }
-    };
-    tracing::info!(
-        target: "sluice.lambda.init",
-        config = %config,
-        init_ms = started.elapsed().as_secs_f64() * 1e3,
-        "ready"
-    );
+    let app = cold_start().await?;
     let state = Mutex::new((app, Some(started.elapsed())));
     let state = &state;
     lambda_runtime::run(service_fn(
@@ -63,6 +40,34 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
         },
     ))
     .await
+}
+
+/// The cold start: loads the pipeline config named by `SLUICE_CONFIG` and
+/// its plugins, and refuses destinations that cannot work in Lambda. Logs
+/// why it failed, or how long it took.
+pub async fn cold_start() -> Result<App, String> {
+    let started = Instant::now();
+    let config = std::env::var(CONFIG_VAR).map_err(|_| {
+        let msg = format!(
+            "{CONFIG_VAR} is not set: set it to the pipeline config, `s3://<bucket>/<key>` or a path"
+        );
+        tracing::error!(target: "sluice.lambda.init", "{msg}");
+        msg
+    })?;
+    let app = App::load(&config)
+        .await
+        .and_then(|app| refuse_local_destinations(app.plan()).map(|()| app))
+        .map_err(|e| {
+            tracing::error!(target: "sluice.lambda.init", config = %config, error = %format!("{e:#}"), "cold start failed");
+            format!("cold start failed: {e:#}")
+        })?;
+    tracing::info!(
+        target: "sluice.lambda.init",
+        config = %config,
+        init_ms = started.elapsed().as_secs_f64() * 1e3,
+        "ready"
+    );
+    Ok(app)
 }
 
 /// Refuses a plan with a destination that cannot work in Lambda (`file`:

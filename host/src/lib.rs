@@ -19,49 +19,46 @@
 //!   failure wins, what a shard's first retried record holds back, and where
 //!   Lambda resumes each shard.
 //! - [`plugin`] compiles components once and runs them in a sandbox with no
-//!   ambient authority (the one `bindgen!` site lives in `plugin::bindings`);
+//!   ambient authority; each plugin kind (filter, transform, route) is one
+//!   module of [`plugin::kind`], behind one trait, registered in one match;
 //!   [`plugin::Instance::call`] is the one guest call.
 //! - [`pipeline`] runs the plan's steps over a batch: one guest call per step
 //!   per batch, each event's [`plugin::Decision`] applied over one list of
 //!   live records.
 //! - [`destination`] builds each destination from its validated plan and
-//!   sends to it; [`dispatch`] hands each its outputs and files what they
-//!   did not take in the ledger.
+//!   sends to it (one module per kind); [`dispatch`] keeps many requests in
+//!   flight, resends what was not taken and files the rest in the ledger.
 //! - [`app`] is the cold start (config, plugins and destinations, from disk
 //!   or S3, through one fetch path); [`lambda`] serves Lambda invocations
-//!   with it, and the `sluice` binary is both the Lambda bootstrap and the
-//!   local CLI.
+//!   with it, and the `sluice-lambda` binary is the Lambda bootstrap.
 //! - [`aws`] builds the AWS clients once; [`metrics`] writes each
 //!   invocation's CloudWatch metrics (EMF); [`logging`] the JSON logs;
-//!   [`summary`] the local run's summary.
-//! - `stream` is the stream on your laptop: `sluice put` writes records to a
-//!   Kinesis stream, `sluice consume` runs the pipeline on it as Lambda's
-//!   event source mapping would (the default `stream` feature).
-//! - `precompile` compiles a pipeline's plugins ahead of time (`sluice
-//!   precompile`); it comes with the default `compiler` feature (Cranelift),
-//!   without which Sluice loads only precompiled artifacts.
-//! - `author` is the plugin-author loop (`sluice new`, `sluice build`, `sluice
-//!   test`) and `fixture` its golden-file runner; both come with the
-//!   default `author` feature, which the Lambda build leaves out.
+//!   [`summary`] the local run's summary; [`fixture`] runs golden-file
+//!   cases (`cargo test -p host`, `sluice test`).
+//!
+//! The local tools (`sluice run`, `check`, `new`, `build`, `test`,
+//! `precompile`, `put`, `consume` …) are the `sluice-cli` crate in
+//! `host/cli`; nothing here depends on them.
 
 pub mod app;
-#[cfg(feature = "author")]
-pub mod author;
 pub mod aws;
 pub mod destination;
 pub mod dispatch;
-#[cfg(feature = "author")]
 pub mod fixture;
 pub mod lambda;
 pub mod logging;
 pub mod metrics;
 pub mod pipeline;
 pub mod plugin;
-#[cfg(feature = "compiler")]
-pub mod precompile;
-#[cfg(feature = "stream")]
-pub mod stream;
 pub mod summary;
+
+/// Paths of the example and test plugins (`plugins/`, `tests/plugins/`),
+/// built from source for wasm32-wasip2 by `host/build.rs`: one `&str`
+/// constant per plugin, named after its library (`FILTER_FIELD`, …).
+#[cfg(feature = "plugins")]
+pub mod built_plugins {
+    include!(concat!(env!("OUT_DIR"), "/test_plugins.rs"));
+}
 
 // The pure core (no wasmtime, no AWS SDK), under the names the host has
 // always used for it.

@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
 """Writes the bad-input corpus: malformed Kinesis events and bad pipeline configs.
 
-Run with: python3 tests/corpus/make_corpus.py   (then BLESS=1 cargo test -p host --test all corpus::)
+Run with: python3 tests/corpus/make_corpus.py   (then BLESS=1 cargo test -p sluice-cli --test all corpus::)
 Needs `aws-kinesis-agg` from PyPI (tests/run installs it) and the `zstd` command.
 
 Every input here is wrong in one way: `events/` are malformed Kinesis events,
 `configs/` bad pipeline configs, `sources/` well-formed events whose payloads
 `[source]` cannot read (corrupt KPL aggregates, compression bombs, malformed
 CloudWatch Logs data; the name's prefix says how the payloads are read, see
-corpus.rs). `host/tests/all/corpus.rs` runs each one and
+corpus.rs). `host/cli/tests/all/corpus.rs` runs each one and
 compares the error with the committed golden file next to it
 (`<name>.expected`). Add a case by adding it below (or by dropping a file in
 `events/` or `configs/`), re-running this script and blessing.

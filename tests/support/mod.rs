@@ -116,7 +116,7 @@ fn http_get(port: u16, path: &str) -> Option<String> {
 
 /// The repository root.
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 /// Creates a bucket (if it is not there yet).

@@ -17,6 +17,7 @@
 
 pub mod bindings;
 pub mod host;
+pub mod kind;
 pub mod packed;
 
 use std::path::Path;
@@ -28,12 +29,6 @@ use wasmtime::{Config, Engine, Precompiled, Store};
 
 use crate::config::{Limits, Location, StepKind, StepPlan};
 use crate::event::Record;
-use bindings::filter::{Filter, FilterPre};
-use bindings::packed_filter::{PackedFilter, PackedFilterPre};
-use bindings::packed_route::{PackedRoute, PackedRoutePre};
-use bindings::packed_transform::{PackedTransform, PackedTransformPre};
-use bindings::route::{Route, RoutePre};
-use bindings::transform::{Transform, TransformPre};
 pub use bindings::{Event, Failure, Output};
 pub use host::HostState;
 
@@ -448,25 +443,12 @@ impl Runtime {
         };
         // The packed twin of the kind's world if the plugin exports it (the
         // Rust SDK's), else the kind's own world; the error names the latter.
-        let pre = match step.kind {
-            StepKind::Filter => match PackedFilterPre::new(pre.clone()) {
-                Ok(p) => KindPre::PackedFilter(p),
-                Err(_) => KindPre::Filter(FilterPre::new(pre).map_err(export_error)?),
-            },
-            StepKind::Transform => match PackedTransformPre::new(pre.clone()) {
-                Ok(p) => KindPre::PackedTransform(p),
-                Err(_) => KindPre::Transform(TransformPre::new(pre).map_err(export_error)?),
-            },
-            StepKind::Route => match PackedRoutePre::new(pre.clone()) {
-                Ok(p) => KindPre::PackedRoute(p),
-                Err(_) => KindPre::Route(RoutePre::new(pre).map_err(export_error)?),
-            },
-        };
+        let world = kind::world(step.kind, pre).map_err(export_error)?;
         tracing::info!(
             elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
             bytes = bytes.len(),
             precompiled,
-            world = pre.world(),
+            world = world.name(),
             "plugin loaded"
         );
         Ok(Plugin {
@@ -476,7 +458,8 @@ impl Runtime {
             settings_json: step.settings_json.clone(),
             limits: step.limits,
             deterministic: step.deterministic,
-            pre,
+            engine: self.engine.clone(),
+            world,
         })
     }
 }
@@ -616,52 +599,6 @@ impl Precompiler {
     }
 }
 
-/// A step's plugin, pre-linked: the world it exports.
-enum KindPre {
-    Filter(FilterPre<HostState>),
-    Transform(TransformPre<HostState>),
-    Route(RoutePre<HostState>),
-    PackedFilter(PackedFilterPre<HostState>),
-    PackedTransform(PackedTransformPre<HostState>),
-    PackedRoute(PackedRoutePre<HostState>),
-}
-
-/// A step's plugin, running: the bindings of the world it exports.
-enum KindInstance {
-    Filter(Filter),
-    Transform(Transform),
-    Route(Route),
-    PackedFilter(PackedFilter),
-    PackedTransform(PackedTransform),
-    PackedRoute(PackedRoute),
-}
-
-impl KindPre {
-    /// The name of the world the plugin exports.
-    fn world(&self) -> &'static str {
-        match self {
-            KindPre::Filter(_) => "filter",
-            KindPre::Transform(_) => "transform",
-            KindPre::Route(_) => "route",
-            KindPre::PackedFilter(_) => "packed-filter",
-            KindPre::PackedTransform(_) => "packed-transform",
-            KindPre::PackedRoute(_) => "packed-route",
-        }
-    }
-
-    /// The engine the plugin was compiled for.
-    fn engine(&self) -> &Engine {
-        match self {
-            KindPre::Filter(p) => p.engine(),
-            KindPre::Transform(p) => p.engine(),
-            KindPre::Route(p) => p.engine(),
-            KindPre::PackedFilter(p) => p.engine(),
-            KindPre::PackedTransform(p) => p.engine(),
-            KindPre::PackedRoute(p) => p.engine(),
-        }
-    }
-}
-
 /// A compiled, pre-linked plugin for one step: cheap to instantiate.
 pub struct Plugin {
     step: String,
@@ -670,7 +607,8 @@ pub struct Plugin {
     settings_json: String,
     limits: Limits,
     deterministic: bool,
-    pre: KindPre,
+    engine: Engine,
+    world: Box<dyn kind::World>,
 }
 
 impl Plugin {
@@ -693,7 +631,7 @@ impl Plugin {
     /// (`filter`, `transform`, `route`) or that kind's packed twin
     /// (`packed-filter`, …), which the host prefers.
     pub fn world(&self) -> &'static str {
-        self.pre.world()
+        self.world.name()
     }
 
     /// Instantiates the plugin in a fresh sandbox and calls its `init`.
@@ -705,9 +643,8 @@ impl Plugin {
     /// (and never more than `limits.timeout_ms`): a restart during an
     /// invocation gets no more than the time left before its deadline.
     pub fn instantiate_within(&self, timeout_ms: u64) -> Result<Instance, PluginError> {
-        let engine = self.pre.engine();
         let mut store = Store::new(
-            engine,
+            &self.engine,
             HostState::new(
                 &self.step,
                 &self.plugin,
@@ -727,31 +664,13 @@ impl Plugin {
             &self.limits,
             timeout_ms.clamp(1, self.limits.timeout_ms),
         );
-        let settings = self.settings_json.as_str();
-        let started = (|| {
-            // Instantiates the pre-instance and runs `init`, for each world.
-            macro_rules! start {
-                ($world:ident, $p:expr) => {{
-                    let b = $p.instantiate(&mut store)?;
-                    let init = b.call_init(&mut store, settings)?;
-                    (KindInstance::$world(b), init)
-                }};
-            }
-            Ok(match &self.pre {
-                KindPre::Filter(p) => start!(Filter, p),
-                KindPre::Transform(p) => start!(Transform, p),
-                KindPre::Route(p) => start!(Route, p),
-                KindPre::PackedFilter(p) => start!(PackedFilter, p),
-                KindPre::PackedTransform(p) => start!(PackedTransform, p),
-                KindPre::PackedRoute(p) => start!(PackedRoute, p),
-            })
-        })();
+        let started = self.world.start(&mut store, &self.settings_json);
         let started = match started {
             Ok(_) if store.data().ran_out_of_time() => Err(wasmtime::Trap::Interrupt.into()),
             other => other,
         };
         let stderr = after_call(&mut store, &self.limits);
-        let (kind, init) = started.map_err(|error| PluginError::Instantiate {
+        let (bound, init) = started.map_err(|error| PluginError::Instantiate {
             step: self.step.clone(),
             plugin: self.location.clone(),
             error: with_stderr(error, stderr).into(),
@@ -763,7 +682,7 @@ impl Plugin {
         })?;
         Ok(Instance {
             store,
-            kind,
+            bound,
             limits: self.limits,
         })
     }
@@ -782,7 +701,7 @@ fn prepare_call(store: &mut Store<HostState>, limits: &Limits, timeout_ms: u64) 
 /// A running plugin: a store and the bindings of its world.
 pub struct Instance {
     store: Store<HostState>,
-    kind: KindInstance,
+    bound: Box<dyn kind::Bound>,
     limits: Limits,
 }
 
@@ -870,7 +789,7 @@ impl Instance {
         &mut self,
         batch: &mut [Event],
         timeout_ms: u64,
-        call: impl FnOnce(&KindInstance, &mut Store<HostState>, &mut [Event]) -> Result<R, CallError>,
+        call: impl FnOnce(&dyn kind::Bound, &mut Store<HostState>, &mut [Event]) -> Result<R, CallError>,
     ) -> Result<R, CallError> {
         prepare_call(
             &mut self.store,
@@ -878,7 +797,7 @@ impl Instance {
             timeout_ms.min(self.limits.timeout_ms),
         );
         self.store.data().replay(batch);
-        let mut r = call(&self.kind, &mut self.store, batch);
+        let mut r = call(&*self.bound, &mut self.store, batch);
         if r.is_ok() && self.store.data().ran_out_of_time() {
             // It slept until its deadline and returned before the epoch
             // check caught it: out of time all the same.
@@ -912,41 +831,8 @@ impl Instance {
         batch: &mut [Event],
         timeout_ms: u64,
     ) -> Result<Vec<Result<Decision, Failure>>, CallError> {
-        fn each<T>(
-            results: Vec<Result<T, Failure>>,
-            decision: fn(T) -> Decision,
-        ) -> Vec<Result<Decision, Failure>> {
-            results.into_iter().map(|r| r.map(decision)).collect()
-        }
-        /// One call of a packed world: the payloads go back into `batch`
-        /// whatever the call did.
-        fn packed<R>(
-            batch: &mut [Event],
-            call: impl FnOnce(&bindings::packed::Batch) -> Result<R, CallError>,
-        ) -> Result<R, CallError> {
-            let packed = packed::pack(batch)?;
-            let r = call(&packed);
-            packed::unpack(packed, batch);
-            r
-        }
-        let mut results = self.guarded(batch, timeout_ms, |kind, store, batch| {
-            Ok(match kind {
-                KindInstance::Filter(b) => each(b.call_filter(store, batch)?, Decision::Keep),
-                KindInstance::Transform(b) => {
-                    each(b.call_transform(store, batch)?, Decision::Outputs)
-                }
-                KindInstance::Route(b) => each(b.call_route(store, batch)?, Decision::Routes),
-                KindInstance::PackedFilter(b) => {
-                    each(packed(batch, |p| b.call_filter(store, p))?, Decision::Keep)
-                }
-                KindInstance::PackedTransform(b) => each(
-                    packed(batch, |p| b.call_transform(store, p))?,
-                    Decision::Outputs,
-                ),
-                KindInstance::PackedRoute(b) => {
-                    each(packed(batch, |p| b.call_route(store, p))?, Decision::Routes)
-                }
-            })
+        let mut results = self.guarded(batch, timeout_ms, |bound, store, batch| {
+            bound.call(store, batch)
         })?;
         let budget = &mut self.store.data_mut().log_budget;
         for r in &mut results {

@@ -1,4 +1,4 @@
-"""A `filter` plugin that misbehaves on purpose, for host/tests/all/languages.rs.
+"""A `filter` plugin that misbehaves on purpose, for host/cli/tests/all/languages.rs.
 
 What it does depends on the event's payload (plain text):
 

@@ -1,0 +1,244 @@
+//! `sluice new`: a plugin folder from a template, ready to build and test.
+//!
+//! The templates live in `templates/` next to this file and are compiled into
+//! the binary. Every kind behaves the same in every language, so one set of
+//! expected outputs per kind serves all three; `host/cli/tests/all/author.rs` builds
+//! and tests each (kind, language) pair.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+
+use super::{COMPONENTIZE_JS, Lang, WIT};
+use host::config::StepKind;
+
+const PLUGIN_TOML: &str = include_str!("templates/plugin.toml");
+const PIPELINE_TOML: &str = include_str!("templates/pipeline.toml");
+const README: &str = include_str!("templates/README.md");
+const GITIGNORE: &str = include_str!("templates/gitignore");
+const EVENT: &str = include_str!("templates/event.json");
+
+/// `(path, contents)` of the expected files of the template's one case.
+fn expected(kind: StepKind) -> &'static [(&'static str, &'static str)] {
+    match kind {
+        StepKind::Filter => &[
+            (
+                "out.jsonl",
+                include_str!("templates/expected/filter/out.jsonl"),
+            ),
+            (
+                "summary.txt",
+                include_str!("templates/expected/filter/summary.txt"),
+            ),
+        ],
+        StepKind::Transform => &[
+            (
+                "out.jsonl",
+                include_str!("templates/expected/transform/out.jsonl"),
+            ),
+            (
+                "summary.txt",
+                include_str!("templates/expected/transform/summary.txt"),
+            ),
+        ],
+        StepKind::Route => &[
+            (
+                "alerts.jsonl",
+                include_str!("templates/expected/route/alerts.jsonl"),
+            ),
+            (
+                "out.jsonl",
+                include_str!("templates/expected/route/out.jsonl"),
+            ),
+            (
+                "summary.txt",
+                include_str!("templates/expected/route/summary.txt"),
+            ),
+        ],
+    }
+}
+
+/// The Rust SDK (`plugins/sdk`) as it goes next to a Rust plugin, in
+/// `sluice-plugin/`: `(path, contents)`. The plugin depends on it by path, so
+/// it builds anywhere with only the Rust toolchain and crates.io, no checkout
+/// of Sluice.
+fn rust_sdk() -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "sluice-plugin/Cargo.toml",
+            include_str!("templates/rust/sdk.Cargo.toml")
+                .replace("{{sdk_version}}", env!("CARGO_PKG_VERSION")),
+        ),
+        (
+            "sluice-plugin/src/lib.rs",
+            include_str!("../../../../plugins/sdk/src/lib.rs").into(),
+        ),
+        (
+            "sluice-plugin/src/json.rs",
+            include_str!("../../../../plugins/sdk/src/json.rs").into(),
+        ),
+        (
+            "sluice-plugin/src/heap.rs",
+            include_str!("../../../../plugins/sdk/src/heap.rs").into(),
+        ),
+        (
+            "sluice-plugin/src/scan.rs",
+            include_str!("../../../../plugins/sdk/src/scan.rs").into(),
+        ),
+        (
+            "sluice-plugin/src/log.rs",
+            include_str!("../../../../plugins/sdk/src/log.rs").into(),
+        ),
+        ("sluice-plugin/wit/plugin.wit", WIT.into()),
+    ]
+}
+
+/// Rewrites the SDK next to the Rust plugin in `dir`, if it has one
+/// (`sluice-plugin/Cargo.toml`), with this Sluice's; files that did not
+/// change are not touched.
+pub(super) fn refresh_rust_sdk(dir: &Path) -> anyhow::Result<()> {
+    if !dir.join("sluice-plugin/Cargo.toml").is_file() {
+        return Ok(());
+    }
+    write_files(dir, rust_sdk())
+}
+
+/// Writes `(path, contents)` under `dir`, skipping files that already hold
+/// exactly that.
+fn write_files(dir: &Path, files: Vec<(impl AsRef<Path>, String)>) -> anyhow::Result<()> {
+    for (file, text) in files {
+        let path = dir.join(file);
+        if std::fs::read(&path).is_ok_and(|old| old == text.as_bytes()) {
+            continue;
+        }
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create `{}`", parent.display()))?;
+        }
+        std::fs::write(&path, text)
+            .with_context(|| format!("cannot write `{}`", path.display()))?;
+    }
+    Ok(())
+}
+
+/// The plugin's source files: `(path, contents)`.
+fn sources(lang: Lang, kind: StepKind) -> Vec<(&'static str, &'static str)> {
+    match lang {
+        Lang::Rust => vec![
+            ("Cargo.toml", include_str!("templates/rust/Cargo.toml")),
+            (
+                ".cargo/config.toml",
+                include_str!("templates/rust/cargo-config.toml"),
+            ),
+            (
+                "src/lib.rs",
+                match kind {
+                    StepKind::Filter => include_str!("templates/rust/filter.rs"),
+                    StepKind::Transform => include_str!("templates/rust/transform.rs"),
+                    StepKind::Route => include_str!("templates/rust/route.rs"),
+                },
+            ),
+        ],
+        Lang::Js => vec![
+            ("package.json", include_str!("templates/js/package.json")),
+            (
+                "app.js",
+                match kind {
+                    StepKind::Filter => include_str!("templates/js/filter.js"),
+                    StepKind::Transform => include_str!("templates/js/transform.js"),
+                    StepKind::Route => include_str!("templates/js/route.js"),
+                },
+            ),
+        ],
+        Lang::Python => vec![(
+            "app.py",
+            match kind {
+                StepKind::Filter => include_str!("templates/python/filter.py"),
+                StepKind::Transform => include_str!("templates/python/transform.py"),
+                StepKind::Route => include_str!("templates/python/route.py"),
+            },
+        )],
+        Lang::C => Vec::new(),
+    }
+}
+
+/// Writes a new plugin folder `<parent>/<name>` for `kind` in `lang` and
+/// returns its path. Refuses to touch a folder that already exists.
+pub fn new(parent: &Path, kind: StepKind, name: &str, lang: Lang) -> anyhow::Result<PathBuf> {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        || name.starts_with('-')
+    {
+        bail!(
+            "a plugin name is letters, digits, `-` and `_` (and starts with neither `-` nor `_`), got {name:?}"
+        );
+    }
+    if lang == Lang::C {
+        bail!(
+            "`sluice new` has templates for rust, js and python; for C, start from \
+             examples/plugins/c-filter-field (`sluice build` builds C plugins)"
+        );
+    }
+    let dir = parent.join(name);
+    if dir.exists() {
+        bail!("`{}` already exists", dir.display());
+    }
+    let (config, extra_destinations) = match kind {
+        StepKind::Filter => (r#"{ drop_type = "heartbeat" }"#, ""),
+        StepKind::Transform => (r#"{ stamp = "example" }"#, ""),
+        StepKind::Route => (
+            r#"{ urgent = "alerts" }"#,
+            "\n[destinations.alerts]\ntype = \"stdout\"\n",
+        ),
+    };
+    let (lang_name, source, build_with) = match lang {
+        Lang::Rust => (
+            "Rust",
+            "src/lib.rs",
+            "rustup target add wasm32-wasip2   # once\nsluice build .",
+        ),
+        Lang::Js => (
+            "JavaScript",
+            "app.js",
+            "sluice build .   # runs `npm install` the first time, then componentize-js",
+        ),
+        Lang::Python => (
+            "Python",
+            "app.py",
+            "pip install componentize-py==0.25.1   # once\nsluice build .",
+        ),
+        Lang::C => unreachable!("refused above"),
+    };
+    let fill = |text: &str| {
+        text.replace("{{name}}", name)
+            .replace("{{kind}}", kind.as_str())
+            .replace("{{lang}}", lang.as_str())
+            .replace("{{lang_name}}", lang_name)
+            .replace("{{source}}", source)
+            .replace("{{build_with}}", build_with)
+            .replace("{{config}}", config)
+            .replace("{{extra_destinations}}", extra_destinations)
+            .replace("{{componentize_js}}", COMPONENTIZE_JS)
+    };
+    let mut files: Vec<(String, String)> = vec![
+        ("plugin.toml".into(), fill(PLUGIN_TOML)),
+        ("pipeline.toml".into(), fill(PIPELINE_TOML)),
+        ("README.md".into(), fill(README)),
+        (".gitignore".into(), GITIGNORE.into()),
+        ("wit/plugin.wit".into(), WIT.into()),
+        ("tests/example/event.json".into(), EVENT.into()),
+    ];
+    for (file, text) in expected(kind) {
+        files.push((format!("tests/example/expected/{file}"), (*text).into()));
+    }
+    for (file, text) in sources(lang, kind) {
+        files.push((file.into(), fill(text)));
+    }
+    if lang == Lang::Rust {
+        files.extend(rust_sdk().into_iter().map(|(f, t)| (f.to_owned(), t)));
+    }
+    write_files(&dir, files)?;
+    Ok(dir)
+}

@@ -1,0 +1,17 @@
+//! The `sluice` command's library: what the CLI adds to the runtime (the
+//! `host` crate) for people working on a laptop.
+//!
+//! - [`cmd`]: one module per subcommand, its flags and its `run`.
+//! - [`author`]: the plugin-author loop (`sluice new`, `build`, `test`).
+//! - [`stream`]: a Kinesis stream on your laptop (`sluice put`, `consume`,
+//!   the event source mapping emulated).
+//! - [`precompile`]: plugins compiled ahead of time for a Lambda without
+//!   Cranelift.
+//!
+//! The Lambda function itself is `host`'s `sluice-lambda` binary, which
+//! links none of this.
+
+pub mod author;
+pub mod cmd;
+pub mod precompile;
+pub mod stream;
