@@ -270,6 +270,7 @@ def configs():
     c["duplicate-step-names"] = s + s + d
     c["empty-step-name"] = s.replace('name = "keep"', 'name = ""') + d
     c["step-name-with-space"] = s.replace('name = "keep"', 'name = "keep it"') + d
+    c["step-name-leading-underscore"] = s.replace('name = "keep"', 'name = "_keep"') + d
     c["step-name-too-long"] = s.replace('name = "keep"', f'name = "{"k" * 65}"') + d
     c["destination-name-invalid"] = s + '[destinations."out put"]\ntype = "stdout"\n'
     # Values out of range or malformed.

@@ -17,6 +17,7 @@
 
 pub mod config;
 pub mod event;
+pub mod name;
 pub mod outcome;
 pub mod pattern;
 pub mod source;

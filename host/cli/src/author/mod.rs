@@ -95,18 +95,8 @@ impl Manifest {
         })?;
         let manifest: Manifest =
             toml::from_str(&text).with_context(|| format!("in `{}`", path.display()))?;
-        if manifest.name.is_empty()
-            || !manifest
-                .name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
-            bail!(
-                "in `{}`: `name` must be letters, digits, `-` and `_`, got {:?}",
-                path.display(),
-                manifest.name
-            );
-        }
+        sluice_core::name::check(&manifest.name)
+            .map_err(|m| anyhow::anyhow!("in `{}`: `name`: {m}", path.display()))?;
         Ok(manifest)
     }
 

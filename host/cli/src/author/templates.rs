@@ -165,16 +165,7 @@ fn sources(lang: Lang, kind: StepKind) -> Vec<(&'static str, &'static str)> {
 /// Writes a new plugin folder `<parent>/<name>` for `kind` in `lang` and
 /// returns its path. Refuses to touch a folder that already exists.
 pub fn new(parent: &Path, kind: StepKind, name: &str, lang: Lang) -> anyhow::Result<PathBuf> {
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        || name.starts_with('-')
-    {
-        bail!(
-            "a plugin name is letters, digits, `-` and `_` (and starts with neither `-` nor `_`), got {name:?}"
-        );
-    }
+    sluice_core::name::check(name).map_err(|m| anyhow::anyhow!("plugin name: {m}"))?;
     if lang == Lang::C {
         bail!(
             "`sluice new` has templates for rust, js and python; for C, start from \

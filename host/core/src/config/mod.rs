@@ -353,7 +353,7 @@ pub fn validate(raw: raw::Config, origin: &Location) -> Result<Plan, ConfigError
     let mut destinations = Vec::with_capacity(raw.destinations.len());
     for (name, dest) in raw.destinations {
         let field = format!("destinations.{name}");
-        check_name(&name).map_err(|m| invalid(field.clone(), m))?;
+        crate::name::check(&name).map_err(|m| invalid(field.clone(), m))?;
         let kind = dest
             .validate(destination::Context { base: &base })
             .map_err(|e| invalid(format!("{field}.{}", e.field), e.message))?;
@@ -376,7 +376,7 @@ pub fn validate(raw: raw::Config, origin: &Location) -> Result<Plan, ConfigError
     let mut seen = BTreeMap::new();
     for (i, step) in raw.steps.into_iter().enumerate() {
         let at = format!("steps[{i}] (`{}`)", step.name);
-        check_name(&step.name).map_err(|m| invalid(format!("steps[{i}].name"), m))?;
+        crate::name::check(&step.name).map_err(|m| invalid(format!("steps[{i}].name"), m))?;
         if let Some(first) = seen.insert(step.name.clone(), i) {
             return Err(invalid(
                 format!("{at}.name"),
@@ -480,21 +480,6 @@ pub fn validate(raw: raw::Config, origin: &Location) -> Result<Plan, ConfigError
         None => {}
     }
     Ok(plan)
-}
-
-fn check_name(name: &str) -> Result<(), String> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "`{name}` is not a valid name: use 1 to 64 letters, digits, `-` or `_`"
-        ))
-    }
 }
 
 /// Checks `[source]` and reads its filter patterns. (A CloudWatch Logs
