@@ -1,3 +1,7 @@
+#![allow(
+    clippy::too_many_lines,
+    reason = "benchmarks and test plugins read top to bottom"
+)]
 //! The I/O benchmark behind `BENCHMARKS.md`'s delivery table: how long
 //! delivering one batch takes when every request waits on the network.
 //!

@@ -8,10 +8,10 @@
 //! written for Powertools work unchanged; an event's own fields (a plugin's
 //! `step` and `plugin`, a failure's `sequence_number` …) sit next to them.
 //! The CLI writes its logs to stderr (stdout holds the summary and the
-//! `stdout` destination), as text when stderr is a terminal and JSON
-//! otherwise.
+//! `stdout` destination) as text, for a person: warnings, errors and what
+//! plugins log; `-v` adds info (plugins loaded, timings), `-vv` debug.
 //!
-//! `SLUICE_LOG` sets the filter (default `info`, e.g. `SLUICE_LOG=debug` or
+//! `SLUICE_LOG` sets the filter (default `info` in Lambda, e.g. `SLUICE_LOG=debug` or
 //! `SLUICE_LOG=sluice.plugin.log=trace`); `SLUICE_LOG_FORMAT=json|text`
 //! forces the format. In Lambda, `SLUICE_LOG_SAMPLE_RATE` (0 to 1, like
 //! Powertools' `POWERTOOLS_LOGGER_SAMPLE_RATE`) turns debug logs on for
@@ -19,7 +19,6 @@
 //! names the `service` (default `sluice`).
 
 use std::borrow::Cow;
-use std::io::IsTerminal as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{OnceLock, RwLock};
 
@@ -39,8 +38,23 @@ use tracing_subscriber::{Layer as _, reload};
 pub enum Mode {
     /// The Lambda function: JSON on stdout.
     Lambda,
-    /// The CLI: stderr, text on a terminal.
-    Cli,
+    /// The CLI: text on stderr, for a person: warnings, errors and what
+    /// plugins log, unless `verbose` (`-v`: info, `-vv`: debug).
+    Cli {
+        /// How many `-v` flags were given.
+        verbose: u8,
+    },
+}
+
+impl Mode {
+    /// The filter when `SLUICE_LOG` is not set.
+    fn default_filter(self) -> &'static str {
+        match self {
+            Mode::Lambda | Mode::Cli { verbose: 1 } => "info",
+            Mode::Cli { verbose: 0 } => "warn,sluice.plugin=info",
+            Mode::Cli { .. } => "debug",
+        }
+    }
 }
 
 /// The invocation a Lambda log line belongs to.
@@ -124,12 +138,13 @@ pub fn escape_controls(text: &str) -> Cow<'_, str> {
 
 /// Installs the global subscriber. Calling it twice is harmless.
 pub fn init(mode: Mode) {
+    let default = mode.default_filter();
     let filter =
-        || EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+        move || EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     let json = match std::env::var("SLUICE_LOG_FORMAT").as_deref() {
         Ok("json") => true,
         Ok("text") => false,
-        _ => mode == Mode::Lambda || !std::io::stderr().is_terminal(),
+        _ => mode == Mode::Lambda,
     };
     TEXT.store(!json, Ordering::Relaxed);
     let result = match (mode, json) {
@@ -162,14 +177,14 @@ pub fn init(mode: Mode) {
             .with_env_filter(filter())
             .try_init()
             .map_err(|e| e.to_string()),
-        (Mode::Cli, true) => tracing_subscriber::fmt()
+        (Mode::Cli { .. }, true) => tracing_subscriber::fmt()
             .with_env_filter(filter())
             .json()
             .with_current_span(false)
             .with_writer(std::io::stderr)
             .try_init()
             .map_err(|e| e.to_string()),
-        (Mode::Cli, false) => tracing_subscriber::fmt()
+        (Mode::Cli { .. }, false) => tracing_subscriber::fmt()
             .with_env_filter(filter())
             .with_writer(std::io::stderr)
             .try_init()

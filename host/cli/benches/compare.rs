@@ -1,3 +1,7 @@
+#![allow(
+    clippy::too_many_lines,
+    reason = "benchmarks and test plugins read top to bottom"
+)]
 //! The benchmark behind `BENCHMARKS.md`: one command, one table.
 //!
 //! ```sh

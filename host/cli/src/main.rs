@@ -19,6 +19,10 @@ use sluice_cli::cmd;
 #[derive(Parser)]
 #[command(name = "sluice", version, about)]
 struct Cli {
+    /// More logs on stderr: `-v` info (plugins loaded, timings), `-vv`
+    /// debug. (`SLUICE_LOG` sets the filter outright.)
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
     #[command(subcommand)]
     command: Command,
 }
@@ -43,14 +47,15 @@ enum Command {
 fn main() -> ExitCode {
     let started_by_lambda =
         std::env::args_os().len() == 1 && std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some();
-    let command = if started_by_lambda {
-        Command::Lambda
+    let (command, verbose) = if started_by_lambda {
+        (Command::Lambda, 0)
     } else {
-        Cli::parse().command
+        let cli = Cli::parse();
+        (cli.command, cli.verbose)
     };
     logging::init(match command {
         Command::Lambda => logging::Mode::Lambda,
-        _ => logging::Mode::Cli,
+        _ => logging::Mode::Cli { verbose },
     });
     let result = match command {
         Command::Lambda => lambda(),

@@ -184,3 +184,37 @@ fn lambda_refuses_file_and_stdout_destinations_at_cold_start() {
         "{all}"
     );
 }
+
+/// A person's terminal: without `-v`, `sluice run` prints the summary and
+/// nothing on stderr (no info logs, no JSON, even when stderr is a pipe);
+/// `-v` adds the info logs as text.
+#[test]
+fn run_shows_info_logs_only_with_verbose() {
+    let dir = Dir::new("cli-verbose");
+    let config = example_config(&dir.0);
+    let event = examples().join("events/example-kinesis-event.json");
+    let run = |verbose: bool| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
+        if verbose {
+            cmd.arg("-v");
+        }
+        cmd.args(["run", "--config", config.to_str().unwrap()])
+            .args(["--event", event.to_str().unwrap()])
+            .env_remove("SLUICE_LOG")
+            .env_remove("SLUICE_LOG_FORMAT")
+            .env("SLUICE_CACHE_DIR", "")
+            .output()
+            .expect("running sluice")
+    };
+    let quiet = run(false);
+    assert!(quiet.status.success(), "{}", text(&quiet.stderr));
+    assert_eq!(text(&quiet.stderr), "", "stderr without -v");
+    assert!(text(&quiet.stdout).starts_with("records in: 8\n"));
+    let verbose = run(true);
+    let stderr = text(&verbose.stderr);
+    assert!(stderr.contains("plugin loaded"), "{stderr}");
+    assert!(
+        !stderr.trim_start().starts_with('{'),
+        "text, not JSON: {stderr}"
+    );
+}

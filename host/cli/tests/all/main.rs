@@ -1,3 +1,7 @@
+#![allow(
+    clippy::too_many_lines,
+    reason = "a test reads top to bottom, setup to assertions"
+)]
 //! Every integration test of the runtime and the CLI, in one binary: wasmtime
 //! and the AWS SDK are linked once instead of once per test file. (The
 //! fixture cases users run with `cargo test -p host` are `host/tests/fixtures.rs`.)

@@ -81,6 +81,7 @@ fn sluice_run(dir: &Path, config: &str, payloads: &[&str]) -> (String, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
         .args(["run", "--config", "pipeline.toml", "--event", "event.json"])
         .env("SLUICE_CACHE_DIR", "")
+        .env("SLUICE_LOG_FORMAT", "json")
         .current_dir(dir)
         .output()
         .unwrap();

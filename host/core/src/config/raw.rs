@@ -283,19 +283,6 @@ impl std::fmt::Display for StepKind {
     }
 }
 
-/// How an output is written as one line.
-#[derive(Debug, Default, Deserialize, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum Format {
-    /// The payload bytes as they are (for JSON payloads: JSON Lines).
-    #[default]
-    Raw,
-    /// A JSON object with the lineage (shard, sequence number, partition key,
-    /// attributes) and the payload under `data` (or `data_base64` when the
-    /// payload is not JSON).
-    Envelope,
-}
-
 /// The `[routing]` table.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -1,3 +1,7 @@
+#![allow(
+    clippy::too_many_lines,
+    reason = "benchmarks and test plugins read top to bottom"
+)]
 //! A `transform` plugin that misbehaves on purpose, for the sandbox tests.
 //!
 //! Build with `cargo build -p hostile --target wasm32-wasip2 --release`

@@ -4,9 +4,9 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use super::Format;
 use super::iam::{Account, Permission};
 use super::{Context, Invalid};
-use crate::config::raw::Format;
 
 /// The `[destinations.<name>]` table of a `file` destination.
 #[derive(Debug, Deserialize)]

@@ -3,9 +3,9 @@
 
 use serde::Deserialize;
 
+use super::Format;
 use super::iam::{Account, Permission};
 use super::{Context, Invalid};
-use crate::config::raw::Format;
 
 /// The `[destinations.<name>]` table of a `firehose` destination.
 #[derive(Debug, Deserialize)]

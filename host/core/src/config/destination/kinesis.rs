@@ -3,9 +3,9 @@
 
 use serde::Deserialize;
 
+use super::Format;
 use super::iam::{Account, Permission, arn_or};
 use super::{Context, Invalid};
-use crate::config::raw::Format;
 use crate::config::template::{ATTRIBUTE, Template};
 
 /// Placeholders of the partition key and explicit hash key templates.

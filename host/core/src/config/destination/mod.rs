@@ -25,8 +25,6 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::raw::Format;
-
 /// The kinds of destination, one line each: the variant, the module and its
 /// config and plan types, the `type` that names it, and whether it is an
 /// AWS service. Makes [`DestinationConfig`] (the tagged TOML table),
@@ -194,4 +192,17 @@ impl Invalid {
             message: message.into(),
         }
     }
+}
+
+/// How an output is written as one line.
+#[derive(Debug, Default, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// The payload bytes as they are (for JSON payloads: JSON Lines).
+    #[default]
+    Raw,
+    /// A JSON object with the lineage (shard, sequence number, partition key,
+    /// attributes) and the payload under `data` (or `data_base64` when the
+    /// payload is not JSON).
+    Envelope,
 }

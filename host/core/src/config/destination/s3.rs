@@ -2,10 +2,10 @@
 
 use serde::Deserialize;
 
+use super::Format;
 use super::iam::{Account, Permission};
 use super::{Context, Invalid};
 use crate::config::DestinationPlan;
-use crate::config::raw::Format;
 use crate::config::template::{ATTRIBUTE, Template};
 
 /// Placeholders of an S3 key template.

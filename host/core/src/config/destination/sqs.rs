@@ -2,9 +2,9 @@
 
 use serde::Deserialize;
 
+use super::Format;
 use super::iam::{Account, Permission};
 use super::{Context, Invalid};
-use crate::config::raw::Format;
 use crate::config::template::Template;
 
 /// Placeholders of a FIFO queue's message group id template.
