@@ -458,11 +458,12 @@ fn what_plugins_print_goes_to_the_logs_tagged_with_step_and_stream() {
             .arg(&config)
             .arg("--event")
             .arg(&event)
+            .env("SLUICE_LOG_FORMAT", "json")
             .current_dir(&scratch)
             .output()
             .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
-        // The CLI logs JSON lines to stderr when it is not a terminal.
+        // JSON lines on stderr, as asked.
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{stdout}\n{stderr}");
         let logs: Vec<serde_json::Value> = stderr
