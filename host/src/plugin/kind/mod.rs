@@ -4,11 +4,12 @@
 //! plugin may export for it (the kind's own world, and its `packed-` twin,
 //! which the host prefers), their bindings, the one call per batch, and how
 //! each result becomes the pipeline's [`Decision`]. Each kind's module
-//! generates its two worlds' bindings and declares them with [`worlds!`];
+//! declares its two worlds with one [`worlds!`], which generates their
+//! bindings;
 //! everything outside this folder sees only [`World`] and [`Bound`].
 //!
 //! Adding a kind: its WIT worlds in `wit/plugin.wit`, a module here (a copy
-//! of `filter.rs` with its names changed), one arm in [`world`], a
+//! of `filter.rs`, one `worlds!`, with its names changed), one arm in [`world`], a
 //! [`Decision`] variant if its answer is new, and its SDK macro and
 //! templates.
 
@@ -76,8 +77,8 @@ fn packed<R>(
     r
 }
 
-/// Declares a kind's two worlds from their bindings: the pre-instance and
-/// bound types of the plain world (`$plain`) and the packed one
+/// Declares a kind's two worlds: generates their bindings (modules `plain`
+/// and `packed`) and takes from them the pre-instance and bound types of the plain world (`$plain`) and the packed one
 /// (`$packed`), the export's `call_*` method and the [`Decision`] variant
 /// its answers become. Defines the kind module's `world` function.
 macro_rules! worlds {
@@ -87,6 +88,31 @@ macro_rules! worlds {
         call: $call:ident,
         decision: $decision:path $(,)?
     ) => {
+        /// The kind's own world, as JavaScript, Python and C plugins export it.
+        mod plain {
+            wasmtime::component::bindgen!({
+                world: $plain_name,
+                path: "../wit",
+                with: {
+                    "sluice:plugin/types": crate::plugin::bindings::types,
+                    "sluice:plugin/log": crate::plugin::bindings::log,
+                },
+            });
+        }
+
+        /// Its packed twin, as the Rust SDK exports it.
+        mod packed {
+            wasmtime::component::bindgen!({
+                world: $packed_name,
+                path: "../wit",
+                with: {
+                    "sluice:plugin/types": crate::plugin::bindings::types,
+                    "sluice:plugin/log": crate::plugin::bindings::log,
+                    "sluice:plugin/packed": crate::plugin::bindings::packed,
+                },
+            });
+        }
+
         struct $plain($plain_pre);
         struct $packed($packed_pre);
 
