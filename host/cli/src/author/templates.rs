@@ -58,39 +58,33 @@ fn expected(kind: StepKind) -> &'static [(&'static str, &'static str)] {
     }
 }
 
-/// The Rust SDK (`plugins/sdk`) as it goes next to a Rust plugin, in
-/// `sluice-plugin/`: `(path, contents)`. The plugin depends on it by path, so
-/// it builds anywhere with only the Rust toolchain and crates.io, no checkout
-/// of Sluice.
-fn rust_sdk() -> Vec<(&'static str, String)> {
-    vec![
-        (
-            "sluice-plugin/Cargo.toml",
-            include_str!("templates/rust/sdk.Cargo.toml")
-                .replace("{{sdk_version}}", env!("CARGO_PKG_VERSION")),
-        ),
-        (
-            "sluice-plugin/src/lib.rs",
-            include_str!("../../../../plugins/sdk/src/lib.rs").into(),
-        ),
-        (
-            "sluice-plugin/src/json.rs",
-            include_str!("../../../../plugins/sdk/src/json.rs").into(),
-        ),
-        (
-            "sluice-plugin/src/heap.rs",
-            include_str!("../../../../plugins/sdk/src/heap.rs").into(),
-        ),
-        (
-            "sluice-plugin/src/scan.rs",
-            include_str!("../../../../plugins/sdk/src/scan.rs").into(),
-        ),
-        (
-            "sluice-plugin/src/log.rs",
-            include_str!("../../../../plugins/sdk/src/log.rs").into(),
-        ),
-        ("sluice-plugin/wit/plugin.wit", WIT.into()),
-    ]
+/// The Rust SDK crate as `cargo package -p sluice-plugin` made it when this
+/// binary was built (host/cli/build.rs).
+const SDK_CRATE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/sluice-plugin.crate"));
+
+/// The Rust SDK as it goes next to a Rust plugin, in `sluice-plugin/`:
+/// `(path, contents)`, the files of the packaged crate (normalized manifest,
+/// sources, WIT) without cargo's bookkeeping. The plugin depends on it by
+/// path, so it builds anywhere with only the Rust toolchain and crates.io, no
+/// checkout of Sluice.
+fn rust_sdk() -> anyhow::Result<Vec<(PathBuf, String)>> {
+    let mut files = Vec::new();
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(SDK_CRATE));
+    for entry in archive.entries().context("reading the packaged SDK")? {
+        let mut entry = entry.context("reading the packaged SDK")?;
+        let path = entry.path().context("a path in the packaged SDK")?;
+        // `sluice-plugin-<version>/src/lib.rs` → `sluice-plugin/src/lib.rs`
+        let inner: PathBuf = path.components().skip(1).collect();
+        let bookkeeping = ["Cargo.toml.orig", "Cargo.lock", ".cargo_vcs_info.json"];
+        if bookkeeping.iter().any(|b| inner == Path::new(b)) {
+            continue;
+        }
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut entry, &mut text)
+            .with_context(|| format!("reading `{}` in the packaged SDK", inner.display()))?;
+        files.push((Path::new("sluice-plugin").join(inner), text));
+    }
+    Ok(files)
 }
 
 /// Rewrites the SDK next to the Rust plugin in `dir`, if it has one
@@ -100,7 +94,7 @@ pub(super) fn refresh_rust_sdk(dir: &Path) -> anyhow::Result<()> {
     if !dir.join("sluice-plugin/Cargo.toml").is_file() {
         return Ok(());
     }
-    write_files(dir, rust_sdk())
+    write_files(dir, rust_sdk()?)
 }
 
 /// Writes `(path, contents)` under `dir`, skipping files that already hold
@@ -228,7 +222,11 @@ pub fn new(parent: &Path, kind: StepKind, name: &str, lang: Lang) -> anyhow::Res
         files.push((file.into(), fill(text)));
     }
     if lang == Lang::Rust {
-        files.extend(rust_sdk().into_iter().map(|(f, t)| (f.to_owned(), t)));
+        files.extend(
+            rust_sdk()?
+                .into_iter()
+                .map(|(f, t)| (f.to_string_lossy().into_owned(), t)),
+        );
     }
     write_files(&dir, files)?;
     Ok(dir)

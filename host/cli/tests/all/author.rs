@@ -116,36 +116,64 @@ fn rust_plugin_uses_its_own_copy_of_the_sdk(dir: &Path, kind: &str) {
         );
         assert!(!text.contains("workspace = true"), "{manifest}:\n{text}");
     }
+    the_sdk_is_the_packaged_crate(dir);
 }
 
-/// The SDK crate packages for crates.io as it is: its WIT goes with it.
-#[test]
-fn the_sdk_crate_packages_with_its_wit() {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = Command::new(cargo)
-        .args([
-            "package",
-            "-p",
-            "sluice-plugin",
-            "--list",
-            "--allow-dirty",
-            "--locked",
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap();
-    let stdout = ok(&out, "cargo package --list");
-    for file in [
-        "Cargo.toml",
-        "src/lib.rs",
-        "src/json.rs",
-        "src/log.rs",
-        "wit/plugin.wit",
-    ] {
-        assert!(
-            stdout.lines().any(|l| l == file),
-            "{file} not packaged:\n{stdout}"
+/// What `sluice new` writes as the SDK is `plugins/sdk` as `cargo package`
+/// makes it: the same sources and WIT byte for byte, and the manifest's
+/// dependencies and features, with the workspace's settings resolved.
+fn the_sdk_is_the_packaged_crate(dir: &Path) {
+    let sdk = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../plugins/sdk");
+    let mut sources: Vec<_> = std::fs::read_dir(sdk.join("src"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    sources.push(sdk.join("wit/plugin.wit"));
+    for source in sources {
+        let inner = source.strip_prefix(&sdk).unwrap();
+        let written = dir.join("sluice-plugin").join(inner);
+        assert_eq!(
+            std::fs::read(&written).unwrap_or_default(),
+            std::fs::read(&source).unwrap(),
+            "{} differs from {}",
+            written.display(),
+            source.display()
         );
+    }
+    let manifest = |path: &Path| -> toml::Table {
+        toml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    };
+    let ours = manifest(&sdk.join("Cargo.toml"));
+    let written = manifest(&dir.join("sluice-plugin/Cargo.toml"));
+    for table in ["dependencies", "features"] {
+        let names = |t: &toml::Table| -> Vec<String> {
+            t[table].as_table().unwrap().keys().cloned().collect()
+        };
+        assert_eq!(names(&written), names(&ours), "[{table}]");
+    }
+    let workspace = manifest(&sdk.join("../../Cargo.toml"));
+    for key in [
+        "version",
+        "edition",
+        "rust-version",
+        "license",
+        "repository",
+        "description",
+    ] {
+        let field = &ours["package"][key];
+        let expected = match field.get("workspace") {
+            Some(_) => &workspace["workspace"]["package"][key],
+            None => field,
+        };
+        assert_eq!(written["package"].get(key), Some(expected), "package.{key}");
+    }
+    let version = |t: &toml::Value| t.get("version").and_then(|v| v.as_str()).map(str::to_owned);
+    for (name, dep) in written["dependencies"].as_table().unwrap() {
+        let expected = match ours["dependencies"][name].get("workspace") {
+            Some(_) => version(&workspace["workspace"]["dependencies"][name]),
+            None => version(&ours["dependencies"][name]),
+        };
+        assert_eq!(version(dep), expected, "dependency {name}");
     }
 }
 
