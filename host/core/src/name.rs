@@ -10,6 +10,9 @@ pub const MAX_LEN: usize = 64;
 pub const RULE: &str =
     "1 to 64 ASCII letters, digits, `-` and `_`, starting with a letter or a digit";
 
+/// The rule as a regular expression (for the config's JSON Schema).
+pub const PATTERN: &str = "^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$";
+
 /// Checks `name` against the rule; the error quotes the name and says the rule.
 ///
 /// ```

@@ -3,6 +3,7 @@
 
 pub mod build;
 pub mod check;
+pub mod config;
 pub mod consume;
 pub mod filter_criteria;
 pub mod iam;

@@ -54,6 +54,10 @@ fn loop_for(lang: &str) {
         }
         let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
         assert!(readme.contains("Build with:"), "{readme}");
+        let pipeline: serde_json::Value =
+            toml::from_str(&std::fs::read_to_string(dir.join("pipeline.toml")).unwrap()).unwrap();
+        let wrong = crate::schema::errors(&crate::schema::validator(), &pipeline);
+        assert!(wrong.is_empty(), "{lang} {kind}: pipeline.toml: {wrong:?}");
         if lang == "rust" {
             rust_plugin_uses_its_own_copy_of_the_sdk(&dir, kind);
         }

@@ -21,6 +21,7 @@ mod no_record_lost;
 mod plugins;
 mod precompiled;
 mod sandbox;
+mod schema;
 mod source;
 
 #[path = "../../../../tests/aws.rs"]

@@ -14,6 +14,7 @@
 pub mod destination;
 pub mod location;
 pub mod raw;
+pub mod schema;
 pub mod template;
 
 use std::collections::BTreeMap;

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 /// The whole file.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// `[[steps]]`: the pipeline's steps, run in order.
@@ -16,6 +16,7 @@ pub struct Config {
     pub steps: Vec<Step>,
     /// `[destinations.<name>]`: where outputs can go.
     #[serde(default)]
+    #[schemars(extend("propertyNames" = { "pattern": crate::name::PATTERN }))]
     pub destinations: BTreeMap<String, super::destination::DestinationConfig>,
     /// `[routing]`: routing defaults.
     #[serde(default)]
@@ -30,7 +31,7 @@ pub struct Config {
 
 /// `[metrics]`: the metrics each invocation prints in CloudWatch Embedded
 /// Metric Format (EMF).
-#[derive(Debug, Deserialize, Clone, PartialEq, Eq)]
+#[derive(Debug, Deserialize, Clone, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Metrics {
     /// `enabled = true`: print them. Default `true`.
@@ -59,7 +60,7 @@ impl Default for Metrics {
 /// (`deaggregate`), each payload is decompressed (`decompress`), and a
 /// CloudWatch Logs subscription payload is split into its log events
 /// (`format`). Then the pre-filter (`filters`) keeps the records that match.
-#[derive(Debug, Deserialize, Clone, PartialEq)]
+#[derive(Debug, Deserialize, Clone, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Source {
     /// `format = "records" | "cloudwatch-logs"`: `records` (the default) is
@@ -86,6 +87,7 @@ pub struct Source {
     /// Lambda `FilterCriteria` patterns, each a JSON string or a TOML table
     /// (see [`crate::pattern`]). A record is kept when any pattern matches;
     /// the others count as filtered, with no plugin call. Default: none.
+    #[schemars(with = "Vec<serde_json::Value>")]
     pub filters: Vec<toml::Value>,
 }
 
@@ -106,7 +108,7 @@ impl Default for Source {
 pub const DEFAULT_MAX_BATCH_BYTES: usize = 32 << 20;
 
 /// `[source] format`.
-#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum SourceFormat {
     /// One event per payload.
@@ -116,7 +118,7 @@ pub enum SourceFormat {
 }
 
 /// `[source] decompress`.
-#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Decompress {
     /// Payloads are used as they are.
@@ -131,10 +133,11 @@ pub enum Decompress {
 }
 
 /// One `[[steps]]` entry.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Step {
     /// `name = "redact-pii"`: unique; names the step in logs, errors and summaries.
+    #[schemars(pattern(crate::name::PATTERN))]
     pub name: String,
     /// `kind = "filter" | "transform" | "route"`: the world the plugin implements.
     pub kind: StepKind,
@@ -144,6 +147,7 @@ pub struct Step {
     pub sha256: Option<String>,
     /// `config = { ... }`: the plugin's settings, passed to its `init` as JSON.
     #[serde(default)]
+    #[schemars(with = "serde_json::Map<String, serde_json::Value>")]
     pub config: toml::Table,
     /// `limits = { timeout_ms = 2000, memory_bytes = 134217728 }`: the
     /// plugin's sandbox limits; see [`Limits`].
@@ -163,7 +167,9 @@ pub struct Step {
 /// What becomes of a record that a step fails (the plugin said `invalid`,
 /// trapped, timed out, or broke the contract). A plugin's own
 /// `failure::retry` is always retried, whatever the policy.
-#[derive(Debug, Deserialize, serde::Serialize, Clone, Copy, PartialEq, Eq)]
+#[derive(
+    Debug, Deserialize, serde::Serialize, Clone, Copy, PartialEq, Eq, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum OnError {
     /// Report the record to Lambda in `batchItemFailures`: it and everything
@@ -200,7 +206,7 @@ impl OnError {
 /// add up to more (outputs that all point at one region of its memory) is
 /// split like a trap, and the events that do it fail alone (class
 /// `contract`).
-#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
     /// `timeout_ms = 2000`: wall time one call (one batch) may take.
@@ -255,7 +261,7 @@ pub const fn default_max_log_lines() -> usize {
 }
 
 /// The plugin kinds, one per WIT world.
-#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum StepKind {
     /// Keeps or drops each event.
@@ -284,7 +290,7 @@ impl std::fmt::Display for StepKind {
 }
 
 /// The `[routing]` table.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Routing {
     /// `default = "archive"`: where events go when no `route` step chose;

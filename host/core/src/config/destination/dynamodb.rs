@@ -8,7 +8,7 @@ use super::iam::{Account, Permission, arn_or};
 use super::{Context, Invalid};
 
 /// The `[destinations.<name>]` table of a `dynamodb` destination.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DynamoDbConfig {
     /// `table = "clicks"`: the table's name or ARN

@@ -12,7 +12,7 @@ use crate::config::template::{ATTRIBUTE, Template};
 pub const PLACEHOLDERS: &[&str] = &["partition_key", "shard", ATTRIBUTE];
 
 /// The `[destinations.<name>]` table of an `eventbridge` destination.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EventBridgeConfig {
     /// `event_bus = "default"`: the bus's name or ARN. Default `default`.

@@ -9,7 +9,7 @@ use super::iam::{Account, Permission};
 use super::{Context, Invalid};
 
 /// The `[destinations.<name>]` table of a `file` destination.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     /// `path = "out/orders.jsonl"`: the file, relative to this config file.

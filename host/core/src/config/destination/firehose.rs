@@ -8,7 +8,7 @@ use super::iam::{Account, Permission};
 use super::{Context, Invalid};
 
 /// The `[destinations.<name>]` table of a `firehose` destination.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FirehoseConfig {
     /// `delivery_stream = "clicks-to-lake"`: the delivery stream's name.

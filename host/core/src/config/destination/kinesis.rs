@@ -16,7 +16,7 @@ pub const KEY_PLACEHOLDERS: &[&str] = &["partition_key", "shard", ATTRIBUTE];
 pub const MAX_RECORD_BYTES: usize = 1 << 20;
 
 /// The `[destinations.<name>]` table of a `kinesis` destination.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KinesisConfig {
     /// `stream = "clicks-enriched"`: the stream's name or ARN

@@ -32,7 +32,7 @@ use serde::Deserialize;
 macro_rules! kinds {
     ($($(#[$doc:meta])* $variant:ident($module:ident::$config:ident => $plan:ident) = $tag:literal, aws: $aws:literal;)*) => {
         /// One `[destinations.<name>]` table, tagged by `type`.
-        #[derive(Debug, Deserialize)]
+        #[derive(Debug, Deserialize, schemars::JsonSchema)]
         #[serde(tag = "type")]
         pub enum DestinationConfig {
             $($(#[$doc])* #[serde(rename = $tag)] $variant($module::$config),)*
@@ -139,7 +139,7 @@ pub(crate) const fn default_max_in_flight() -> usize {
 /// `claim_check = { bucket = "…", prefix = "…" }` on an `sqs` or `sns`
 /// destination: a message over the size limit is put into S3 and a pointer
 /// is sent instead, in the format of AWS's extended client libraries.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClaimCheck {
     /// The bucket the payloads go to.
@@ -195,7 +195,7 @@ impl Invalid {
 }
 
 /// How an output is written as one line.
-#[derive(Debug, Default, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Deserialize, Clone, Copy, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
     /// The payload bytes as they are (for JSON payloads: JSON Lines).

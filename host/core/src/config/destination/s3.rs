@@ -23,7 +23,7 @@ pub const KEY_PLACEHOLDERS: &[&str] = &[
 ];
 
 /// The `[destinations.<name>]` table of an `s3` destination.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct S3Config {
     /// `bucket = "acme-archive"`.

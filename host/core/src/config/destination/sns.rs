@@ -16,7 +16,7 @@ pub const GROUP_ID_PLACEHOLDERS: &[&str] = &["partition_key", "shard", ATTRIBUTE
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
 
 /// The `[destinations.<name>]` table of an `sns` destination.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SnsConfig {
     /// `topic_arn = "arn:aws:sns:eu-west-1:123456789012:clicks"`; an ARN

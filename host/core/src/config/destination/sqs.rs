@@ -14,7 +14,7 @@ pub const GROUP_ID_PLACEHOLDERS: &[&str] = &["partition_key", "shard"];
 pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
 
 /// The `[destinations.<name>]` table of an `sqs` destination.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SqsConfig {
     /// `queue_url = "https://sqs.eu-west-1.amazonaws.com/123456789012/orders.fifo"`;

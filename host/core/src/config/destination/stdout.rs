@@ -7,7 +7,7 @@ use super::iam::{Account, Permission};
 use super::{Context, Invalid};
 
 /// The `[destinations.<name>]` table of a `stdout` destination.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StdoutConfig {
     /// `format = "raw" | "envelope"`: see [`Format`]; default `raw`.
