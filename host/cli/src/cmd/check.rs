@@ -18,7 +18,10 @@ pub struct Args {
 /// destinations.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let config = args.config;
-    let app = runtime()?.block_on(App::load(&config))?;
+    let app = runtime()?.block_on(super::progress::show(
+        "loading the pipeline (compiling its plugins)",
+        App::load(&config),
+    ))?;
     let plan = app.plan();
     println!("{config}: ok");
     for (i, step) in plan.steps.iter().enumerate() {

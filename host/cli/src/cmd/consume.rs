@@ -133,7 +133,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     use std::sync::atomic::{AtomicBool, Ordering};
     let rt = runtime()?;
     let report = rt.block_on(async {
-        let mut app = App::load(config).await?;
+        let mut app = super::progress::show(
+            "loading the pipeline (compiling its plugins)",
+            App::load(config),
+        )
+        .await?;
         let client = crate::stream::client(endpoint.as_deref()).await;
         let mut aws = None;
         let on_failure = match &on_failure {

@@ -9,6 +9,7 @@ pub mod filter_criteria;
 pub mod iam;
 pub mod new;
 pub mod precompile;
+pub mod progress;
 pub mod put;
 pub mod run;
 pub mod test;

@@ -31,10 +31,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         out,
         target,
     } = args;
-    let report = runtime()?.block_on(crate::precompile::precompile(
-        &config,
-        &out,
-        target.as_deref(),
+    let report = runtime()?.block_on(super::progress::show(
+        "compiling the plugins",
+        crate::precompile::precompile(&config, &out, target.as_deref()),
     ))?;
     for a in &report.artifacts {
         println!(

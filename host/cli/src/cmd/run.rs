@@ -38,7 +38,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot read event file `{}`", event.display()))?;
     let batch = event::decode(&json, &event.display().to_string())?;
     let rt = runtime()?;
-    let mut app = rt.block_on(App::load(&config))?;
+    let mut app = rt.block_on(super::progress::show(
+        "loading the pipeline (compiling its plugins)",
+        App::load(&config),
+    ))?;
     let loaded = started.elapsed();
     if batch.is_empty() {
         eprintln!(
