@@ -1,0 +1,334 @@
+//! [`validate`]: the config's rules that span fields, one function per
+//! section (destinations, steps, `[source]`, `[metrics]`, `[routing]`), and
+//! the resolution of every reference into a [`Plan`]. Pure: nothing is read.
+//!
+//! Each section's check returns its error as `(field path, message)`;
+//! [`validate`] adds the file's name.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::raw::{self, StepKind};
+use super::{
+    ConfigError, DestinationId, DestinationPlan, Limits, Location, OnError, Plan, StepPlan,
+    destination,
+};
+use crate::pattern::{Filters, Pattern};
+
+/// A broken rule: the field's path and what is wrong.
+type Broken = (String, String);
+
+/// Checks the rules that span fields and resolves every reference.
+pub fn validate(raw: raw::Config, origin: &Location) -> Result<Plan, ConfigError> {
+    let invalid = |(field, message): Broken| ConfigError::Invalid {
+        source_name: origin.to_string(),
+        field,
+        message,
+    };
+    let destinations = destinations(raw.destinations, origin).map_err(invalid)?;
+    let dead_letter = match &raw.routing.dead_letter {
+        Some(name) => Some(
+            named_destination(&destinations, name)
+                .map_err(|m| invalid(("routing.dead_letter".into(), m)))?,
+        ),
+        None => None,
+    };
+    let mut steps = Vec::with_capacity(raw.steps.len());
+    let mut seen = BTreeMap::new();
+    for (i, step) in raw.steps.into_iter().enumerate() {
+        crate::name::check(&step.name).map_err(|m| invalid((format!("steps[{i}].name"), m)))?;
+        if let Some(first) = seen.insert(step.name.clone(), i) {
+            return Err(invalid((
+                format!("steps[{i}] (`{}`).name", step.name),
+                format!(
+                    "step name `{}` is already used by steps[{first}]",
+                    step.name
+                ),
+            )));
+        }
+        steps.push(step_plan(i, step, origin, dead_letter).map_err(invalid)?);
+    }
+    let filters = check_source(&raw.source).map_err(invalid)?;
+    check_metrics(&raw.metrics).map_err(invalid)?;
+    let default_destination =
+        default_destination(raw.routing.default.as_deref(), &destinations, &steps)
+            .map_err(invalid)?;
+    Ok(Plan {
+        source: origin.clone(),
+        trusted: matches!(origin, Location::File(_)),
+        filters,
+        stream: raw.source,
+        metrics: raw.metrics,
+        steps,
+        destinations,
+        default_destination,
+        dead_letter,
+    })
+}
+
+/// `[destinations.*]`: at least one, each named by the rule and valid for
+/// its kind, S3 keys apart; sorted by name (a `BTreeMap`'s order).
+fn destinations(
+    tables: BTreeMap<String, destination::DestinationConfig>,
+    origin: &Location,
+) -> Result<Vec<DestinationPlan>, Broken> {
+    if tables.is_empty() {
+        return Err((
+            "destinations".into(),
+            "no destination is defined; add at least one `[destinations.<name>]` table".into(),
+        ));
+    }
+    let base = match origin {
+        Location::File(path) => path.parent().unwrap_or(Path::new(".")).to_owned(),
+        Location::S3 { .. } => Default::default(),
+    };
+    let mut destinations = Vec::with_capacity(tables.len());
+    for (name, table) in tables {
+        let field = format!("destinations.{name}");
+        crate::name::check(&name).map_err(|m| (field.clone(), m))?;
+        let kind = table
+            .validate(destination::Context { base: &base })
+            .map_err(|e| (format!("{field}.{}", e.field), e.message))?;
+        destinations.push(DestinationPlan { name, kind });
+    }
+    destination::s3::check_keys_apart(&destinations)
+        .map_err(|(name, m)| (format!("destinations.{name}.key"), m))?;
+    Ok(destinations)
+}
+
+/// One `[[steps]]` entry (its name already checked): the plugin's location
+/// and pin, its settings as JSON, its limits and its failure policy.
+fn step_plan(
+    i: usize,
+    step: raw::Step,
+    origin: &Location,
+    dead_letter: Option<DestinationId>,
+) -> Result<StepPlan, Broken> {
+    let at = format!("steps[{i}] (`{}`)", step.name);
+    if step.plugin.is_empty() {
+        return Err((format!("{at}.plugin"), "must not be empty".into()));
+    }
+    let plugin = origin
+        .join(&step.plugin)
+        .map_err(|m| (format!("{at}.plugin"), m))?;
+    let reaches_out = reaches_out(origin, &step.plugin).then(|| step.plugin.clone());
+    let sha256 = step
+        .sha256
+        .as_deref()
+        .map(parse_sha256)
+        .transpose()
+        .map_err(|m| (format!("{at}.sha256"), m))?;
+    let settings_json = serde_json::to_string(&step.config).map_err(|e| {
+        (
+            format!("{at}.config"),
+            format!("cannot be passed to the plugin as JSON: {e}"),
+        )
+    })?;
+    check_limits(&step.limits).map_err(|(field, expected)| {
+        (
+            format!("{at}.limits.{field}"),
+            format!("is out of range: expected {expected}"),
+        )
+    })?;
+    if step.on_error == Some(OnError::DeadLetter) && dead_letter.is_none() {
+        return Err((
+            format!("{at}.on_error"),
+            "is `dead-letter` but `routing.dead_letter` names no destination".into(),
+        ));
+    }
+    Ok(StepPlan {
+        name: step.name,
+        kind: step.kind,
+        plugin,
+        reaches_out,
+        sha256,
+        settings_json,
+        limits: step.limits,
+        on_error: step.on_error.unwrap_or(default_on_error(dead_letter)),
+        deterministic: step.deterministic,
+    })
+}
+
+/// A step's `limits`: the first field out of range, and its range.
+fn check_limits(l: &Limits) -> Result<(), (&'static str, &'static str)> {
+    let checks: [(&str, bool, &str); 4] = [
+        (
+            "timeout_ms",
+            (1..=900_000).contains(&l.timeout_ms),
+            "1 to 900000",
+        ),
+        (
+            "memory_bytes",
+            ((1 << 20)..=(4 << 30)).contains(&l.memory_bytes),
+            "1048576 (1 MiB) to 4294967296 (4 GiB)",
+        ),
+        (
+            "max_outputs_per_event",
+            l.max_outputs_per_event >= 1,
+            "at least 1",
+        ),
+        ("max_output_bytes", l.max_output_bytes >= 1, "at least 1"),
+    ];
+    match checks.iter().find(|(_, ok, _)| !ok) {
+        Some((field, _, expected)) => Err((field, expected)),
+        None => Ok(()),
+    }
+}
+
+/// `[routing] default`: the destination named, the only one, or none when a
+/// `route` step chooses (required otherwise).
+fn default_destination(
+    name: Option<&str>,
+    destinations: &[DestinationPlan],
+    steps: &[StepPlan],
+) -> Result<Option<DestinationId>, Broken> {
+    match name {
+        Some(name) => named_destination(destinations, name)
+            .map(Some)
+            .map_err(|m| ("routing.default".into(), m)),
+        None if destinations.len() == 1 => Ok(Some(0)),
+        None if !steps.iter().any(|s| s.kind == StepKind::Route) => Err((
+            "routing.default".into(),
+            "is required: there is no `route` step and more than one destination".into(),
+        )),
+        None => Ok(None),
+    }
+}
+
+/// Checks `[source]` and reads its filter patterns. (A CloudWatch Logs
+/// subscription is gzip: `decompress = "none"` reads it as gzip, `"zstd"`
+/// cannot.)
+fn check_source(source: &raw::Source) -> Result<Filters, Broken> {
+    use raw::{Decompress, SourceFormat};
+    if source.max_decompressed_bytes == 0 {
+        return Err((
+            "source.max_decompressed_bytes".into(),
+            "must be at least 1".into(),
+        ));
+    }
+    if source.max_batch_bytes == 0 {
+        return Err(("source.max_batch_bytes".into(), "must be at least 1".into()));
+    }
+    if source.format == SourceFormat::CloudwatchLogs && source.decompress == Decompress::Zstd {
+        return Err((
+            "source.decompress".into(),
+            "is `zstd`, but CloudWatch Logs subscription data is gzip: use `gzip` or `auto`".into(),
+        ));
+    }
+    let mut patterns = Vec::with_capacity(source.filters.len());
+    for (i, f) in source.filters.iter().enumerate() {
+        let field = format!("source.filters[{i}]");
+        let json = match f {
+            toml::Value::String(text) => serde_json::from_str(text)
+                .map_err(|e| (field.clone(), format!("is not JSON: {e}")))?,
+            toml::Value::Table(_) => serde_json::to_value(f)
+                .map_err(|e| (field.clone(), format!("cannot be read as JSON: {e}")))?,
+            other => {
+                return Err((
+                    field,
+                    format!("is `{other}`: give a pattern as a JSON string or a table"),
+                ));
+            }
+        };
+        patterns.push(Pattern::parse(&json).map_err(|m| (field, m))?);
+    }
+    Ok(Filters::new(patterns))
+}
+
+/// Checks `[metrics]` against CloudWatch's limits.
+fn check_metrics(metrics: &raw::Metrics) -> Result<(), Broken> {
+    let ns = &metrics.namespace;
+    if ns.is_empty() || ns.len() > 255 || ns.starts_with("AWS/") || ns.starts_with(':') {
+        return Err((
+            "metrics.namespace".into(),
+            format!(
+                "`{ns}` is not a CloudWatch namespace: use 1 to 255 characters, not starting \
+                 with `AWS/` (reserved) or `:`"
+            ),
+        ));
+    }
+    if let Some(p) = &metrics.pipeline
+        && (p.is_empty() || p.len() > 1024)
+    {
+        return Err((
+            "metrics.pipeline".into(),
+            "must be 1 to 1024 characters (a CloudWatch dimension value)".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Parses a SHA-256 digest written as 64 hex digits.
+pub fn parse_sha256(hex: &str) -> Result<[u8; 32], String> {
+    let bad = || format!("`{hex}` is not a SHA-256 digest: expected 64 hex digits");
+    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(bad());
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
+    }
+    Ok(out)
+}
+
+/// Whether `reference` (a step's `plugin`), resolved against a config in
+/// S3 at `origin`, leaves the config's folder: an absolute local path, or
+/// `..` above the folder. References from a local config never do (the
+/// config is as trusted as the files beside it).
+fn reaches_out(origin: &Location, reference: &str) -> bool {
+    if !matches!(origin, Location::S3 { .. }) || reference.starts_with("s3://") {
+        return false;
+    }
+    if Path::new(reference).is_absolute() || reference.starts_with('\\') {
+        return true;
+    }
+    let mut depth = 0usize;
+    for segment in reference.split(['/', '\\']) {
+        match segment {
+            "" | "." => {}
+            ".." if depth == 0 => return true,
+            ".." => depth -= 1,
+            _ => depth += 1,
+        }
+    }
+    false
+}
+
+pub(super) fn default_on_error(dead_letter: Option<DestinationId>) -> OnError {
+    if dead_letter.is_some() {
+        OnError::DeadLetter
+    } else {
+        OnError::Retry
+    }
+}
+
+/// `destinations` is sorted by name.
+pub(super) fn find_destination(
+    destinations: &[DestinationPlan],
+    name: &str,
+) -> Option<DestinationId> {
+    destinations
+        .binary_search_by(|d| d.name.as_str().cmp(name))
+        .ok()
+}
+
+/// The destination called `name`, or a message listing the defined ones.
+fn named_destination(
+    destinations: &[DestinationPlan],
+    name: &str,
+) -> Result<DestinationId, String> {
+    find_destination(destinations, name).ok_or_else(|| {
+        format!(
+            "names destination `{name}`, which is not defined (defined: {})",
+            names_of(destinations)
+        )
+    })
+}
+
+pub(super) fn names_of(destinations: &[DestinationPlan]) -> String {
+    let names: Vec<_> = destinations
+        .iter()
+        .map(|d| format!("`{}`", d.name))
+        .collect();
+    names.join(", ")
+}
