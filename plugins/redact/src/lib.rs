@@ -205,10 +205,6 @@ impl Redact {
     /// through an array, a split array next to an `item` key), and the
     /// whole-payload path decides. Both paths make the same JSON values
     /// (unit-tested), only the order of an object's keys may differ.
-    #[expect(
-        clippy::too_many_lines,
-        reason = "134 lines: to split at its seams (issue 32)"
-    )]
     fn in_place(&self, event: &Event) -> Option<(Made, Vec<(String, String)>)> {
         let paths = self.1.0.as_ref()?;
         let payload = &event.data[..];
@@ -218,18 +214,34 @@ impl Redact {
         }
         // Every path found in one pass over the payload.
         let spans = json::Path::spans(&paths.all, payload).ok()?;
-        let span = |i: usize| match &spans[i] {
-            json::Span::Absent => Some(None),
-            json::Span::At(at) => Some(Some(at.clone())),
-            json::Span::Unsure => None,
-        };
-        // The edits, as (bytes of the payload, what replaces them); `None`
-        // is the split member's place.
-        let mut edits: Vec<(std::ops::Range<usize>, Option<Vec<u8>>)> = Vec::new();
-        // The new text of an edited field, for an attribute on it.
-        let mut texts: Vec<(std::ops::Range<usize>, String)> = Vec::new();
+        let found = Found { payload, spans };
+        let (mut edits, texts) = self.field_edits(paths, &found)?;
+        // The arrival time's text, only when the settings stamp it.
+        let arrival = paths.arrival.map(|_| event.arrival_ms.to_string());
+        if let Some(edit) = self.arrival_edit(paths, &found, first, arrival.as_deref())? {
+            edits.push(edit);
+        }
+        let items = self.split_edit(paths, &found, &mut edits)?;
+        edits.sort_by_key(|(at, _)| (at.start, at.end));
+        // The same field listed twice, or a field that is also the arrival
+        // key: rewritten twice; the whole-payload path decides.
+        if edits.windows(2).any(|w| w[1].0.start < w[0].0.end) {
+            return None;
+        }
+        let attributes = attributes_in_place(paths, &found, &edits, &texts, arrival)?;
+        if edits.is_empty() {
+            return Some((Made::Same, attributes));
+        }
+        Some((rewrite(payload, &edits, items), attributes))
+    }
+
+    /// The redacted fields' edits, and the new text of each (for an
+    /// attribute on it); `None` when one cannot be done in place.
+    fn field_edits(&self, paths: &Paths, found: &Found<'_>) -> Option<(Vec<Edit>, Vec<Text>)> {
+        let mut edits = Vec::new();
+        let mut texts = Vec::new();
         for i in 0..paths.fields {
-            let Some(at) = span(i)? else { continue };
+            let Some(at) = found.span(i)? else { continue };
             let (text, json) = match self.0.mode {
                 Mode::Mask => {
                     let text = self.0.mask.clone();
@@ -237,7 +249,7 @@ impl Redact {
                     (text, json)
                 }
                 Mode::Hash => {
-                    let raw = &payload[at.clone()];
+                    let raw = &found.payload[at.clone()];
                     // A string without escapes is its own bytes (the
                     // span is UTF-8: `Path::spans` checked it).
                     let plain = std::str::from_utf8(raw).ok().and_then(json::plain_str);
@@ -254,109 +266,65 @@ impl Redact {
             edits.push((at.clone(), Some(json)));
             texts.push((at, text));
         }
-        // The arrival time's text, only when the settings stamp it.
-        let arrival = paths.arrival.map(|_| event.arrival_ms.to_string());
-        if let (Some(i), Some(key), Some(arrival)) =
-            (paths.arrival, &self.0.arrival_field, &arrival)
-        {
-            match span(i)? {
-                Some(at) => edits.push((at, Some(arrival.clone().into_bytes()))),
-                None => {
-                    // A new last member, before the closing brace.
-                    let close = payload.iter().rposition(|b| !b.is_ascii_whitespace())?;
-                    let empty = payload[first + 1..close]
-                        .iter()
-                        .all(u8::is_ascii_whitespace);
-                    let mut member = if empty { Vec::new() } else { vec![b','] };
-                    member.extend(serde_json::to_vec(key).ok()?);
-                    member.push(b':');
-                    member.extend(arrival.as_bytes());
-                    edits.push((close..close, Some(member)));
-                }
+        Some((edits, texts))
+    }
+
+    /// The arrival time written over its field, or added as a new last
+    /// member when the payload has none (`Some(None)`: no stamp to write).
+    fn arrival_edit(
+        &self,
+        paths: &Paths,
+        found: &Found<'_>,
+        first: usize,
+        arrival: Option<&str>,
+    ) -> Option<Option<Edit>> {
+        let (Some(i), Some(key), Some(arrival)) = (paths.arrival, &self.0.arrival_field, arrival)
+        else {
+            return Some(None);
+        };
+        Some(Some(match found.span(i)? {
+            Some(at) => (at, Some(arrival.as_bytes().to_vec())),
+            None => {
+                // A new last member, before the closing brace.
+                let payload = found.payload;
+                let close = payload.iter().rposition(|b| !b.is_ascii_whitespace())?;
+                let empty = payload[first + 1..close]
+                    .iter()
+                    .all(u8::is_ascii_whitespace);
+                let mut member = if empty { Vec::new() } else { vec![b','] };
+                member.extend(serde_json::to_vec(key).ok()?);
+                member.push(b':');
+                member.extend(arrival.as_bytes());
+                (close..close, Some(member))
             }
+        }))
+    }
+
+    /// The split array's elements, with the edit that marks where its
+    /// member goes (`Some(None)`: no split).
+    fn split_edit<'a>(
+        &self,
+        paths: &Paths,
+        found: &Found<'a>,
+        edits: &mut Vec<Edit>,
+    ) -> Option<Option<Vec<&'a [u8]>>> {
+        let (Some(i), Some(key)) = (paths.split, &self.0.split) else {
+            return Some(None);
+        };
+        let Some(at) = found.span(i)? else {
+            return Some(None);
+        };
+        if found.payload[at.start] != b'[' {
+            return Some(None);
         }
-        let mut items: Option<Vec<&[u8]>> = None;
-        if let (Some(i), Some(key)) = (paths.split, &self.0.split)
-            && let Some(at) = span(i)?
-            && payload[at.start] == b'['
-        {
-            if span(i + 1)?.is_some() {
-                return None;
-            }
-            let elements: Vec<&serde_json::value::RawValue> =
-                serde_json::from_slice(&payload[at.clone()]).ok()?;
-            items = Some(elements.iter().map(|e| e.get().as_bytes()).collect());
-            edits.push((member_start(payload, at.start, key)?..at.end, None));
-        }
-        edits.sort_by_key(|(at, _)| (at.start, at.end));
-        // The same field listed twice, or a field that is also the arrival
-        // key: rewritten twice; the whole-payload path decides.
-        if edits.windows(2).any(|w| w[1].0.start < w[0].0.end) {
+        if found.span(i + 1)?.is_some() {
             return None;
         }
-        let mut attributes = Vec::with_capacity(paths.attributes.len());
-        for (k, name) in paths.attributes.iter().enumerate() {
-            let i = paths.fields + k;
-            let text = if let Some(arrival) = arrival
-                .as_ref()
-                .filter(|_| paths.arrival.is_some_and(|a| paths.all[a] == paths.all[i]))
-            {
-                arrival.clone()
-            } else {
-                let Some(at) = span(i)? else { continue };
-                match texts.iter().find(|(edited, _)| *edited == at) {
-                    Some((_, text)) => text.clone(),
-                    None => {
-                        if edits
-                            .iter()
-                            .any(|(e, _)| e.start < at.end && at.start < e.end)
-                        {
-                            return None;
-                        }
-                        attribute_text(&serde_json::from_slice(&payload[at]).ok()?)
-                    }
-                }
-            };
-            attributes.push((name.clone(), text));
-        }
-        if edits.is_empty() {
-            return Some((Made::Same, attributes));
-        }
-        // The payload rewritten, in two halves around the split member if
-        // there is one.
-        let mut halves = [
-            Vec::with_capacity(payload.len() + 64 * edits.len()),
-            Vec::new(),
-        ];
-        let (mut half, mut from) = (0, 0);
-        for (at, text) in &edits {
-            halves[half].extend_from_slice(&payload[from..at.start]);
-            match text {
-                Some(text) => halves[half].extend_from_slice(text),
-                None => half = 1,
-            }
-            from = at.end;
-        }
-        halves[half].extend_from_slice(&payload[from..]);
-        let [before, after] = halves;
-        Some(match items {
-            None => (Made::One(before), attributes),
-            Some(items) => {
-                let parts = items
-                    .iter()
-                    .map(|item| {
-                        let mut part =
-                            Vec::with_capacity(before.len() + after.len() + item.len() + 7);
-                        part.extend_from_slice(&before);
-                        part.extend_from_slice(br#""item":"#);
-                        part.extend_from_slice(item);
-                        part.extend_from_slice(&after);
-                        part
-                    })
-                    .collect();
-                (Made::Split(parts), attributes)
-            }
-        })
+        let elements: Vec<&serde_json::value::RawValue> =
+            serde_json::from_slice(&found.payload[at.clone()]).ok()?;
+        let items = elements.iter().map(|e| e.get().as_bytes()).collect();
+        edits.push((member_start(found.payload, at.start, key)?..at.end, None));
+        Some(Some(items))
     }
 
     fn redact(&self, payload: &mut Value, path: &str) {
@@ -377,6 +345,105 @@ impl Redact {
                 Mode::Remove => unreachable!("handled above"),
             };
         }
+    }
+}
+
+/// An edit of the payload: the bytes it replaces and what replaces them;
+/// `None` is the split member's place.
+type Edit = (std::ops::Range<usize>, Option<Vec<u8>>);
+
+/// The new text of an edited field, for an attribute on it.
+type Text = (std::ops::Range<usize>, String);
+
+/// Where the settings' paths are in one payload.
+struct Found<'a> {
+    payload: &'a [u8],
+    spans: Vec<json::Span>,
+}
+
+impl Found<'_> {
+    /// Path `i`'s value: `Some(None)` when absent, `None` when the scan
+    /// cannot tell (the whole-payload path decides).
+    fn span(&self, i: usize) -> Option<Option<std::ops::Range<usize>>> {
+        match &self.spans[i] {
+            json::Span::Absent => Some(None),
+            json::Span::At(at) => Some(Some(at.clone())),
+            json::Span::Unsure => None,
+        }
+    }
+}
+
+/// The attributes the settings take from the payload, as the rewritten
+/// payload holds them; `None` when one reads a value an edit overlaps.
+fn attributes_in_place(
+    paths: &Paths,
+    found: &Found<'_>,
+    edits: &[Edit],
+    texts: &[Text],
+    arrival: Option<String>,
+) -> Option<Vec<(String, String)>> {
+    let mut attributes = Vec::with_capacity(paths.attributes.len());
+    for (k, name) in paths.attributes.iter().enumerate() {
+        let i = paths.fields + k;
+        let text = if let Some(arrival) = arrival
+            .as_ref()
+            .filter(|_| paths.arrival.is_some_and(|a| paths.all[a] == paths.all[i]))
+        {
+            arrival.clone()
+        } else {
+            let Some(at) = found.span(i)? else { continue };
+            match texts.iter().find(|(edited, _)| *edited == at) {
+                Some((_, text)) => text.clone(),
+                None => {
+                    if edits
+                        .iter()
+                        .any(|(e, _)| e.start < at.end && at.start < e.end)
+                    {
+                        return None;
+                    }
+                    attribute_text(&serde_json::from_slice(&found.payload[at]).ok()?)
+                }
+            }
+        };
+        attributes.push((name.clone(), text));
+    }
+    Some(attributes)
+}
+
+/// The payload with `edits` (sorted, apart) applied: one payload, or one
+/// per split item, each with `"item":<the item>` in the split member's place.
+fn rewrite(payload: &[u8], edits: &[Edit], items: Option<Vec<&[u8]>>) -> Made {
+    // In two halves around the split member if there is one.
+    let mut halves = [
+        Vec::with_capacity(payload.len() + 64 * edits.len()),
+        Vec::new(),
+    ];
+    let (mut half, mut from) = (0, 0);
+    for (at, text) in edits {
+        halves[half].extend_from_slice(&payload[from..at.start]);
+        match text {
+            Some(text) => halves[half].extend_from_slice(text),
+            None => half = 1,
+        }
+        from = at.end;
+    }
+    halves[half].extend_from_slice(&payload[from..]);
+    let [before, after] = halves;
+    match items {
+        None => Made::One(before),
+        Some(items) => Made::Split(
+            items
+                .iter()
+                .map(|item| {
+                    let mut part = Vec::with_capacity(before.len() + after.len() + item.len() + 7);
+                    part.extend_from_slice(&before);
+                    part.extend_from_slice(br#""item":"#);
+                    part.extend_from_slice(item);
+                    part.extend_from_slice(&after);
+                    part
+                })
+                .collect(),
+        ),
     }
 }
 
