@@ -13,6 +13,7 @@
 //! line in `sluice_core::config::destination`). [`encode`] turns one output
 //! into one line in the destination's [`Format`].
 
+pub mod batch;
 pub mod claim_check;
 pub mod dynamodb;
 pub mod eventbridge;

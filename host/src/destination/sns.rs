@@ -21,9 +21,10 @@
 use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
 use base64::Engine as _;
 
-use super::sqs::{dedup_id, group_id, resent_dedup_id, sqs_allows, valid_attribute_name};
+use super::sqs::{dedup_id, group_id, sqs_allows, valid_attribute_name};
 use super::{
-    Request, Sink, SinkFuture, Verdict, claim_check, encode_one, key_hash, pack_by_key, placeholder,
+    Request, Sink, SinkFuture, Verdict, batch, claim_check, encode_one, key_hash, pack_by_key,
+    placeholder,
 };
 use crate::config::destination::sns::{MAX_MESSAGE_BYTES, SnsPlan};
 use crate::outcome::Routed;
@@ -149,72 +150,17 @@ impl SnsDestination {
     }
 
     /// One `PublishBatch` of the request's entries.
-    #[expect(
-        clippy::too_many_lines,
-        reason = "129 lines: to split at its seams (issue 32)"
-    )]
     async fn send_request(&self, outputs: &[&Routed], request: &Request) -> Vec<Verdict> {
         let mut verdicts = vec![Verdict::Taken; request.entries.len()];
         let mut entries = Vec::with_capacity(request.entries.len());
         let mut positions = Vec::with_capacity(request.entries.len());
         for (pos, &i) in request.entries.iter().enumerate() {
-            let r = outputs[i];
-            let mut message = match self.message(r) {
-                Ok(m) => m,
-                Err(reason) => {
-                    verdicts[pos] = Verdict::Refused(reason);
-                    continue;
-                }
-            };
-            if let (true, Some(check)) = (message.bytes > MAX_MESSAGE_BYTES, &self.plan.claim_check)
-            {
-                match claim_check::offload(&self.s3, check, r, &message.text).await {
-                    Ok(pointer) => {
-                        message.attributes.push((
-                            claim_check::SIZE_ATTRIBUTE,
-                            "Number",
-                            message.text.len().to_string(),
-                        ));
-                        message.text = pointer;
-                    }
-                    Err(reason) => {
-                        verdicts[pos] = Verdict::Failed(reason);
-                        continue;
-                    }
-                }
-            }
-            let built = Ok(message).and_then(|m: Message<'_>| {
-                let mut b = PublishBatchRequestEntry::builder()
-                    .id(pos.to_string())
-                    .message(m.text);
-                for (k, t, v) in m.attributes {
-                    let value = MessageAttributeValue::builder()
-                        .data_type(t)
-                        .string_value(v)
-                        .build()
-                        .map_err(|e| e.to_string())?;
-                    b = b.message_attributes(k, value);
-                }
-                if let Some(group) = self.group(r) {
-                    let dedup = dedup_id(r);
-                    let resent = request.resent.get(pos).copied().unwrap_or(false);
-                    b = b
-                        .message_group_id(group)
-                        .message_deduplication_id(if resent {
-                            resent_dedup_id(&dedup, request.attempt)
-                        } else {
-                            dedup
-                        });
-                }
-                b.build()
-                    .map_err(|e| format!("cannot build the SNS request: {e}"))
-            });
-            match built {
+            match self.entry(outputs[i], request, pos).await {
                 Ok(entry) => {
                     entries.push(entry);
                     positions.push(pos);
                 }
-                Err(reason) => verdicts[pos] = Verdict::Refused(reason),
+                Err(verdict) => verdicts[pos] = verdict,
             }
         }
         if entries.is_empty() {
@@ -227,61 +173,75 @@ impl SnsDestination {
             .set_publish_batch_request_entries(Some(entries))
             .send()
             .await;
-        let response = match response {
-            Ok(r) => r,
-            Err(e) => {
-                let reason = format!(
+        match response {
+            Ok(response) => batch::settle(
+                &mut verdicts,
+                &positions,
+                response.successful().iter().filter_map(|ok| ok.id()),
+                response.failed().iter().map(|f| batch::Refusal {
+                    id: f.id(),
+                    code: f.code(),
+                    message: f.message(),
+                    sender_fault: f.sender_fault(),
+                }),
+                &batch::Service {
+                    name: "SNS",
+                    resource: &self.plan.topic_arn,
+                    done: "published",
+                },
+            ),
+            Err(e) => batch::fail_all(
+                &mut verdicts,
+                &positions,
+                &format!(
                     "PublishBatch to `{}` failed: {}",
                     self.plan.topic_arn,
                     aws_sdk_sns::error::DisplayErrorContext(&e)
-                );
-                for &pos in &positions {
-                    verdicts[pos] = Verdict::Failed(reason.clone());
-                }
-                return verdicts;
-            }
-        };
-        // Fail closed: only an entry SNS reports as published is delivered.
-        let mut sent = vec![false; verdicts.len()];
-        for ok in response.successful() {
-            if let Some(p) = ok
-                .id()
-                .and_then(|id| id.parse::<usize>().ok())
-                .filter(|&p| p < sent.len())
-            {
-                sent[p] = true;
-            }
-        }
-        let mut reported = vec![false; verdicts.len()];
-        for f in response.failed() {
-            let Some(pos) = f.id().parse::<usize>().ok().filter(|&p| p < sent.len()) else {
-                continue;
-            };
-            if sent[pos] || reported[pos] {
-                continue;
-            }
-            reported[pos] = true;
-            let reason = format!(
-                "SNS refused the message for `{}`: {} {}",
-                self.plan.topic_arn,
-                f.code(),
-                f.message().unwrap_or("")
-            );
-            verdicts[pos] = if f.sender_fault() {
-                Verdict::Refused(reason)
-            } else {
-                Verdict::Retry(reason)
-            };
-        }
-        for &pos in &positions {
-            if !sent[pos] && !reported[pos] {
-                verdicts[pos] = Verdict::Failed(format!(
-                    "SNS did not report the message for `{}` as published",
-                    self.plan.topic_arn
-                ));
-            }
+                ),
+            ),
         }
         verdicts
+    }
+
+    /// Entry `pos` of the request, `r` as a message with its position as
+    /// its id (in S3 behind a claim check when it is too big and the
+    /// destination has one), or the verdict on it.
+    async fn entry(
+        &self,
+        r: &Routed,
+        request: &Request,
+        pos: usize,
+    ) -> Result<PublishBatchRequestEntry, Verdict> {
+        let mut message = self.message(r).map_err(Verdict::Refused)?;
+        if let (true, Some(check)) = (message.bytes > MAX_MESSAGE_BYTES, &self.plan.claim_check) {
+            let pointer = claim_check::offload(&self.s3, check, r, &message.text)
+                .await
+                .map_err(Verdict::Failed)?;
+            message.attributes.push((
+                claim_check::SIZE_ATTRIBUTE,
+                "Number",
+                message.text.len().to_string(),
+            ));
+            message.text = pointer;
+        }
+        let mut b = PublishBatchRequestEntry::builder()
+            .id(pos.to_string())
+            .message(message.text);
+        for (k, t, v) in message.attributes {
+            let value = MessageAttributeValue::builder()
+                .data_type(t)
+                .string_value(v)
+                .build()
+                .map_err(|e| Verdict::Refused(e.to_string()))?;
+            b = b.message_attributes(k, value);
+        }
+        if let Some(group) = self.group(r) {
+            b = b
+                .message_group_id(group)
+                .message_deduplication_id(request.dedup_id(pos, &dedup_id(r)));
+        }
+        b.build()
+            .map_err(|e| Verdict::Refused(format!("cannot build the SNS request: {e}")))
     }
 }
 

@@ -46,7 +46,9 @@ use aws_sdk_sqs::types::{
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
-use super::{Request, Sink, SinkFuture, Verdict, claim_check, encode, key_hash, pack_by_key};
+use super::{
+    Request, Sink, SinkFuture, Verdict, batch, claim_check, encode, key_hash, pack_by_key,
+};
 use crate::config::destination::ClaimCheck;
 use crate::config::destination::sqs::SqsPlan;
 use crate::config::{Format, Template};
@@ -308,12 +310,58 @@ impl SqsDestination {
     }
 
     /// One `SendMessageBatch` of the request's entries.
-    #[expect(
-        clippy::too_many_lines,
-        reason = "97 lines: to split at its seams (issue 32)"
-    )]
     async fn send_request(&self, outputs: &[&Routed], request: &Request) -> Vec<Verdict> {
         let mut verdicts = vec![Verdict::Taken; request.entries.len()];
+        let (entries, positions) = self.entries(outputs, request, &mut verdicts).await;
+        if entries.is_empty() {
+            return verdicts;
+        }
+        let response = self
+            .client
+            .send_message_batch()
+            .queue_url(&self.queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await;
+        match response {
+            Ok(response) => batch::settle(
+                &mut verdicts,
+                &positions,
+                response.successful().iter().map(|ok| ok.id()),
+                response.failed().iter().map(|f| batch::Refusal {
+                    id: f.id(),
+                    code: f.code(),
+                    message: f.message(),
+                    sender_fault: f.sender_fault(),
+                }),
+                &batch::Service {
+                    name: "SQS",
+                    resource: &self.queue_url,
+                    done: "sent",
+                },
+            ),
+            // The SDK already retried transient errors.
+            Err(e) => batch::fail_all(
+                &mut verdicts,
+                &positions,
+                &format!(
+                    "SendMessageBatch to `{}` failed: {}",
+                    self.queue_url,
+                    aws_sdk_sqs::error::DisplayErrorContext(&e)
+                ),
+            ),
+        }
+        verdicts
+    }
+
+    /// The request's entries, each with its position as its id, and those
+    /// positions; an output that cannot be sent gets its verdict instead.
+    async fn entries(
+        &self,
+        outputs: &[&Routed],
+        request: &Request,
+        verdicts: &mut [Verdict],
+    ) -> (Vec<SendMessageBatchRequestEntry>, Vec<usize>) {
         let mut body = Vec::new();
         let mut entries = Vec::with_capacity(request.entries.len());
         let mut positions = Vec::with_capacity(request.entries.len());
@@ -328,13 +376,7 @@ impl SqsDestination {
             let built = self.entry(outputs[i], message).and_then(|e| {
                 let mut b = e.entry.id(pos.to_string());
                 if let Some(dedup) = &e.dedup_id {
-                    b = b.message_deduplication_id(
-                        if request.resent.get(pos).copied().unwrap_or(false) {
-                            resent_dedup_id(dedup, request.attempt)
-                        } else {
-                            dedup.clone()
-                        },
-                    );
+                    b = b.message_deduplication_id(request.dedup_id(pos, dedup));
                 }
                 b.build()
                     .map_err(|e| format!("cannot build the SQS request: {e}"))
@@ -347,69 +389,7 @@ impl SqsDestination {
                 Err(reason) => verdicts[pos] = Verdict::Refused(reason),
             }
         }
-        if entries.is_empty() {
-            return verdicts;
-        }
-        let response = self
-            .client
-            .send_message_batch()
-            .queue_url(&self.queue_url)
-            .set_entries(Some(entries))
-            .send()
-            .await;
-        let response = match response {
-            Ok(r) => r,
-            Err(e) => {
-                // The SDK already retried transient errors.
-                let reason = format!(
-                    "SendMessageBatch to `{}` failed: {}",
-                    self.queue_url,
-                    aws_sdk_sqs::error::DisplayErrorContext(&e)
-                );
-                for &pos in &positions {
-                    verdicts[pos] = Verdict::Failed(reason.clone());
-                }
-                return verdicts;
-            }
-        };
-        // Fail closed: only an entry SQS reports as sent is delivered.
-        let mut sent = vec![false; verdicts.len()];
-        for ok in response.successful() {
-            if let Some(p) = ok.id().parse::<usize>().ok().filter(|&p| p < sent.len()) {
-                sent[p] = true;
-            }
-        }
-        let mut reported = vec![false; verdicts.len()];
-        for f in response.failed() {
-            let Some(pos) = f.id().parse::<usize>().ok().filter(|&p| p < sent.len()) else {
-                tracing::warn!(destination = %self.name, id = f.id(), code = f.code(), "SQS reported a failure for an entry id it was not sent");
-                continue;
-            };
-            if sent[pos] || reported[pos] {
-                continue;
-            }
-            reported[pos] = true;
-            let reason = format!(
-                "SQS refused the message for `{}`: {} {}",
-                self.queue_url,
-                f.code(),
-                f.message().unwrap_or("")
-            );
-            verdicts[pos] = if f.sender_fault() {
-                Verdict::Refused(reason)
-            } else {
-                Verdict::Retry(reason)
-            };
-        }
-        for &pos in &positions {
-            if !sent[pos] && !reported[pos] {
-                verdicts[pos] = Verdict::Failed(format!(
-                    "SQS did not report the message for `{}` as sent",
-                    self.queue_url
-                ));
-            }
-        }
-        verdicts
+        (entries, positions)
     }
 }
 
