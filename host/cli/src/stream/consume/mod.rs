@@ -499,8 +499,8 @@ fn now_ms() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::read::{outside_shard, read_to_end};
-    use crate::stream::compare_sequence;
     use super::*;
+    use crate::stream::compare_sequence;
 
     #[test]
     fn starting_positions_parse_as_the_esm_names_them() {
