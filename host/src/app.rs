@@ -74,10 +74,6 @@ impl App {
     /// Fetches the plan's plugins, compiles them and opens its destinations.
     /// AWS clients are created (once) only when something lives in AWS; `aws`
     /// gives them (tests point them at a local endpoint).
-    #[expect(
-        clippy::too_many_lines,
-        reason = "89 lines: to split at its seams (issue 32)"
-    )]
     pub async fn from_plan(plan: Plan, mut aws: Option<Aws>) -> anyhow::Result<App> {
         let started = Instant::now();
         let in_aws = plan.destinations.iter().any(|d| d.kind.in_aws())
@@ -88,23 +84,9 @@ impl App {
         if in_aws {
             clients(&mut aws).await;
         }
-        // Every plugin fetched at once, each compiled (on a blocking
-        // thread) as soon as it arrives, while the destinations read their
-        // limits.
+        // Every plugin fetched and compiled while the destinations read
+        // their limits.
         let runtime = Arc::new(Runtime::new()?);
-        let mut fetches: FuturesUnordered<_> = plan
-            .steps
-            .iter()
-            .enumerate()
-            .map(|(i, step)| {
-                let aws = aws.as_ref();
-                async move { (i, fetch_from(&step.plugin, aws).await) }
-            })
-            .collect();
-        let mut compiling: Vec<Option<tokio::task::JoinHandle<Result<Plugin, PluginError>>>> =
-            (0..plan.steps.len()).map(|_| None).collect();
-        let mut fetch_errors: Vec<Option<anyhow::Error>> =
-            (0..plan.steps.len()).map(|_| None).collect();
         let mut destinations = plan
             .destinations
             .iter()
@@ -112,57 +94,10 @@ impl App {
             .collect::<Result<Vec<_>, _>>()?;
         let limits =
             futures_util::future::join_all(destinations.iter_mut().map(Destination::read_limits));
-        // One plugin compiles at a time (Cranelift already uses every core
-        // for one component): compiling several at once held their
-        // compilers' memory together, 10 MiB more peak RSS for the
-        // example's three plugins, and was no faster.
-        let gate = std::sync::Arc::new(std::sync::Mutex::new(()));
-        let fetch_all = async {
-            while let Some((i, fetched)) = fetches.next().await {
-                let step = &plan.steps[i];
-                let bytes = match fetched {
-                    Ok(bytes) => bytes,
-                    Err(error) => {
-                        fetch_errors[i] = Some(
-                            PluginError::Read {
-                                step: step.name.clone(),
-                                plugin: step.plugin.to_string(),
-                                error,
-                            }
-                            .into(),
-                        );
-                        continue;
-                    }
-                };
-                if let Err(e) = refuse_untrusted_native_code(&plan, step, &bytes) {
-                    fetch_errors[i] = Some(e.into());
-                    continue;
-                }
-                let (runtime, step, gate) = (runtime.clone(), step.clone(), gate.clone());
-                compiling[i] = Some(tokio::task::spawn_blocking(move || {
-                    let _one_at_a_time = gate.lock();
-                    runtime.load_bytes(&step, &step.plugin.to_string(), &bytes)
-                }));
-            }
-        };
-        let ((), _) = futures_util::join!(fetch_all, limits);
-        drop(fetches);
+        let (loads, _) =
+            futures_util::join!(fetch_and_compile(&plan, aws.as_ref(), runtime), limits);
         let fetched = started.elapsed();
-        // The first problem in step order, as a sequential load would say.
-        let mut plugins = Vec::with_capacity(plan.steps.len());
-        for (error, task) in fetch_errors.into_iter().zip(compiling) {
-            if let Some(error) = error {
-                return Err(error);
-            }
-            let task = task.context("a plugin was neither fetched nor refused")?;
-            let plugin = task
-                .await
-                .context("the thread compiling a plugin failed")?
-                .map_err(anyhow::Error::from)
-                .context("loading the pipeline's plugins")?;
-            plugins.push(plugin);
-        }
-        let mut plugins = plugins.into_iter();
+        let mut plugins = in_step_order(loads).await?.into_iter();
         let pipeline =
             Pipeline::load_with(plan, |_| Ok(plugins.next().expect("one plugin per step")))
                 .context("loading the pipeline's plugins")?;
@@ -239,6 +174,68 @@ impl App {
             dispatch::dispatch(&self.plan, &mut outcome, &mut self.destinations, deadline).await;
         Report { outcome, dispatch }
     }
+}
+
+/// A plugin being compiled on a blocking thread, or why its step has none.
+type Load = Result<tokio::task::JoinHandle<Result<Plugin, PluginError>>, anyhow::Error>;
+
+/// Fetches every step's plugin at once and compiles each (on a blocking
+/// thread) as soon as it arrives; one [`Load`] per step, in step order.
+async fn fetch_and_compile(plan: &Plan, aws: Option<&Aws>, runtime: Arc<Runtime>) -> Vec<Load> {
+    let mut fetches: FuturesUnordered<_> = plan
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, step)| async move { (i, fetch_from(&step.plugin, aws).await) })
+        .collect();
+    let mut loads: Vec<Option<Load>> = (0..plan.steps.len()).map(|_| None).collect();
+    // One plugin compiles at a time (Cranelift already uses every core for
+    // one component): compiling several at once held their compilers'
+    // memory together, 10 MiB more peak RSS for the example's three
+    // plugins, and was no faster.
+    let gate = Arc::new(std::sync::Mutex::new(()));
+    while let Some((i, fetched)) = fetches.next().await {
+        let step = &plan.steps[i];
+        loads[i] = Some(match fetched {
+            Err(error) => Err(PluginError::Read {
+                step: step.name.clone(),
+                plugin: step.plugin.to_string(),
+                error,
+            }
+            .into()),
+            Ok(bytes) => match refuse_untrusted_native_code(plan, step, &bytes) {
+                Err(e) => Err(e.into()),
+                Ok(()) => {
+                    let (runtime, step, gate) = (runtime.clone(), step.clone(), gate.clone());
+                    Ok(tokio::task::spawn_blocking(move || {
+                        let _one_at_a_time = gate.lock();
+                        runtime.load_bytes(&step, &step.plugin.to_string(), &bytes)
+                    }))
+                }
+            },
+        });
+    }
+    loads
+        .into_iter()
+        .map(|l| {
+            l.unwrap_or_else(|| Err(anyhow::anyhow!("a plugin was neither fetched nor refused")))
+        })
+        .collect()
+}
+
+/// The compiled plugins in step order, or the first problem in step order
+/// (as a sequential load would say it).
+async fn in_step_order(loads: Vec<Load>) -> anyhow::Result<Vec<Plugin>> {
+    let mut plugins = Vec::with_capacity(loads.len());
+    for load in loads {
+        let plugin = load?
+            .await
+            .context("the thread compiling a plugin failed")?
+            .map_err(anyhow::Error::from)
+            .context("loading the pipeline's plugins")?;
+        plugins.push(plugin);
+    }
+    Ok(plugins)
 }
 
 /// The AWS clients in `aws`, created from the environment the first time.

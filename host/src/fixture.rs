@@ -183,10 +183,6 @@ fn load(config_path: &Path) -> anyhow::Result<(App, Vec<MemoryDestination>)> {
     Ok((app, memory))
 }
 
-#[expect(
-    clippy::too_many_lines,
-    reason = "94 lines: to split at its seams (issue 32)"
-)]
 async fn run_case(
     case: &Path,
     app: &mut App,
@@ -194,51 +190,8 @@ async fn run_case(
     bless: bool,
     compare: Compare,
 ) -> anyhow::Result<CaseResult> {
-    let event_path = case.join("event.json");
-    let json = std::fs::read(&event_path)
-        .with_context(|| format!("reading `{}`", event_path.display()))?;
     let expected_dir = case.join("expected");
-    // Opt-in: a case with `expected/metrics.emf` also checks the EMF
-    // documents (run-to-run values set to 0).
-    let with_metrics = expected_dir.join(METRICS_FILE).is_file();
-    let mut actual = BTreeMap::new();
-    match event::decode(&json, &event_path.display().to_string()) {
-        Ok(batch) => {
-            let oldest_arrival_ms = crate::metrics::oldest_arrival_ms(&batch);
-            let report = app.process(batch, None).await;
-            actual.insert(
-                "summary.txt".to_owned(),
-                crate::summary::render(app.plan(), &report.outcome, &report.dispatch),
-            );
-            if with_metrics {
-                let invocation = crate::metrics::Invocation {
-                    timestamp_ms: 0,
-                    duration: std::time::Duration::ZERO,
-                    oldest_arrival_ms,
-                    cold_start: None,
-                    batch_item_failures: crate::lambda::response(&report.outcome)
-                        .map_or(0, |r| r.batch_item_failures.len()),
-                };
-                let docs = crate::metrics::documents(app.plan(), &report, &invocation);
-                actual.insert(METRICS_FILE.to_owned(), crate::metrics::stable(&docs));
-            }
-            for destination in destinations {
-                let bytes = destination.contents();
-                if !bytes.is_empty() {
-                    actual.insert(
-                        format!("{}.jsonl", destination.name()),
-                        String::from_utf8_lossy(&bytes).into_owned(),
-                    );
-                }
-            }
-        }
-        // An event that is not a Kinesis event at all: the error is the output.
-        Err(e) => {
-            let msg = e.to_string().replace(&case.display().to_string(), "<case>");
-            actual.insert("error.txt".to_owned(), format!("{msg}\n"));
-        }
-    }
-
+    let mut actual = actual_files(case, app, destinations).await?;
     if bless {
         if expected_dir.exists() {
             std::fs::remove_dir_all(&expected_dir)?;
@@ -266,6 +219,70 @@ async fn run_case(
             *text = contract_view(name, text);
         }
     }
+    Ok(CaseResult {
+        dir: case.to_owned(),
+        mismatches: mismatches(&actual, &expected),
+    })
+}
+
+/// What the case's event makes, file by file as `expected/` holds it: the
+/// summary, each destination's outputs, the EMF documents when the case
+/// checks them (`expected/metrics.emf`), or the error of an event that is
+/// not a Kinesis event at all.
+async fn actual_files(
+    case: &Path,
+    app: &mut App,
+    destinations: &[MemoryDestination],
+) -> anyhow::Result<BTreeMap<String, String>> {
+    let event_path = case.join("event.json");
+    let json = std::fs::read(&event_path)
+        .with_context(|| format!("reading `{}`", event_path.display()))?;
+    let mut actual = BTreeMap::new();
+    let batch = match event::decode(&json, &event_path.display().to_string()) {
+        Ok(batch) => batch,
+        Err(e) => {
+            let msg = e.to_string().replace(&case.display().to_string(), "<case>");
+            actual.insert("error.txt".to_owned(), format!("{msg}\n"));
+            return Ok(actual);
+        }
+    };
+    let oldest_arrival_ms = crate::metrics::oldest_arrival_ms(&batch);
+    let report = app.process(batch, None).await;
+    actual.insert(
+        "summary.txt".to_owned(),
+        crate::summary::render(app.plan(), &report.outcome, &report.dispatch),
+    );
+    // Opt-in: run-to-run values set to 0.
+    if case.join("expected").join(METRICS_FILE).is_file() {
+        let invocation = crate::metrics::Invocation {
+            timestamp_ms: 0,
+            duration: std::time::Duration::ZERO,
+            oldest_arrival_ms,
+            cold_start: None,
+            batch_item_failures: crate::lambda::response(&report.outcome)
+                .map_or(0, |r| r.batch_item_failures.len()),
+        };
+        let docs = crate::metrics::documents(app.plan(), &report, &invocation);
+        actual.insert(METRICS_FILE.to_owned(), crate::metrics::stable(&docs));
+    }
+    for destination in destinations {
+        let bytes = destination.contents();
+        if !bytes.is_empty() {
+            actual.insert(
+                format!("{}.jsonl", destination.name()),
+                String::from_utf8_lossy(&bytes).into_owned(),
+            );
+        }
+    }
+    Ok(actual)
+}
+
+/// Each file that differs between what the case made and what it expects,
+/// with a unified diff (JSON Lines compare by value).
+fn mismatches(
+    actual: &BTreeMap<String, String>,
+    expected: &BTreeMap<String, String>,
+) -> Vec<(String, String)> {
     let mut mismatches = Vec::new();
     let names: std::collections::BTreeSet<_> = actual.keys().chain(expected.keys()).collect();
     for name in names {
@@ -286,10 +303,7 @@ async fn run_case(
             mismatches.push((format!("{name}{note}"), diff));
         }
     }
-    Ok(CaseResult {
-        dir: case.to_owned(),
-        mismatches,
-    })
+    mismatches
 }
 
 /// Whether two JSON Lines texts hold the same values line by line: the order

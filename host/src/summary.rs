@@ -10,55 +10,16 @@ use crate::dispatch::DispatchReport;
 use crate::outcome::{BatchOutcome, RecordFailure};
 
 /// Renders the summary of `outcome` and `report` under `plan`.
-#[expect(
-    clippy::too_many_lines,
-    reason = "82 lines: to split at its seams (issue 32)"
-)]
 pub fn render(plan: &Plan, outcome: &BatchOutcome, report: &DispatchReport) -> String {
     let mut s = String::new();
     let w = &mut s;
-    let step_width = plan.steps.iter().map(|st| st.name.len()).max().unwrap_or(0);
+    records_and_steps(w, plan, outcome);
     let dest_width = plan
         .destinations
         .iter()
         .map(|d| d.name.len())
         .max()
         .unwrap_or(0);
-    let src = &outcome.source;
-    if src.aggregates + src.decompressed + src.control_messages > 0 {
-        let _ = writeln!(
-            w,
-            "kinesis records: {} (KPL aggregates: {}, decompressed: {}, control messages: {})",
-            src.kinesis_records, src.aggregates, src.decompressed, src.control_messages
-        );
-    }
-    let _ = writeln!(w, "records in: {}", outcome.records_in);
-    if !plan.filters.is_empty() {
-        let _ = writeln!(
-            w,
-            "  pre-filter ({} pattern{}, no plugin call): dropped {}",
-            plan.filters.patterns().len(),
-            if plan.filters.patterns().len() == 1 {
-                ""
-            } else {
-                "s"
-            },
-            src.prefiltered
-        );
-    }
-    for (i, (step, st)) in plan.steps.iter().zip(&outcome.steps).enumerate() {
-        let _ = writeln!(
-            w,
-            "  step {}  {:<step_width$}  {:<9}  in {:>5}  out {:>5}  dropped {:>5}  failed {:>5}",
-            i + 1,
-            step.name,
-            step.kind.as_str(),
-            st.input,
-            st.output,
-            st.dropped,
-            st.failed,
-        );
-    }
     let delivered: usize = report.delivered.iter().sum();
     let _ = writeln!(
         w,
@@ -97,6 +58,43 @@ pub fn render(plan: &Plan, outcome: &BatchOutcome, report: &DispatchReport) -> S
         }
     }
     s
+}
+
+/// The summary's first part: what `[source]` read, the records in, the
+/// pre-filter, and one line per step.
+fn records_and_steps(w: &mut String, plan: &Plan, outcome: &BatchOutcome) {
+    let src = &outcome.source;
+    if src.aggregates + src.decompressed + src.control_messages > 0 {
+        let _ = writeln!(
+            w,
+            "kinesis records: {} (KPL aggregates: {}, decompressed: {}, control messages: {})",
+            src.kinesis_records, src.aggregates, src.decompressed, src.control_messages
+        );
+    }
+    let _ = writeln!(w, "records in: {}", outcome.records_in);
+    if !plan.filters.is_empty() {
+        let n = plan.filters.patterns().len();
+        let _ = writeln!(
+            w,
+            "  pre-filter ({n} pattern{}, no plugin call): dropped {}",
+            if n == 1 { "" } else { "s" },
+            src.prefiltered
+        );
+    }
+    let step_width = plan.steps.iter().map(|st| st.name.len()).max().unwrap_or(0);
+    for (i, (step, st)) in plan.steps.iter().zip(&outcome.steps).enumerate() {
+        let _ = writeln!(
+            w,
+            "  step {}  {:<step_width$}  {:<9}  in {:>5}  out {:>5}  dropped {:>5}  failed {:>5}",
+            i + 1,
+            step.name,
+            step.kind.as_str(),
+            st.input,
+            st.output,
+            st.dropped,
+            st.failed,
+        );
+    }
 }
 
 /// One failure on one line: `#<index> <shard>:<sequence> [<class>] <stage> (<plugin>): <reason>`.

@@ -279,10 +279,6 @@ mod tests {
     /// (freed ones are reused from the free lists); the arena starts over
     /// when all is freed, and grows after a call overflowed it.
     #[test]
-    #[expect(
-        clippy::too_many_lines,
-        reason = "90 lines: to split at its seams (issue 32)"
-    )]
     fn blocks_never_overlap_and_keep_their_bytes() {
         let heap = Heap::over(std::alloc::System);
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
@@ -292,8 +288,8 @@ mod tests {
             &heap.arena.get(),
             init
         ));
-        let mut live: Vec<(*mut u8, Layout, u8)> = Vec::new();
-        let check = |live: &[(*mut u8, Layout, u8)], bytes_too: bool| {
+        let mut live: Vec<Block> = Vec::new();
+        let check = |live: &[Block], bytes_too: bool| {
             for &(p, l, fill) in live.iter().filter(|_| bytes_too) {
                 let bytes = unsafe { std::slice::from_raw_parts(p, l.size()) };
                 assert!(bytes.iter().all(|&b| b == fill), "a block was overwritten");
@@ -310,46 +306,7 @@ mod tests {
             // then everything is freed.
             let ops = 50 + rng.below(400);
             for op in 0..ops {
-                match rng.below(4) {
-                    0 | 1 => {
-                        // Mostly small (the arena's), some large (Talc's).
-                        let most = if rng.below(4) == 0 { 3_000 } else { SMALL };
-                        let size = 1 + rng.below(most);
-                        let layout = Layout::from_size_align(size, 1 << rng.below(5)).unwrap();
-                        let p = unsafe { heap.alloc(layout) };
-                        assert!(!p.is_null());
-                        assert_eq!(p as usize % layout.align(), 0);
-                        let fill = (op % 251) as u8;
-                        unsafe { p.write_bytes(fill, size) };
-                        live.push((p, layout, fill));
-                    }
-                    2 if !live.is_empty() => {
-                        let (p, l, _) = live.swap_remove(rng.below(live.len()));
-                        unsafe { heap.dealloc(p, l) };
-                    }
-                    3 if !live.is_empty() => {
-                        // The top block more often than not, as a growing Vec.
-                        let i = if rng.below(2) == 0 {
-                            live.len() - 1
-                        } else {
-                            rng.below(live.len())
-                        };
-                        let (p, l, fill) = live[i];
-                        let new_size = 1 + rng.below(2 * l.size() + 100);
-                        let q = unsafe { heap.realloc(p, l, new_size) };
-                        assert!(!q.is_null());
-                        let kept = l.size().min(new_size);
-                        let bytes = unsafe { std::slice::from_raw_parts(q, kept) };
-                        assert!(bytes.iter().all(|&b| b == fill), "realloc lost bytes");
-                        unsafe { q.write_bytes(fill, new_size) };
-                        live[i] = (
-                            q,
-                            Layout::from_size_align(new_size, l.align()).unwrap(),
-                            fill,
-                        );
-                    }
-                    _ => {}
-                }
+                random_op(&heap, &mut rng, &mut live, (op % 251) as u8);
                 check(&live, op % 16 == 0);
             }
             check(&live, true);
@@ -359,8 +316,61 @@ mod tests {
             let a = heap.arena.get();
             assert_eq!((a.live, a.next), (0, a.start), "the arena starts over");
         }
-        // A call that asks for more than the block holds: the rest is
-        // Talc's, and the block grows to what it asked for.
+        unsafe { heap.dealloc(init, Layout::from_size_align(100, 8).unwrap()) };
+    }
+
+    /// A live block: where, its layout, and the byte it is filled with.
+    type Block = (*mut u8, Layout, u8);
+
+    /// One random allocation, free or reallocation (mostly of the top
+    /// block, as a growing `Vec`), checking what it keeps.
+    fn random_op(heap: &Heap<std::alloc::System>, rng: &mut Rng, live: &mut Vec<Block>, fill: u8) {
+        match rng.below(4) {
+            0 | 1 => {
+                // Mostly small (the arena's), some large (Talc's).
+                let most = if rng.below(4) == 0 { 3_000 } else { SMALL };
+                let size = 1 + rng.below(most);
+                let layout = Layout::from_size_align(size, 1 << rng.below(5)).unwrap();
+                let p = unsafe { heap.alloc(layout) };
+                assert!(!p.is_null());
+                assert_eq!(p as usize % layout.align(), 0);
+                unsafe { p.write_bytes(fill, size) };
+                live.push((p, layout, fill));
+            }
+            2 if !live.is_empty() => {
+                let (p, l, _) = live.swap_remove(rng.below(live.len()));
+                unsafe { heap.dealloc(p, l) };
+            }
+            3 if !live.is_empty() => {
+                let i = if rng.below(2) == 0 {
+                    live.len() - 1
+                } else {
+                    rng.below(live.len())
+                };
+                let (p, l, fill) = live[i];
+                let new_size = 1 + rng.below(2 * l.size() + 100);
+                let q = unsafe { heap.realloc(p, l, new_size) };
+                assert!(!q.is_null());
+                let kept = l.size().min(new_size);
+                let bytes = unsafe { std::slice::from_raw_parts(q, kept) };
+                assert!(bytes.iter().all(|&b| b == fill), "realloc lost bytes");
+                unsafe { q.write_bytes(fill, new_size) };
+                live[i] = (
+                    q,
+                    Layout::from_size_align(new_size, l.align()).unwrap(),
+                    fill,
+                );
+            }
+            _ => {}
+        }
+    }
+
+    /// A call that asks for more than the block holds: the rest is Talc's,
+    /// and the block grows to what it asked for.
+    #[test]
+    fn a_call_past_the_block_goes_to_talc_and_the_block_grows() {
+        let heap = Heap::over(std::alloc::System);
+        heap.start_batches();
         let small = Layout::from_size_align(200, 8).unwrap();
         let many: Vec<*mut u8> = (0..4 * FIRST_BLOCK / 200)
             .map(|_| unsafe { heap.alloc(small) })
@@ -379,6 +389,5 @@ mod tests {
             "the block grew after overflowing"
         );
         assert_eq!((a.live, a.next), (0, a.start));
-        unsafe { heap.dealloc(init, Layout::from_size_align(100, 8).unwrap()) };
     }
 }
