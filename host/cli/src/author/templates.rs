@@ -18,44 +18,60 @@ const README: &str = include_str!("templates/README.md");
 const GITIGNORE: &str = include_str!("templates/gitignore");
 const EVENT: &str = include_str!("templates/event.json");
 
-/// `(path, contents)` of the expected files of the template's one case.
-fn expected(kind: StepKind) -> &'static [(&'static str, &'static str)] {
-    match kind {
-        StepKind::Filter => &[
-            (
-                "out.jsonl",
-                include_str!("templates/expected/filter/out.jsonl"),
-            ),
-            (
-                "summary.txt",
-                include_str!("templates/expected/filter/summary.txt"),
-            ),
-        ],
-        StepKind::Transform => &[
-            (
-                "out.jsonl",
-                include_str!("templates/expected/transform/out.jsonl"),
-            ),
-            (
-                "summary.txt",
-                include_str!("templates/expected/transform/summary.txt"),
-            ),
-        ],
-        StepKind::Route => &[
-            (
-                "alerts.jsonl",
-                include_str!("templates/expected/route/alerts.jsonl"),
-            ),
-            (
-                "out.jsonl",
-                include_str!("templates/expected/route/out.jsonl"),
-            ),
-            (
-                "summary.txt",
-                include_str!("templates/expected/route/summary.txt"),
-            ),
-        ],
-    }
+/// One plugin kind's template, from `templates/kinds/<kind>/`: its source
+/// in each language, the settings and extra destinations of its example
+/// pipeline, and the expected files of its one test case. A new kind is one
+/// folder and one line in [`KINDS`].
+struct KindTemplate {
+    kind: StepKind,
+    rust: &'static str,
+    js: &'static str,
+    python: &'static str,
+    /// The step's `config = …` in the example pipeline.
+    config: &'static str,
+    /// More `[destinations.*]` tables the example pipeline needs.
+    extra_destinations: &'static str,
+    /// `(file, contents)` of `tests/example/expected/`.
+    expected: &'static [(&'static str, &'static str)],
+}
+
+/// A [`KindTemplate`] from its folder.
+macro_rules! kind_template {
+    ($kind:ident, $dir:literal, config = $config:expr, extra_destinations = $extra:expr, expected = [$($file:literal),*]) => {
+        KindTemplate {
+            kind: StepKind::$kind,
+            rust: include_str!(concat!("templates/kinds/", $dir, "/lib.rs")),
+            js: include_str!(concat!("templates/kinds/", $dir, "/app.js")),
+            python: include_str!(concat!("templates/kinds/", $dir, "/app.py")),
+            config: $config,
+            extra_destinations: $extra,
+            expected: &[$(($file, include_str!(concat!("templates/kinds/", $dir, "/expected/", $file)))),*],
+        }
+    };
+}
+
+/// Every kind `sluice new` makes.
+const KINDS: &[KindTemplate] = &[
+    kind_template!(Filter, "filter",
+        config = r#"{ drop_type = "heartbeat" }"#,
+        extra_destinations = "",
+        expected = ["out.jsonl", "summary.txt"]),
+    kind_template!(Transform, "transform",
+        config = r#"{ stamp = "example" }"#,
+        extra_destinations = "",
+        expected = ["out.jsonl", "summary.txt"]),
+    kind_template!(Route, "route",
+        config = r#"{ urgent = "alerts" }"#,
+        extra_destinations = "\n[destinations.alerts]\ntype = \"stdout\"\n",
+        expected = ["alerts.jsonl", "out.jsonl", "summary.txt"]),
+];
+
+/// The template of `kind`.
+fn template(kind: StepKind) -> anyhow::Result<&'static KindTemplate> {
+    KINDS
+        .iter()
+        .find(|t| t.kind == kind)
+        .ok_or_else(|| anyhow::anyhow!("`sluice new` has no template for a {kind} plugin"))
 }
 
 /// The Rust SDK crate as `cargo package -p sluice-plugin` made it when this
@@ -116,7 +132,7 @@ fn write_files(dir: &Path, files: Vec<(impl AsRef<Path>, String)>) -> anyhow::Re
 }
 
 /// The plugin's source files: `(path, contents)`.
-fn sources(lang: Lang, kind: StepKind) -> Vec<(&'static str, &'static str)> {
+fn sources(lang: Lang, t: &KindTemplate) -> Vec<(&'static str, &'static str)> {
     match lang {
         Lang::Rust => vec![
             ("Cargo.toml", include_str!("templates/rust/Cargo.toml")),
@@ -124,34 +140,13 @@ fn sources(lang: Lang, kind: StepKind) -> Vec<(&'static str, &'static str)> {
                 ".cargo/config.toml",
                 include_str!("templates/rust/cargo-config.toml"),
             ),
-            (
-                "src/lib.rs",
-                match kind {
-                    StepKind::Filter => include_str!("templates/rust/filter.rs"),
-                    StepKind::Transform => include_str!("templates/rust/transform.rs"),
-                    StepKind::Route => include_str!("templates/rust/route.rs"),
-                },
-            ),
+            ("src/lib.rs", t.rust),
         ],
         Lang::Js => vec![
             ("package.json", include_str!("templates/js/package.json")),
-            (
-                "app.js",
-                match kind {
-                    StepKind::Filter => include_str!("templates/js/filter.js"),
-                    StepKind::Transform => include_str!("templates/js/transform.js"),
-                    StepKind::Route => include_str!("templates/js/route.js"),
-                },
-            ),
+            ("app.js", t.js),
         ],
-        Lang::Python => vec![(
-            "app.py",
-            match kind {
-                StepKind::Filter => include_str!("templates/python/filter.py"),
-                StepKind::Transform => include_str!("templates/python/transform.py"),
-                StepKind::Route => include_str!("templates/python/route.py"),
-            },
-        )],
+        Lang::Python => vec![("app.py", t.python)],
         Lang::C => Vec::new(),
     }
 }
@@ -170,14 +165,7 @@ pub fn new(parent: &Path, kind: StepKind, name: &str, lang: Lang) -> anyhow::Res
     if dir.exists() {
         bail!("`{}` already exists", dir.display());
     }
-    let (config, extra_destinations) = match kind {
-        StepKind::Filter => (r#"{ drop_type = "heartbeat" }"#, ""),
-        StepKind::Transform => (r#"{ stamp = "example" }"#, ""),
-        StepKind::Route => (
-            r#"{ urgent = "alerts" }"#,
-            "\n[destinations.alerts]\ntype = \"stdout\"\n",
-        ),
-    };
+    let t = template(kind)?;
     let (lang_name, source, build_with) = match lang {
         Lang::Rust => (
             "Rust",
@@ -203,8 +191,8 @@ pub fn new(parent: &Path, kind: StepKind, name: &str, lang: Lang) -> anyhow::Res
             .replace("{{lang_name}}", lang_name)
             .replace("{{source}}", source)
             .replace("{{build_with}}", build_with)
-            .replace("{{config}}", config)
-            .replace("{{extra_destinations}}", extra_destinations)
+            .replace("{{config}}", t.config)
+            .replace("{{extra_destinations}}", t.extra_destinations)
             .replace("{{componentize_js}}", COMPONENTIZE_JS)
     };
     let mut files: Vec<(String, String)> = vec![
@@ -215,10 +203,10 @@ pub fn new(parent: &Path, kind: StepKind, name: &str, lang: Lang) -> anyhow::Res
         ("wit/plugin.wit".into(), WIT.into()),
         ("tests/example/event.json".into(), EVENT.into()),
     ];
-    for (file, text) in expected(kind) {
+    for (file, text) in t.expected {
         files.push((format!("tests/example/expected/{file}"), (*text).into()));
     }
-    for (file, text) in sources(lang, kind) {
+    for (file, text) in sources(lang, t) {
         files.push((file.into(), fill(text)));
     }
     if lang == Lang::Rust {
