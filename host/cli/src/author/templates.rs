@@ -52,18 +52,27 @@ macro_rules! kind_template {
 
 /// Every kind `sluice new` makes.
 const KINDS: &[KindTemplate] = &[
-    kind_template!(Filter, "filter",
+    kind_template!(
+        Filter,
+        "filter",
         config = r#"{ drop_type = "heartbeat" }"#,
         extra_destinations = "",
-        expected = ["out.jsonl", "summary.txt"]),
-    kind_template!(Transform, "transform",
+        expected = ["out.jsonl", "summary.txt"]
+    ),
+    kind_template!(
+        Transform,
+        "transform",
         config = r#"{ stamp = "example" }"#,
         extra_destinations = "",
-        expected = ["out.jsonl", "summary.txt"]),
-    kind_template!(Route, "route",
+        expected = ["out.jsonl", "summary.txt"]
+    ),
+    kind_template!(
+        Route,
+        "route",
         config = r#"{ urgent = "alerts" }"#,
         extra_destinations = "\n[destinations.alerts]\ntype = \"stdout\"\n",
-        expected = ["alerts.jsonl", "out.jsonl", "summary.txt"]),
+        expected = ["alerts.jsonl", "out.jsonl", "summary.txt"]
+    ),
 ];
 
 /// The template of `kind`.

@@ -33,61 +33,73 @@ fn ok(out: &Output, what: &str) -> String {
     stdout
 }
 
+/// `sluice new` → `build` → `test` for each kind in `lang`, the kinds at
+/// once (each is mostly one toolchain process: componentize-js or -py,
+/// cargo, then Cranelift).
 fn loop_for(lang: &str) {
     let scratch = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("author-{lang}"));
     let _ = std::fs::remove_dir_all(&scratch);
     std::fs::create_dir_all(&scratch).unwrap();
-    for kind in ["filter", "transform", "route"] {
-        let name = format!("my-{kind}");
-        let started = Instant::now();
-        let made = sluice(&scratch, &["new", kind, &name, "--lang", lang]);
-        ok(&made, "sluice new");
-        let dir = scratch.join(&name);
-        for file in [
-            "plugin.toml",
-            "pipeline.toml",
-            "README.md",
-            "wit/plugin.wit",
-            "tests/example/event.json",
-        ] {
-            assert!(dir.join(file).is_file(), "{lang} {kind}: no {file}");
+    std::thread::scope(|threads| {
+        for kind in ["filter", "transform", "route"] {
+            let scratch = &scratch;
+            threads.spawn(move || one_kind(scratch, lang, kind));
         }
-        let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
-        assert!(readme.contains("Build with:"), "{readme}");
-        let pipeline: serde_json::Value =
-            toml::from_str(&std::fs::read_to_string(dir.join("pipeline.toml")).unwrap()).unwrap();
-        let wrong = crate::schema::errors(&crate::schema::validator(), &pipeline);
-        assert!(wrong.is_empty(), "{lang} {kind}: pipeline.toml: {wrong:?}");
-        if lang == "rust" {
-            rust_plugin_uses_its_own_copy_of_the_sdk(&dir, kind);
-        }
-        let built = sluice(&scratch, &["build", &name]);
-        let stdout = ok(&built, "sluice build");
-        assert!(stdout.contains(&format!("build/{name}.wasm")), "{stdout}");
-        let tested = sluice(&scratch, &["test", &name]);
-        let stdout = ok(&tested, "sluice test");
-        assert!(stdout.contains("1 passed, 0 failed"), "{stdout}");
-        println!(
-            "{lang} {kind}: new → build → test passed in {:.1} s",
-            started.elapsed().as_secs_f64()
-        );
-
-        // Change what the case expects: the test fails and shows a diff.
-        let summary = dir.join("tests/example/expected/summary.txt");
-        let text = std::fs::read_to_string(&summary).unwrap();
-        std::fs::write(&summary, text.replace("records in: 3", "records in: 4")).unwrap();
-        let tested = sluice(&scratch, &["test", &name]);
-        let stdout = String::from_utf8_lossy(&tested.stdout);
-        assert!(!tested.status.success(), "{stdout}");
-        assert!(stdout.contains("FAILED"), "{stdout}");
-        assert!(stdout.contains("-records in: 4"), "{stdout}");
-        assert!(stdout.contains("+records in: 3"), "{stdout}");
-        assert!(stdout.contains("0 passed, 1 failed"), "{stdout}");
-    }
+    });
     // A name that is already taken is refused.
     let again = sluice(&scratch, &["new", "filter", "my-filter", "--lang", lang]);
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+}
+
+/// One kind's loop: a new plugin builds, passes its case, and fails it with
+/// a diff once the case expects something else.
+fn one_kind(scratch: &Path, lang: &str, kind: &str) {
+    let name = format!("my-{kind}");
+    let started = Instant::now();
+    let made = sluice(scratch, &["new", kind, &name, "--lang", lang]);
+    ok(&made, "sluice new");
+    let dir = scratch.join(&name);
+    for file in [
+        "plugin.toml",
+        "pipeline.toml",
+        "README.md",
+        "wit/plugin.wit",
+        "tests/example/event.json",
+    ] {
+        assert!(dir.join(file).is_file(), "{lang} {kind}: no {file}");
+    }
+    let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
+    assert!(readme.contains("Build with:"), "{readme}");
+    let pipeline: serde_json::Value =
+        toml::from_str(&std::fs::read_to_string(dir.join("pipeline.toml")).unwrap()).unwrap();
+    let wrong = crate::schema::errors(&crate::schema::validator(), &pipeline);
+    assert!(wrong.is_empty(), "{lang} {kind}: pipeline.toml: {wrong:?}");
+    if lang == "rust" {
+        rust_plugin_uses_its_own_copy_of_the_sdk(&dir, kind);
+    }
+    let built = sluice(scratch, &["build", &name]);
+    let stdout = ok(&built, "sluice build");
+    assert!(stdout.contains(&format!("build/{name}.wasm")), "{stdout}");
+    let tested = sluice(scratch, &["test", &name]);
+    let stdout = ok(&tested, "sluice test");
+    assert!(stdout.contains("1 passed, 0 failed"), "{stdout}");
+    println!(
+        "{lang} {kind}: new → build → test passed in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    // Change what the case expects: the test fails and shows a diff.
+    let summary = dir.join("tests/example/expected/summary.txt");
+    let text = std::fs::read_to_string(&summary).unwrap();
+    std::fs::write(&summary, text.replace("records in: 3", "records in: 4")).unwrap();
+    let tested = sluice(scratch, &["test", &name]);
+    let stdout = String::from_utf8_lossy(&tested.stdout);
+    assert!(!tested.status.success(), "{stdout}");
+    assert!(stdout.contains("FAILED"), "{stdout}");
+    assert!(stdout.contains("-records in: 4"), "{stdout}");
+    assert!(stdout.contains("+records in: 3"), "{stdout}");
+    assert!(stdout.contains("0 passed, 1 failed"), "{stdout}");
 }
 
 /// A Rust plugin from `sluice new` is written with the SDK's export macro
