@@ -6,12 +6,17 @@
 //! `KinesisEventResponse` whose `batchItemFailures` name, per shard, the
 //! sequence number of the first record that must be retried (Lambda
 //! checkpoints there and redelivers it and everything after it); the list is
-//! empty when everything was delivered.
+//! empty when everything was delivered. With a tumbling window
+//! (`TumblingWindowInSeconds`), the response also carries the window's
+//! `state` (see [`crate::app`]'s window handling).
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use std::collections::BTreeMap;
+
 use aws_lambda_events::event::streams::{KinesisBatchItemFailure, KinesisEventResponse};
 use lambda_runtime::{LambdaEvent, service_fn};
+use serde::Serialize;
 use serde_json::value::RawValue;
 use tokio::sync::Mutex;
 
@@ -85,13 +90,26 @@ pub fn refuse_local_destinations(plan: &crate::config::Plan) -> anyhow::Result<(
     }
 }
 
+/// What the function answers Lambda: the partial batch response, and in a
+/// tumbling window the window's state
+/// (`{"batchItemFailures": […], "state": {…}}`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Response {
+    /// Per shard, the record to resume from.
+    #[serde(flatten)]
+    pub batch: KinesisEventResponse,
+    /// The window's state, one entry per `aggregate` step.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<BTreeMap<String, String>>,
+}
+
 /// Handles one invocation; `cold_start` is the init duration on the first
 /// invocation of the execution environment.
 pub async fn handle(
     app: &mut App,
     event: LambdaEvent<Box<RawValue>>,
     cold_start: Option<Duration>,
-) -> Result<KinesisEventResponse, lambda_runtime::Error> {
+) -> Result<Response, lambda_runtime::Error> {
     let started = Instant::now();
     let trace_header = event.context.xray_trace_id.as_deref();
     crate::logging::begin_invocation(crate::logging::Invocation {
@@ -113,6 +131,7 @@ pub async fn handle(
         response,
         records,
         oldest_arrival_ms,
+        state,
     } = invoke(app, event.payload.get().as_bytes(), Some(deadline)).await?;
     let invocation = crate::metrics::Invocation {
         timestamp_ms: crate::metrics::now_ms(),
@@ -137,6 +156,8 @@ pub async fn handle(
         dropped = report.outcome.dropped.len(),
         held_back = report.outcome.held_back,
         checkpoints = response.batch_item_failures.len(),
+        window_last = report.window.as_ref().is_some_and(|w| w.last),
+        window_emitted = report.window.as_ref().map_or(0, |w| w.emitted),
         elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
         "batch done"
     );
@@ -155,7 +176,10 @@ pub async fn handle(
             "record failed"
         );
     }
-    Ok(response)
+    Ok(Response {
+        batch: response,
+        state,
+    })
 }
 
 /// What one invocation did.
@@ -169,6 +193,8 @@ pub struct Invoked {
     pub records: usize,
     /// The oldest record's arrival time (ms since the epoch), if any record.
     pub oldest_arrival_ms: Option<u64>,
+    /// In a tumbling window: the window's state to hand back.
+    pub state: Option<BTreeMap<String, String>>,
 }
 
 /// One invocation as Lambda makes it, without the Runtime API: the Kinesis
@@ -185,12 +211,17 @@ pub async fn invoke(
     let records = batch.len();
     let oldest_arrival_ms = crate::metrics::oldest_arrival_ms(&batch);
     let report = app.process(batch, deadline).await;
+    if let Some(error) = report.window.as_ref().and_then(|w| w.error.clone()) {
+        return Err(error);
+    }
     let response = response(&report.outcome)?;
+    let state = report.window.as_ref().map(|w| w.state.clone());
     Ok(Invoked {
         report,
         response,
         records,
         oldest_arrival_ms,
+        state,
     })
 }
 

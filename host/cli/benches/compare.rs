@@ -508,6 +508,7 @@ fn observe(wasm: &mut Pipeline, budget: Duration) {
                 dead_lettered: 0,
                 destinations: vec![SendStats::default(); destinations],
             },
+            window: None,
         };
         let invocation = host::metrics::Invocation {
             timestamp_ms: host::metrics::now_ms(),

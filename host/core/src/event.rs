@@ -69,6 +69,49 @@ pub struct Batch {
     pub empty: Vec<usize>,
     /// What reading the payloads (`[source]`) made of the event's records.
     pub source: SourceStats,
+    /// The tumbling window, when the event source mapping has one
+    /// (`TumblingWindowInSeconds`): the event is then a
+    /// `KinesisTimeWindowEvent`.
+    pub window: Option<TimeWindow>,
+}
+
+/// The tumbling-window fields of a `KinesisTimeWindowEvent`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TimeWindow {
+    /// The window, as Lambda gives it (RFC 3339 start and end).
+    pub window: WindowBounds,
+    /// What the function returned as `state` last time in this window
+    /// (empty when the window starts): Sluice keeps one entry per
+    /// `aggregate` step, named after the step.
+    #[serde(default, deserialize_with = "nullable_map")]
+    pub state: std::collections::BTreeMap<String, String>,
+    /// The shard the window belongs to.
+    #[serde(default)]
+    pub shard_id: Option<String>,
+    /// The last invocation of the window: its outputs are due.
+    #[serde(default)]
+    pub is_final_invoke_for_window: bool,
+    /// Lambda ended the window early (its state reached 1 MB); the next
+    /// invocation continues the window with a fresh state.
+    #[serde(default)]
+    pub is_window_terminated_early: bool,
+}
+
+/// A window's start and end, in RFC 3339.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct WindowBounds {
+    /// When it opens.
+    pub start: String,
+    /// When it closes.
+    pub end: String,
+}
+
+/// `null` reads as an empty map, as Lambda sends no state at a window's start.
+fn nullable_map<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<std::collections::BTreeMap<String, String>, D::Error> {
+    Ok(Option::deserialize(d)?.unwrap_or_default())
 }
 
 /// What reading the payloads (`[source]`: KPL aggregates, compression,
@@ -120,6 +163,8 @@ pub enum EventError {
 struct Envelope<'a> {
     #[serde(rename = "Records", borrow)]
     records: Vec<&'a RawValue>,
+    #[serde(flatten)]
+    window: Option<TimeWindow>,
 }
 
 /// The fast path's view of an event: every record read in the one pass over
@@ -129,6 +174,17 @@ struct Envelope<'a> {
 struct FastEnvelope<'a> {
     #[serde(rename = "Records", borrow)]
     records: Vec<ObjectOnly<RecordIn<'a>>>,
+    /// `window` and the other tumbling-window fields, when present.
+    #[serde(default)]
+    window: Option<WindowBounds>,
+    #[serde(default, deserialize_with = "nullable_map")]
+    state: std::collections::BTreeMap<String, String>,
+    #[serde(default, rename = "shardId")]
+    shard_id: Option<String>,
+    #[serde(default, rename = "isFinalInvokeForWindow")]
+    is_final_invoke_for_window: bool,
+    #[serde(default, rename = "isWindowTerminatedEarly")]
+    is_window_terminated_early: bool,
 }
 
 /// `T` read from a JSON object only: serde would read a struct from an
@@ -269,6 +325,13 @@ pub fn decode(json: &[u8], source_name: &str) -> Result<Batch, EventError> {
                     kinesis_records,
                     ..SourceStats::default()
                 },
+                window: fast.window.map(|window| TimeWindow {
+                    window,
+                    state: fast.state,
+                    shard_id: fast.shard_id,
+                    is_final_invoke_for_window: fast.is_final_invoke_for_window,
+                    is_window_terminated_early: fast.is_window_terminated_early,
+                }),
                 ..Batch::default()
             });
         }
@@ -281,6 +344,7 @@ pub fn decode(json: &[u8], source_name: &str) -> Result<Batch, EventError> {
             kinesis_records: envelope.records.len(),
             ..SourceStats::default()
         },
+        window: envelope.window,
         ..Batch::default()
     };
     for (index, raw) in envelope.records.into_iter().enumerate() {

@@ -480,14 +480,29 @@ pub async fn dispatch(
     // (the destinations stopped each shard at its first failed output).
     // Records a destination refused for good while sending (SQS's
     // `SenderFault`) are dead-lettered now, after the others' letters.
+    fail_after_sending(plan, outcome, destinations, deadline, &mut report, failed).await;
+    report
+}
+
+/// Files `failed` (records that failed after their outputs were sent: a
+/// destination refused them while sending, an aggregate step could not fold
+/// them) and sends the dead letters this makes; the letters already sent
+/// stay sent.
+pub async fn fail_after_sending(
+    plan: &Plan,
+    outcome: &mut BatchOutcome,
+    destinations: &mut [Destination],
+    deadline: Option<Instant>,
+    report: &mut DispatchReport,
+    failed: Vec<RecordFailure>,
+) {
     let sent = std::mem::take(&mut outcome.dead_letters);
     outcome.fail_all(failed);
     if !outcome.dead_letters.is_empty() {
-        send_dead_letters(plan, outcome, destinations, deadline, &mut report).await;
+        send_dead_letters(plan, outcome, destinations, deadline, report).await;
     }
     outcome.dead_letters.extend(sent);
     outcome.dead_letters.sort_by_key(|d| d.failure.index);
-    report
 }
 
 #[cfg(test)]

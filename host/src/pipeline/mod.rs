@@ -27,6 +27,7 @@
 
 mod apply;
 mod step;
+mod window;
 
 use std::time::Instant;
 
@@ -35,6 +36,7 @@ use crate::event::{Batch, Record};
 use crate::outcome::{BatchOutcome, FailureClass, Original, RecordFailure, Routed, StepStats};
 use crate::plugin::{Event, Plugin, PluginError, Runtime};
 use step::Step;
+pub use window::Folds;
 
 /// A loaded pipeline: the plan and one compiled plugin per step.
 pub struct Pipeline {

@@ -32,6 +32,13 @@ pub(super) struct Step {
     /// them again at once instead of spending the step's `timeout_ms` (or
     /// the whole invocation) on each again. At most [`MAX_REMEMBERED`].
     timed_out: HashMap<Identity, String>,
+    /// An `aggregate` step in a tumbling window: the events that passed it
+    /// in this invocation, with their input record's slot, to fold once
+    /// delivery has settled which records Lambda will not send again.
+    pub(super) folding: Vec<(usize, Event)>,
+    /// Whether this invocation has a tumbling window (set by
+    /// [`super::Pipeline::open_window`]).
+    pub(super) window_open: bool,
 }
 
 /// The most timed-out events a step remembers across invocations.
@@ -106,6 +113,64 @@ impl Step {
             suspects: HashSet::new(),
             unfinished: None,
             timed_out: HashMap::new(),
+            folding: Vec::new(),
+            window_open: false,
+        }
+    }
+
+    /// The step's kind.
+    pub(super) fn kind(&self) -> StepKind {
+        self.kind
+    }
+
+    /// What becomes of a record this step fails.
+    pub(super) fn on_error(&self) -> OnError {
+        self.on_error
+    }
+
+    /// One `fold` call of an aggregate step, on a live or fresh instance,
+    /// within the step's time limit and `deadline`. A failed call drops the
+    /// instance; the error says why, for the records of the call.
+    pub(super) fn fold(
+        &mut self,
+        window: &crate::plugin::Window,
+        state: &str,
+        batch: &mut [Event],
+        deadline: Option<Instant>,
+    ) -> Result<crate::plugin::kind::Folded, (FailureClass, String)> {
+        let mut instance = self
+            .ready_instance(deadline)
+            .map_err(|f| (f.class, f.reason))?;
+        let limit_ms = self.plugin.limits().timeout_ms;
+        let timeout_ms = millis_left(deadline).map_or(limit_ms, |ms| ms.min(limit_ms));
+        match instance.fold(window, state, batch, timeout_ms) {
+            Ok(folded) => {
+                self.instance = Some(instance);
+                Ok(folded)
+            }
+            Err(e) => {
+                let f = self.call_failure(&e, false, timeout_ms);
+                Err((f.class, f.reason))
+            }
+        }
+    }
+
+    /// The window's outputs from an aggregate step's `emit`.
+    pub(super) fn emit(
+        &mut self,
+        window: &crate::plugin::Window,
+        state: &str,
+        deadline: Option<Instant>,
+    ) -> Result<Vec<crate::plugin::Output>, String> {
+        let mut instance = self.ready_instance(deadline).map_err(|f| f.reason)?;
+        let limit_ms = self.plugin.limits().timeout_ms;
+        let timeout_ms = millis_left(deadline).map_or(limit_ms, |ms| ms.min(limit_ms));
+        match instance.emit(window, state, timeout_ms) {
+            Ok(outputs) => {
+                self.instance = Some(instance);
+                outputs.map_err(|reason| format!("the plugin made no outputs: {reason}"))
+            }
+            Err(e) => Err(self.call_failure(&e, false, timeout_ms).reason),
         }
     }
 
@@ -448,6 +513,16 @@ impl Step {
         st: &mut StepStats,
         deadline: Option<Instant>,
     ) -> Live {
+        if self.kind == StepKind::Aggregate {
+            // Events pass unchanged; in a window, a copy of each waits to be
+            // folded after delivery (`super::window`).
+            if self.window_open {
+                let slots = live.meta.iter().map(|m| m.slot);
+                self.folding.extend(slots.zip(live.events.iter().cloned()));
+            }
+            st.output = live.len();
+            return live;
+        }
         let verdicts = self.run_learning(&mut live.events, deadline, &mut st.calls);
         let stage = Stage {
             name: self.plugin.step(),

@@ -30,7 +30,7 @@ use wasmtime::{Config, Engine, Precompiled, Store};
 
 use crate::config::{Limits, Location, StepPlan};
 use crate::event::Record;
-pub use bindings::{Event, Failure, Output};
+pub use bindings::{Event, Failure, Output, Window};
 pub use error::PluginError;
 pub use host::HostState;
 
@@ -50,7 +50,7 @@ pub const ARTIFACT_VERSION: &str = concat!(
 /// The WIT package this Sluice serves (`wit/plugin.wit`). Plugins built
 /// against a semver-compatible version (`0.1.x`) load; others are refused
 /// with [`PluginError::WitVersion`].
-pub const WIT_PACKAGE: &str = "sluice:plugin@0.1.1";
+pub const WIT_PACKAGE: &str = "sluice:plugin@0.1.2";
 
 /// How often the engine's epoch advances: the granularity of call timeouts.
 pub const EPOCH_TICK: std::time::Duration = std::time::Duration::from_millis(1);
@@ -687,6 +687,43 @@ impl Instance {
             }
         }
         Ok(results)
+    }
+}
+
+impl Instance {
+    /// An `aggregate` plugin's `fold`: `batch` folded into the window's
+    /// `state`, within `timeout_ms` as [`Instance::call`]. The new state and
+    /// one result per event, or `Err` when the call itself failed.
+    pub fn fold(
+        &mut self,
+        window: &Window,
+        state: &str,
+        batch: &mut [Event],
+        timeout_ms: u64,
+    ) -> Result<kind::Folded, CallError> {
+        let (state, mut results) = self.guarded(batch, timeout_ms, |bound, store, batch| {
+            bound.fold(store, window, state, batch)
+        })?;
+        let budget = &mut self.store.data_mut().log_budget;
+        for r in &mut results {
+            if let Err(Failure::Invalid(reason) | Failure::Retry(reason)) = r {
+                bound_reason(reason, budget);
+            }
+        }
+        Ok((state, results))
+    }
+
+    /// An `aggregate` plugin's `emit`: the window's outputs made of its
+    /// final `state`, or the plugin's reason for making none.
+    pub fn emit(
+        &mut self,
+        window: &Window,
+        state: &str,
+        timeout_ms: u64,
+    ) -> Result<Result<Vec<Output>, String>, CallError> {
+        self.guarded(&mut [], timeout_ms, |bound, store, _| {
+            bound.emit(store, window, state)
+        })
     }
 }
 

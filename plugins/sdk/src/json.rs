@@ -76,6 +76,35 @@ pub fn plain_str(raw: &str) -> Option<&str> {
     (!text.contains('\\')).then_some(text)
 }
 
+/// What a field's value is called when values are counted or grouped: a
+/// string's own text, any other value's JSON text (`42`, `true`, `{"a":1}`),
+/// and `null` for a JSON null or a field that is not there.
+///
+/// ```
+/// use sluice_plugin::json::{Path, group_key};
+///
+/// let page = Path::parse("page");
+/// let key = |payload: &[u8]| group_key(page.find(payload).unwrap()).unwrap().into_owned();
+/// assert_eq!(key(br#"{"page":"/home"}"#), "/home");
+/// assert_eq!(key(br#"{"page":"a\u0062"}"#), "ab");
+/// assert_eq!(key(br#"{"page":7}"#), "7");
+/// assert_eq!(key(br#"{"other":1}"#), "null");
+/// ```
+pub fn group_key(found: Option<&RawValue>) -> Result<std::borrow::Cow<'_, str>, serde_json::Error> {
+    use std::borrow::Cow;
+    let Some(raw) = found else {
+        return Ok(Cow::Borrowed("null"));
+    };
+    let text = raw.get();
+    if let Some(plain) = plain_str(text) {
+        return Ok(Cow::Borrowed(plain));
+    }
+    if text.starts_with('"') {
+        return serde_json::from_str::<String>(text).map(Cow::Owned);
+    }
+    Ok(Cow::Borrowed(text))
+}
+
 /// A field path, parsed once (in a plugin's `init`) and used on every event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Path {

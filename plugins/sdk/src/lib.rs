@@ -1,7 +1,8 @@
 //! The Rust SDK for Sluice plugins.
 //!
 //! A Sluice plugin is a WebAssembly component that targets one world of the
-//! `sluice:plugin` WIT package (`filter`, `transform` or `route`). The host
+//! `sluice:plugin` WIT package (`filter`, `transform`, `route` or
+//! `aggregate`). The host
 //! hands a plugin whole batches; this crate hides the batch loop so that a
 //! plugin is a function of one [`Event`]. (It exports the kind's
 //! `packed-*` world, which takes the batch's strings in one piece: one guest
@@ -17,7 +18,8 @@
 //! sluice_plugin::export_filter!(fn keep);
 //! ```
 //!
-//! A plugin with settings implements [`Filter`], [`Transform`] or [`Route`]:
+//! A plugin with settings implements [`Filter`], [`Transform`] or [`Route`]
+//! (or [`Aggregate`], which folds events into a state per tumbling window):
 //! `init` receives the step's `config` table, already deserialized into the
 //! plugin's own `Settings` type, and builds the plugin's state once per
 //! instance (compile regexes and lookup tables there).
@@ -72,8 +74,8 @@ pub mod bindings {
             export_macro_name: "__export_packed_filter_world",
             default_bindings_module: "sluice_plugin::bindings::packed_filter",
             with: {
-                "sluice:plugin/types@0.1.1": crate::bindings::filter::sluice::plugin::types,
-                "sluice:plugin/log@0.1.1": crate::bindings::filter::sluice::plugin::log,
+                "sluice:plugin/types@0.1.2": crate::bindings::filter::sluice::plugin::types,
+                "sluice:plugin/log@0.1.2": crate::bindings::filter::sluice::plugin::log,
             },
         });
     }
@@ -88,9 +90,9 @@ pub mod bindings {
             export_macro_name: "__export_packed_transform_world",
             default_bindings_module: "sluice_plugin::bindings::packed_transform",
             with: {
-                "sluice:plugin/types@0.1.1": crate::bindings::filter::sluice::plugin::types,
-                "sluice:plugin/log@0.1.1": crate::bindings::filter::sluice::plugin::log,
-                "sluice:plugin/packed@0.1.1": crate::bindings::packed_filter::sluice::plugin::packed,
+                "sluice:plugin/types@0.1.2": crate::bindings::filter::sluice::plugin::types,
+                "sluice:plugin/log@0.1.2": crate::bindings::filter::sluice::plugin::log,
+                "sluice:plugin/packed@0.1.2": crate::bindings::packed_filter::sluice::plugin::packed,
             },
         });
     }
@@ -105,15 +107,38 @@ pub mod bindings {
             export_macro_name: "__export_packed_route_world",
             default_bindings_module: "sluice_plugin::bindings::packed_route",
             with: {
-                "sluice:plugin/types@0.1.1": crate::bindings::filter::sluice::plugin::types,
-                "sluice:plugin/log@0.1.1": crate::bindings::filter::sluice::plugin::log,
-                "sluice:plugin/packed@0.1.1": crate::bindings::packed_filter::sluice::plugin::packed,
+                "sluice:plugin/types@0.1.2": crate::bindings::filter::sluice::plugin::types,
+                "sluice:plugin/log@0.1.2": crate::bindings::filter::sluice::plugin::log,
+                "sluice:plugin/packed@0.1.2": crate::bindings::packed_filter::sluice::plugin::packed,
+            },
+        });
+    }
+
+    /// Bindings of the `packed-aggregate` world (and the `window` interface):
+    /// what [`export_aggregate!`](crate::export_aggregate) exports.
+    #[allow(
+        missing_docs,
+        clippy::too_many_arguments,
+        reason = "generated code (the ABI passes the window and state flat)"
+    )]
+    pub mod packed_aggregate {
+        wit_bindgen::generate!({
+            world: "packed-aggregate",
+            path: "wit",
+            pub_export_macro: true,
+            export_macro_name: "__export_packed_aggregate_world",
+            default_bindings_module: "sluice_plugin::bindings::packed_aggregate",
+            with: {
+                "sluice:plugin/types@0.1.2": crate::bindings::filter::sluice::plugin::types,
+                "sluice:plugin/log@0.1.2": crate::bindings::filter::sluice::plugin::log,
+                "sluice:plugin/packed@0.1.2": crate::bindings::packed_filter::sluice::plugin::packed,
             },
         });
     }
 }
 
 pub use bindings::filter::sluice::plugin::types::{Event, Failure, Output};
+pub use bindings::packed_aggregate::sluice::plugin::window::Window;
 use bindings::packed_filter::sluice::plugin::packed;
 
 pub mod json;
@@ -154,6 +179,51 @@ pub trait Route: Sized + 'static {
     fn init(settings: Self::Settings) -> Result<Self, String>;
     /// Names the destinations; an empty list means the pipeline's default.
     fn route(&self, event: &Event) -> Result<Vec<String>, Failure>;
+}
+
+/// A plugin that folds events into a state per tumbling window and shard,
+/// and makes outputs of the state when the window closes (world
+/// `aggregate`): counts, sums, top-N.
+///
+/// Between calls the state is JSON (serde), carried by Lambda from one
+/// invocation of the window to the next; it starts as `State::default()`.
+/// Keep it small: all of a pipeline's aggregate steps share Lambda's 1 MB
+/// of window state, and a step whose state outgrows its share
+/// (`limits.max_state_bytes`) fails the records of that call.
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// use sluice_plugin::{Aggregate, Event, Failure, NoSettings, Output, Window};
+///
+/// struct CountByKey;
+///
+/// impl Aggregate for CountByKey {
+///     type Settings = NoSettings;
+///     type State = BTreeMap<String, u64>;
+///     fn init(_: NoSettings) -> Result<Self, String> {
+///         Ok(CountByKey)
+///     }
+///     fn fold(&self, _: &Window, counts: &mut Self::State, e: &Event) -> Result<(), Failure> {
+///         *counts.entry(e.partition_key.clone()).or_default() += 1;
+///         Ok(())
+///     }
+///     fn emit(&self, _: &Window, counts: Self::State) -> Result<Vec<Output>, String> {
+///         Ok(vec![Output::json(&counts).map_err(|e| format!("{e:?}"))?])
+///     }
+/// }
+/// ```
+pub trait Aggregate: Sized + 'static {
+    /// The plugin's settings: the step's `config` table, deserialized.
+    type Settings: DeserializeOwned;
+    /// One window's state.
+    type State: serde::Serialize + DeserializeOwned + Default;
+    /// Builds the plugin once per instance.
+    fn init(settings: Self::Settings) -> Result<Self, String>;
+    /// Folds one event into `state`. An `Err` fails the event: return it
+    /// before changing `state`, so that the event leaves no trace.
+    fn fold(&self, window: &Window, state: &mut Self::State, event: &Event) -> Result<(), Failure>;
+    /// The window closed: its outputs, made of its final state.
+    fn emit(&self, window: &Window, state: Self::State) -> Result<Vec<Output>, String>;
 }
 
 impl Event {
@@ -342,6 +412,73 @@ pub mod __rt {
         with_plugin(state, batch, |p, batch| each_reused(batch, |e| p.route(e)))
     }
 
+    /// `init` of the `aggregate` world.
+    pub fn aggregate_init<T: Aggregate>(
+        state: &'static State<T>,
+        settings: String,
+    ) -> Result<(), String> {
+        install(state, &settings, T::init)
+    }
+
+    /// `fold` of the `packed-aggregate` world: the window's state read from
+    /// its JSON (`""`: the default), every event folded in, the state
+    /// written back. A state that does not read fails every event as
+    /// `retry`, and is handed back as it came.
+    pub fn packed_fold<T: Aggregate>(
+        plugin: &'static State<T>,
+        window: Window,
+        state: String,
+        batch: packed::Batch,
+    ) -> (String, Vec<Result<(), Failure>>) {
+        let n = batch.events.len();
+        let mut folded: T::State = if state.is_empty() {
+            T::State::default()
+        } else {
+            match serde_json::from_str(&state) {
+                Ok(s) => s,
+                Err(e) => {
+                    let why = format!("the window's state does not read: {e}");
+                    return (
+                        state,
+                        (0..n).map(|_| Err(Failure::Retry(why.clone()))).collect(),
+                    );
+                }
+            }
+        };
+        let results = plugin.with(|p| match p.borrow().as_ref() {
+            Some(p) => each_reused(batch, |e| p.fold(&window, &mut folded, e)),
+            None => not_initialised(n),
+        });
+        match serde_json::to_string(&folded) {
+            Ok(text) => (text, results),
+            Err(e) => {
+                let why = format!("the window's state does not write as JSON: {e}");
+                (
+                    state,
+                    (0..n).map(|_| Err(Failure::Retry(why.clone()))).collect(),
+                )
+            }
+        }
+    }
+
+    /// `emit` of the `packed-aggregate` world.
+    pub fn aggregate_emit<T: Aggregate>(
+        plugin: &'static State<T>,
+        window: Window,
+        state: String,
+    ) -> Result<Vec<Output>, String> {
+        let folded: T::State = if state.is_empty() {
+            T::State::default()
+        } else {
+            serde_json::from_str(&state)
+                .map_err(|e| format!("the window's state does not read: {e}"))?
+        };
+        plugin.with(|p| match p.borrow().as_ref() {
+            Some(p) => p.emit(&window, folded),
+            None => Err("plugin was called before `init`".into()),
+        })
+    }
+
     /// `each` of every event of `batch`, in order, as one [`Event`]
     /// refilled for each (its strings keep their allocations; each payload
     /// moves in): the loop of the worlds that borrow the event.
@@ -485,6 +622,43 @@ macro_rules! export_route {
     };
     ($ty:ty) => {
         $crate::__export_world!($ty => route, Route, route_init, packed_route, __export_packed_route_world, (&$crate::Event) -> ::std::vec::Vec<::std::string::String>);
+    };
+}
+
+/// Exports an [`Aggregate`] type as the plugin's `aggregate` world.
+#[macro_export]
+macro_rules! export_aggregate {
+    ($ty:ty) => {
+        // Exported only when building the component: natively (tests,
+        // benchmarks) a plugin is a plain Rust type.
+        #[cfg(target_arch = "wasm32")]
+        ::std::thread_local! {
+            static __SLUICE_STATE: ::core::cell::RefCell<::core::option::Option<$ty>> =
+                const { ::core::cell::RefCell::new(None) };
+        }
+        #[cfg(target_arch = "wasm32")]
+        struct __SluiceGuest;
+        #[cfg(target_arch = "wasm32")]
+        impl $crate::bindings::packed_aggregate::Guest for __SluiceGuest {
+            fn init(settings: ::std::string::String) -> ::core::result::Result<(), ::std::string::String> {
+                $crate::__rt::aggregate_init::<$ty>(&__SLUICE_STATE, settings)
+            }
+            fn fold(
+                window: $crate::Window,
+                state: ::std::string::String,
+                batch: $crate::__rt::PackedBatch,
+            ) -> (::std::string::String, ::std::vec::Vec<::core::result::Result<(), $crate::Failure>>) {
+                $crate::__rt::packed_fold::<$ty>(&__SLUICE_STATE, window, state, batch)
+            }
+            fn emit(
+                window: $crate::Window,
+                state: ::std::string::String,
+            ) -> ::core::result::Result<::std::vec::Vec<$crate::Output>, ::std::string::String> {
+                $crate::__rt::aggregate_emit::<$ty>(&__SLUICE_STATE, window, state)
+            }
+        }
+        #[cfg(target_arch = "wasm32")]
+        $crate::bindings::packed_aggregate::__export_packed_aggregate_world!(__SluiceGuest with_types_in $crate::bindings::packed_aggregate);
     };
 }
 

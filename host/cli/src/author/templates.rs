@@ -33,11 +33,17 @@ struct KindTemplate {
     extra_destinations: &'static str,
     /// `(file, contents)` of `tests/example/expected/`.
     expected: &'static [(&'static str, &'static str)],
+    /// The example case's event, when the kind needs its own (an
+    /// aggregate's is the last invocation of a tumbling window).
+    event: Option<&'static str>,
 }
 
 /// A [`KindTemplate`] from its folder.
 macro_rules! kind_template {
     ($kind:ident, $dir:literal, config = $config:expr, extra_destinations = $extra:expr, expected = [$($file:literal),*]) => {
+        kind_template!($kind, $dir, config = $config, extra_destinations = $extra, expected = [$($file),*], event = None)
+    };
+    ($kind:ident, $dir:literal, config = $config:expr, extra_destinations = $extra:expr, expected = [$($file:literal),*], event = $event:expr) => {
         KindTemplate {
             kind: StepKind::$kind,
             rust: include_str!(concat!("templates/kinds/", $dir, "/lib.rs")),
@@ -46,6 +52,7 @@ macro_rules! kind_template {
             config: $config,
             extra_destinations: $extra,
             expected: &[$(($file, include_str!(concat!("templates/kinds/", $dir, "/expected/", $file)))),*],
+            event: $event,
         }
     };
 }
@@ -72,6 +79,14 @@ const KINDS: &[KindTemplate] = &[
         config = r#"{ urgent = "alerts" }"#,
         extra_destinations = "\n[destinations.alerts]\ntype = \"stdout\"\n",
         expected = ["alerts.jsonl", "out.jsonl", "summary.txt"]
+    ),
+    kind_template!(
+        Aggregate,
+        "aggregate",
+        config = "{ field = \"type\" }\ndestinations = [\"windows\"]",
+        extra_destinations = "\n[destinations.windows]\ntype = \"stdout\"\n",
+        expected = ["out.jsonl", "summary.txt", "windows.jsonl"],
+        event = Some(include_str!("templates/kinds/aggregate/event.json"))
     ),
 ];
 
@@ -210,7 +225,10 @@ pub fn new(parent: &Path, kind: StepKind, name: &str, lang: Lang) -> anyhow::Res
         ("README.md".into(), fill(README)),
         (".gitignore".into(), GITIGNORE.into()),
         ("wit/plugin.wit".into(), WIT.into()),
-        ("tests/example/event.json".into(), EVENT.into()),
+        (
+            "tests/example/event.json".into(),
+            t.event.unwrap_or(EVENT).into(),
+        ),
     ];
     for (file, text) in t.expected {
         files.push((format!("tests/example/expected/{file}"), (*text).into()));

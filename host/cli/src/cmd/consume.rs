@@ -69,6 +69,11 @@ pub struct Args {
     /// No live status line.
     #[arg(long)]
     pub quiet: bool,
+    /// Tumbling windows of this many seconds (1 to 900), as
+    /// `TumblingWindowInSeconds`: each shard's window state is carried from
+    /// one invocation to the next, and a last invocation ends each window.
+    #[arg(long)]
+    pub tumbling_window: Option<u64>,
 }
 
 /// `--<flag> <seconds>` as a duration, refused outside 0 to `max`.
@@ -98,7 +103,20 @@ impl Args {
                 anyhow::anyhow!("--max-record-age {n}: use -1 (never) or a number of seconds")
             })?)),
         };
+        let tumbling_window = match self.tumbling_window {
+            None => None,
+            Some(w) if (1..=900).contains(&w) && self.parallelization_factor == 1 => {
+                Some(Duration::from_secs(w))
+            }
+            Some(w) if (1..=900).contains(&w) => anyhow::bail!(
+                "--tumbling-window with --parallelization-factor {}: a shard's window state is \
+                 one, so use a factor of 1",
+                self.parallelization_factor
+            ),
+            Some(w) => anyhow::bail!("--tumbling-window {w} is out of range: 1 to 900 seconds"),
+        };
         Ok(ConsumeOptions {
+            tumbling_window,
             checkpoints: self.checkpoints.clone().unwrap_or_else(|| {
                 PathBuf::from(".sluice/checkpoints").join(format!("{}.json", self.stream))
             }),
@@ -173,6 +191,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         report.delivered,
         report.discarded
     );
+    if options.tumbling_window.is_some() {
+        println!("tumbling windows ended: {}", report.windows);
+    }
     for (shard, n, checkpoint) in &report.shards {
         println!(
             "  {shard}: {n} records, checkpoint {}",

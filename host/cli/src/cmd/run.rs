@@ -79,6 +79,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             );
         }
     }
+    if let Some(window) = &report.window {
+        print_window(window)?;
+    }
     println!(
         "loaded in {:.1} ms, ran in {:.2} ms",
         loaded.as_secs_f64() * 1e3,
@@ -92,6 +95,31 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(2)
     })
+}
+
+/// What the invocation did with its tumbling window: each step's folds, the
+/// window's end, and the state the function hands back to Lambda.
+fn print_window(window: &host::app::WindowReport) -> anyhow::Result<()> {
+    if let Some(error) = &window.error {
+        anyhow::bail!(
+            "the tumbling window failed (Lambda would run the invocation again): {error}"
+        );
+    }
+    for (step, n) in &window.folded {
+        println!("window: step `{step}` folded {n} events");
+    }
+    if window.last {
+        println!(
+            "window: last invocation, {} outputs delivered",
+            window.emitted
+        );
+    }
+    // What the function answers Lambda, for the next invocation's event.
+    println!(
+        "window state: {}",
+        serde_json::to_string(&window.state).unwrap_or_default()
+    );
+    Ok(())
 }
 
 /// The process's peak resident set size (`VmHWM`), where Linux reports it.

@@ -109,6 +109,60 @@ pub fn event<'a>(entries: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
     out
 }
 
+/// A shard's tumbling window being carried (`TumblingWindowInSeconds`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OpenWindow {
+    /// When it opens, ms since the epoch.
+    pub start_ms: i64,
+    /// When it closes (exclusive).
+    pub end_ms: i64,
+    /// What the function returned as `state` last time in this window.
+    pub state: std::collections::BTreeMap<String, String>,
+}
+
+/// The start of the window of `length` that a record that arrived at
+/// `arrival_ms` belongs to (windows line up on the epoch); 0 without windows.
+pub fn window_start(arrival_ms: i64, length: Option<std::time::Duration>) -> i64 {
+    match length {
+        Some(w) => {
+            let w = (w.as_millis() as i64).max(1);
+            arrival_ms.div_euclid(w) * w
+        }
+        None => 0,
+    }
+}
+
+/// The event of an invocation in a tumbling window: the records, and the
+/// `KinesisTimeWindowEvent` fields (`window`, `state`, `shardId`,
+/// `eventSourceARN`, `isFinalInvokeForWindow`, `isWindowTerminatedEarly`).
+pub fn window_event<'a>(
+    entries: impl IntoIterator<Item = &'a [u8]>,
+    window: &OpenWindow,
+    shard_id: &str,
+    source: &EventSource,
+    last: bool,
+) -> Vec<u8> {
+    let mut out = event(entries);
+    out.truncate(out.len() - 1); // the closing brace
+    let rfc3339 = |ms: i64| {
+        DateTime::from_timestamp_millis(ms)
+            .unwrap_or_default()
+            .to_rfc3339_opts(SecondsFormat::Secs, true)
+    };
+    let fields = serde_json::json!({
+        "window": {"start": rfc3339(window.start_ms), "end": rfc3339(window.end_ms)},
+        "state": window.state,
+        "shardId": shard_id,
+        "eventSourceARN": source.stream_arn,
+        "isFinalInvokeForWindow": last,
+        "isWindowTerminatedEarly": false,
+    });
+    let text = fields.to_string();
+    out.push(b',');
+    out.extend_from_slice(&text.as_bytes()[1..]);
+    out
+}
+
 /// The bytes the event takes around its entries (`{"Records":[]}`) and per
 /// entry (a comma): with the entries' sizes, the event's exact size.
 pub const EVENT_OVERHEAD: usize = 14;

@@ -41,7 +41,7 @@ fn loop_for(lang: &str) {
     let _ = std::fs::remove_dir_all(&scratch);
     std::fs::create_dir_all(&scratch).unwrap();
     std::thread::scope(|threads| {
-        for kind in ["filter", "transform", "route"] {
+        for kind in ["filter", "transform", "route", "aggregate"] {
             let scratch = &scratch;
             threads.spawn(move || one_kind(scratch, lang, kind));
         }

@@ -38,6 +38,8 @@ mod lambda;
 mod stream;
 #[path = "../../../../tests/support/mod.rs"]
 mod support;
+#[path = "../../../../tests/windows.rs"]
+mod windows;
 
 /// Paths of the example and test plugins, built from source by `host/build.rs`.
 use host::built_plugins as test_plugins;

@@ -23,7 +23,9 @@ use std::path::Path;
 pub use destination::DestinationKind;
 pub use destination::Format;
 pub use location::Location;
-pub use raw::{Decompress, Limits, Metrics, OnError, Source, SourceFormat, StepKind};
+pub use raw::{
+    Decompress, Limits, MAX_WINDOW_STATE_BYTES, Metrics, OnError, Source, SourceFormat, StepKind,
+};
 pub use template::Template;
 
 use crate::pattern::Filters;
@@ -122,6 +124,19 @@ pub struct StepPlan {
     /// the same bytes, so a plugin whose outputs depend on them still makes
     /// the same outputs when Lambda retries the batch.
     pub deterministic: bool,
+    /// An `aggregate` step: where its windows' outputs go, and the most
+    /// bytes of state a window may hold (`limits.max_state_bytes`, or its
+    /// share of Lambda's 1 MB). `None` for the other kinds.
+    pub aggregate: Option<AggregatePlan>,
+}
+
+/// What an `aggregate` step adds to a step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AggregatePlan {
+    /// The destinations of its windows' outputs.
+    pub destinations: Vec<DestinationId>,
+    /// The most bytes of state one window may hold.
+    pub max_state_bytes: usize,
 }
 
 /// One validated destination.

@@ -104,6 +104,10 @@ impl Default for Source {
     }
 }
 
+/// The most window state Lambda carries between the invocations of a
+/// tumbling window, for all of a pipeline's aggregate steps: 1 MB.
+pub const MAX_WINDOW_STATE_BYTES: usize = 1_000_000;
+
 /// The default `[source] max_batch_bytes`: 32 MiB.
 pub const DEFAULT_MAX_BATCH_BYTES: usize = 32 << 20;
 
@@ -139,7 +143,8 @@ pub struct Step {
     /// `name = "redact-pii"`: unique; names the step in logs, errors and summaries.
     #[schemars(pattern(crate::name::PATTERN))]
     pub name: String,
-    /// `kind = "filter" | "transform" | "route"`: the world the plugin implements.
+    /// `kind = "filter" | "transform" | "route" | "aggregate"`: the world
+    /// the plugin implements.
     pub kind: StepKind,
     /// `plugin = "plugins/redact.wasm"`: the component, relative to this file.
     pub plugin: String,
@@ -157,6 +162,11 @@ pub struct Step {
     /// record this step fails; see [`OnError`]. Default: `dead-letter` when
     /// `routing.dead_letter` is set, else `retry`.
     pub on_error: Option<OnError>,
+    /// `destinations = ["page-views"]`: an `aggregate` step's own
+    /// destinations, where the outputs of each window go (required for an
+    /// aggregate, refused for other kinds).
+    #[serde(default)]
+    pub destinations: Vec<String>,
     /// `deterministic = true`: the plugin's wall clock and randomness are a
     /// function of the records of each call, so a replayed call sees the
     /// same values. See [`crate::config::StepPlan::deterministic`].
@@ -225,6 +235,12 @@ pub struct Limits {
     /// `max_log_lines = 1000`: log lines per call; the rest are counted, not written.
     #[serde(default = "default_max_log_lines")]
     pub max_log_lines: usize,
+    /// `max_state_bytes = 500000`: `aggregate` only: the most bytes of
+    /// state a window of this step may hold. Lambda carries at most 1 MB of
+    /// window state for all of a pipeline's aggregate steps; by default each
+    /// gets an equal share.
+    #[serde(default)]
+    pub max_state_bytes: Option<usize>,
 }
 
 impl Default for Limits {
@@ -235,6 +251,7 @@ impl Default for Limits {
             max_outputs_per_event: default_max_outputs_per_event(),
             max_output_bytes: default_max_output_bytes(),
             max_log_lines: default_max_log_lines(),
+            max_state_bytes: None,
         }
     }
 }
@@ -270,6 +287,9 @@ pub enum StepKind {
     Transform,
     /// Chooses each event's destinations.
     Route,
+    /// Folds events into a state per tumbling window; emits outputs when
+    /// the window closes (events pass unchanged).
+    Aggregate,
 }
 
 impl StepKind {
@@ -279,6 +299,7 @@ impl StepKind {
             StepKind::Filter => "filter",
             StepKind::Transform => "transform",
             StepKind::Route => "route",
+            StepKind::Aggregate => "aggregate",
         }
     }
 }

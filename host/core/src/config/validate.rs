@@ -10,8 +10,8 @@ use std::path::Path;
 
 use super::raw::{self, StepKind};
 use super::{
-    ConfigError, DestinationId, DestinationPlan, Limits, Location, OnError, Plan, StepPlan,
-    destination,
+    AggregatePlan, ConfigError, DestinationId, DestinationPlan, Limits, Location,
+    MAX_WINDOW_STATE_BYTES, OnError, Plan, StepPlan, destination,
 };
 use crate::pattern::{Filters, Pattern};
 
@@ -46,8 +46,9 @@ pub fn validate(raw: raw::Config, origin: &Location) -> Result<Plan, ConfigError
                 ),
             )));
         }
-        steps.push(step_plan(i, step, origin, dead_letter).map_err(invalid)?);
+        steps.push(step_plan(i, step, origin, dead_letter, &destinations).map_err(invalid)?);
     }
+    share_window_state(&mut steps).map_err(invalid)?;
     let filters = check_source(&raw.source).map_err(invalid)?;
     check_metrics(&raw.metrics).map_err(invalid)?;
     let default_destination =
@@ -103,6 +104,7 @@ fn step_plan(
     step: raw::Step,
     origin: &Location,
     dead_letter: Option<DestinationId>,
+    destinations: &[DestinationPlan],
 ) -> Result<StepPlan, Broken> {
     let at = format!("steps[{i}] (`{}`)", step.name);
     if step.plugin.is_empty() {
@@ -130,6 +132,7 @@ fn step_plan(
             format!("is out of range: expected {expected}"),
         )
     })?;
+    let aggregate = aggregate_plan(&at, &step, destinations)?;
     if step.on_error == Some(OnError::DeadLetter) && dead_letter.is_none() {
         return Err((
             format!("{at}.on_error"),
@@ -146,7 +149,94 @@ fn step_plan(
         limits: step.limits,
         on_error: step.on_error.unwrap_or(default_on_error(dead_letter)),
         deterministic: step.deterministic,
+        aggregate,
     })
+}
+
+/// An `aggregate` step's destinations (one at least, each defined) and its
+/// state cap as written (shared out by [`share_window_state`]); the other
+/// kinds may have neither.
+fn aggregate_plan(
+    at: &str,
+    step: &raw::Step,
+    destinations: &[DestinationPlan],
+) -> Result<Option<AggregatePlan>, Broken> {
+    if step.kind != StepKind::Aggregate {
+        if !step.destinations.is_empty() {
+            return Err((
+                format!("{at}.destinations"),
+                format!(
+                    "only an `aggregate` step has destinations of its own; a `{}` step's \
+                     outputs go where a `route` step or `routing.default` sends them",
+                    step.kind
+                ),
+            ));
+        }
+        if step.limits.max_state_bytes.is_some() {
+            return Err((
+                format!("{at}.limits.max_state_bytes"),
+                "is for `aggregate` steps only".into(),
+            ));
+        }
+        return Ok(None);
+    }
+    if step.destinations.is_empty() {
+        return Err((
+            format!("{at}.destinations"),
+            "is required for an `aggregate` step: name where each window's outputs go, e.g. \
+             `destinations = [\"page-views\"]`"
+                .into(),
+        ));
+    }
+    let mut ids = Vec::with_capacity(step.destinations.len());
+    for (k, name) in step.destinations.iter().enumerate() {
+        let id = named_destination(destinations, name)
+            .map_err(|m| (format!("{at}.destinations[{k}]"), m))?;
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    Ok(Some(AggregatePlan {
+        destinations: ids,
+        max_state_bytes: step.limits.max_state_bytes.unwrap_or(0),
+    }))
+}
+
+/// Shares Lambda's 1 MB of window state among the aggregate steps: a step
+/// with `limits.max_state_bytes` keeps it, the others split what is left
+/// equally; the total may not pass 1 MB.
+fn share_window_state(steps: &mut [StepPlan]) -> Result<(), Broken> {
+    let set: usize = steps
+        .iter()
+        .filter_map(|s| s.aggregate.as_ref())
+        .map(|a| a.max_state_bytes)
+        .sum();
+    let unset = steps
+        .iter()
+        .filter(|s| s.aggregate.as_ref().is_some_and(|a| a.max_state_bytes == 0))
+        .count();
+    if set > MAX_WINDOW_STATE_BYTES || (unset > 0 && set >= MAX_WINDOW_STATE_BYTES) {
+        let (i, step) = steps
+            .iter()
+            .enumerate()
+            .rfind(|(_, s)| s.aggregate.is_some())
+            .expect("a step with state");
+        return Err((
+            format!("steps[{i}] (`{}`).limits.max_state_bytes", step.name),
+            format!(
+                "the aggregate steps' states add up to {set} bytes, more than the \
+                 {MAX_WINDOW_STATE_BYTES} bytes of window state Lambda carries (each step \
+                 without `max_state_bytes` needs a share too)"
+            ),
+        ));
+    }
+    let share = (MAX_WINDOW_STATE_BYTES - set) / unset.max(1);
+    for a in steps.iter_mut().filter_map(|s| s.aggregate.as_mut()) {
+        if a.max_state_bytes == 0 {
+            a.max_state_bytes = share;
+        }
+    }
+    Ok(())
 }
 
 /// A step's `limits`: the first field out of range, and its range.

@@ -13,6 +13,7 @@
 //! [`Decision`] variant if its answer is new, and its SDK macro and
 //! templates.
 
+mod aggregate;
 mod filter;
 mod route;
 mod transform;
@@ -20,7 +21,7 @@ mod transform;
 use wasmtime::Store;
 use wasmtime::component::InstancePre;
 
-use super::bindings::{Event, Failure};
+use super::bindings::{Event, Failure, Output, Window};
 use super::host::HostState;
 use super::{CallError, Decision};
 use crate::config::StepKind;
@@ -41,12 +42,37 @@ pub trait World: Send + Sync {
     fn start(&self, store: &mut Store<HostState>, settings: &str) -> Result<Started, CallError>;
 }
 
+/// What an aggregate's `fold` returns: the window's new state, and per
+/// event whether it was folded.
+pub type Folded = (String, Vec<Result<(), Failure>>);
+
 /// A started plugin: the bindings of its world, ready for batches.
 pub trait Bound: Send + Sync {
     /// Calls the world's one export on `batch` (payloads may be moved out
     /// and back for the call, never copied).
     fn call(&self, store: &mut Store<HostState>, batch: &mut [Event])
     -> Result<Results, CallError>;
+
+    /// An `aggregate`'s `fold`: `batch` folded into the window's `state`.
+    fn fold(
+        &self,
+        _store: &mut Store<HostState>,
+        _window: &Window,
+        _state: &str,
+        _batch: &mut [Event],
+    ) -> Result<Folded, CallError> {
+        Err(wasmtime::format_err!("only an `aggregate` plugin folds"))
+    }
+
+    /// An `aggregate`'s `emit`: the window's outputs, or why it made none.
+    fn emit(
+        &self,
+        _store: &mut Store<HostState>,
+        _window: &Window,
+        _state: &str,
+    ) -> Result<Result<Vec<Output>, String>, CallError> {
+        Err(wasmtime::format_err!("only an `aggregate` plugin emits"))
+    }
 }
 
 /// The registry: binds a component to its step kind's world (the packed
@@ -57,6 +83,7 @@ pub fn world(kind: StepKind, pre: InstancePre<HostState>) -> wasmtime::Result<Bo
         StepKind::Filter => filter::world(pre),
         StepKind::Transform => transform::world(pre),
         StepKind::Route => route::world(pre),
+        StepKind::Aggregate => aggregate::world(pre),
     }
 }
 
@@ -67,7 +94,7 @@ fn each<T>(results: Vec<Result<T, Failure>>, decision: fn(T) -> Decision) -> Res
 
 /// One call of a packed world: the payloads go back into `batch` whatever
 /// the call did.
-fn packed<R>(
+pub(super) fn packed<R>(
     batch: &mut [Event],
     call: impl FnOnce(&super::bindings::packed::Batch) -> Result<R, CallError>,
 ) -> Result<R, CallError> {

@@ -17,7 +17,8 @@
 //! at a time, forever), `alias` (`outputs` outputs whose data all point at
 //! one region of `count` bytes of its memory: small for the guest, huge for
 //! a host that copied each), `leak` (asks the host for `count` clock
-//! pollables and never drops them).
+//! pollables and never drops them), `flaky` (fails its first `count` marked
+//! events with `retry`, then passes them: a fault a retry gets past).
 //!
 //! Escape attempts, whose outputs say what the plugin could see: `env` (the
 //! environment), `fs` (the root directory and `/etc/passwd`), `net` (a TCP
@@ -62,14 +63,15 @@ fn default_marker() -> String {
     "HOSTILE".into()
 }
 
-/// The misbehaving transform.
-pub struct Hostile(Settings);
+/// The misbehaving transform, and how many marked events it has failed
+/// (`flaky`).
+pub struct Hostile(Settings, std::cell::Cell<usize>);
 
 impl Transform for Hostile {
     type Settings = Settings;
 
     fn init(s: Settings) -> Result<Self, String> {
-        Ok(Hostile(s))
+        Ok(Hostile(s, std::cell::Cell::new(0)))
     }
 
     fn transform(&self, event: Event) -> Result<Vec<Output>, Failure> {
@@ -99,6 +101,11 @@ impl Transform for Hostile {
                 event.output(recurse(black_box(1)).to_le_bytes().to_vec()),
             ]),
             "trap" => panic!("hostile plugin: trap on marker record"),
+            "flaky" if self.1.get() < self.0.count => {
+                self.1.set(self.1.get() + 1);
+                Err(Failure::Retry("hostile plugin: flaky, retry me".into()))
+            }
+            "flaky" => Ok(vec![event.into_output()]),
             "amplify" => Ok((0..self.0.count)
                 .map(|_| event.output(b"x".to_vec()))
                 .collect()),

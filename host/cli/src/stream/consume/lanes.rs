@@ -49,11 +49,19 @@ pub(super) async fn run_lanes(run: &mut Run<'_>, shard: &mut ShardRun) -> Result
             let expired = expire(run, &shard_id, lane).await?;
             shard.done += expired;
             worked |= expired > 0;
+            match end_window(run, &shard_id, lane).await {
+                Some(Retry::Now) => {
+                    worked = true;
+                    continue;
+                }
+                Some(Retry::Later) => break,
+                None => {}
+            }
             if !lane.ready(Instant::now(), options.batch_window, no_more_coming) {
                 break;
             }
             worked = true;
-            let n = lane.batch_len();
+            let n = lane.batch_len(options.tumbling_window);
             let (done, function_error) = invoke(run, &shard_id, lane, n).await;
             if done > 0 {
                 lane.pop(done);
@@ -112,12 +120,32 @@ async fn expire(run: &mut Run<'_>, shard_id: &str, lane: &mut Lane) -> Result<us
 /// them are done (those before the first failure it reported), and whether
 /// the rest failed by a function error.
 async fn invoke(run: &mut Run<'_>, shard_id: &str, lane: &mut Lane, n: usize) -> (usize, bool) {
-    let event = esm::event(lane.queue.iter().take(n).map(|p| p.entry.as_slice()));
+    let entries = lane.queue.iter().take(n).map(|p| p.entry.as_slice());
+    let event = match run.options.tumbling_window {
+        None => esm::event(entries),
+        Some(length) => {
+            let first = lane.queue.front().map_or(0, |p| p.record.arrival_ms);
+            let window = lane.window.get_or_insert_with(|| {
+                let start_ms = esm::window_start(first, Some(length));
+                esm::OpenWindow {
+                    start_ms,
+                    end_ms: start_ms + length.as_millis() as i64,
+                    state: Default::default(),
+                }
+            });
+            esm::window_event(entries, window, shard_id, run.source, false)
+        }
+    };
     let deadline = Instant::now() + run.options.function_timeout;
     run.report.invocations += 1;
     lane.invocations += 1;
     match host::lambda::invoke(run.app, &event, Some(deadline)).await {
         Ok(invoked) => {
+            // The state the function returned is the window's from now on
+            // (a function error keeps the one it had).
+            if let (Some(window), Some(state)) = (&mut lane.window, invoked.state) {
+                window.state = state;
+            }
             run.report.delivered += invoked.report.dispatch.delivered.iter().sum::<usize>();
             let failed: Vec<&str> = invoked
                 .response
@@ -148,6 +176,50 @@ async fn invoke(run: &mut Run<'_>, shard_id: &str, lane: &mut Lane, n: usize) ->
         }
     }
 }
+
+/// With tumbling windows: the last invocation of the lane's window once it
+/// is over (its time has passed, or the lane's next record belongs to a
+/// later window), with the window's state and no records, as the event
+/// source mapping sends it. `None` when there is none to make; a function
+/// error keeps the window open and backs the lane off.
+async fn end_window(run: &mut Run<'_>, shard_id: &str, lane: &mut Lane) -> Option<Retry> {
+    let length = run.options.tumbling_window?;
+    let window = lane.window.as_ref()?;
+    let next_window = lane
+        .queue
+        .front()
+        .map(|p| esm::window_start(p.record.arrival_ms, Some(length)));
+    let over = match next_window {
+        Some(start) => start != window.start_ms,
+        // A record may still come in the window: a little grace.
+        None => now_ms() >= window.end_ms + WINDOW_GRACE_MS,
+    };
+    if !over || lane.not_before.is_some_and(|t| Instant::now() < t) {
+        return None;
+    }
+    let event = esm::window_event([], window, shard_id, run.source, true);
+    let deadline = Instant::now() + run.options.function_timeout;
+    run.report.invocations += 1;
+    match host::lambda::invoke(run.app, &event, Some(deadline)).await {
+        Ok(_) => {
+            run.report.windows += 1;
+            lane.window = None;
+            Some(Retry::Now)
+        }
+        Err(e) => {
+            run.report.function_errors += 1;
+            tracing::warn!(shard = %shard_id, error = %e, "the window's last invocation failed; it will be retried");
+            lane.retries += 1;
+            let wait = Duration::from_millis((50u64 << lane.retries.min(6)).min(2_000));
+            lane.not_before = Some(Instant::now() + wait);
+            Some(Retry::Later)
+        }
+    }
+}
+
+/// How long after a window's end a lane with nothing queued waits for a
+/// late record of the window before ending it.
+const WINDOW_GRACE_MS: i64 = 500;
 
 /// The first `failed` records of `lane` failed: halve the batch
 /// (`--bisect-on-error`), give up on them (`--max-retries` reached), or back

@@ -141,6 +141,8 @@ pub struct ConsumeOptions {
     pub function_timeout: Duration,
     /// Print a status line (records/s, lag per shard) to stderr.
     pub status: bool,
+    /// Tumbling windows of this length (`TumblingWindowInSeconds`), if any.
+    pub tumbling_window: Option<Duration>,
 }
 
 /// What a run did.
@@ -160,6 +162,8 @@ pub struct ConsumeReport {
     pub function_errors: usize,
     /// Outputs delivered to the pipeline's destinations.
     pub delivered: usize,
+    /// Tumbling windows ended (their last invocation made).
+    pub windows: usize,
     /// Per shard: records done and the checkpoint, in shard order.
     pub shards: Vec<(String, usize, Option<String>)>,
     /// Time taken.
@@ -190,6 +194,8 @@ struct Lane {
     since: Option<Instant>,
     /// No call before this (backoff after a failure).
     not_before: Option<Instant>,
+    /// The tumbling window the lane is in, with its state so far.
+    window: Option<esm::OpenWindow>,
 }
 
 impl Lane {
@@ -202,6 +208,7 @@ impl Lane {
             invocations: 0,
             since: None,
             not_before: None,
+            window: None,
         }
     }
 
@@ -233,11 +240,17 @@ impl Lane {
     }
 
     /// How many records of the front make the next batch: at most `limit`,
-    /// within the payload cap (at least one).
-    fn batch_len(&self) -> usize {
+    /// within the payload cap (at least one), and with tumbling windows of
+    /// `window` only records of the front's window.
+    fn batch_len(&self, window: Option<Duration>) -> usize {
         let mut bytes = esm::EVENT_OVERHEAD;
         let mut n = 0;
-        for p in self.queue.iter().take(self.limit) {
+        let front = self
+            .queue
+            .front()
+            .map(|p| esm::window_start(p.record.arrival_ms, window));
+        let same = |p: &&Pending| Some(esm::window_start(p.record.arrival_ms, window)) == front;
+        for p in self.queue.iter().take(self.limit).take_while(same) {
             bytes += p.entry.len() + 1;
             if n > 0 && bytes > MAX_PAYLOAD_BYTES {
                 break;
@@ -295,6 +308,11 @@ impl ShardRun {
         self.lanes.iter().map(|l| l.queue.len()).sum()
     }
 
+    /// Nothing queued and no tumbling window left open.
+    fn settled(&self) -> bool {
+        self.queued() == 0 && self.lanes.iter().all(|l| l.window.is_none())
+    }
+
     /// Moves the checkpoint past every record done: up to the record before
     /// the first one any lane still holds (or the last read, when none). A
     /// drained shard with nothing left is finished: its children may start.
@@ -312,7 +330,7 @@ impl ShardRun {
                 self.checkpoint.after = Some(seq);
             }
         }
-        if self.state == State::Drained && self.queued() == 0 {
+        if self.state == State::Drained && self.settled() {
             self.state = State::Finished;
             self.checkpoint.finished = true;
             tracing::info!(shard = %self.info.id, "shard read to its end and done; its children may start");
@@ -447,8 +465,8 @@ async fn describe_stream(
 fn idle(shards: &[ShardRun]) -> bool {
     shards.iter().all(|s| match s.state {
         State::Finished => true,
-        State::Reading => s.caught_up && s.queued() == 0,
-        State::Drained => s.queued() == 0,
+        State::Reading => s.caught_up && s.settled(),
+        State::Drained => s.settled(),
         // A child whose parents are done would start next round.
         State::Waiting => !parents_done(shards, &s.info),
     })
@@ -540,15 +558,15 @@ mod tests {
         for i in 0..5 {
             lane.push(pending(i, 10));
         }
-        assert_eq!(lane.batch_len(), 3);
+        assert_eq!(lane.batch_len(None), 3);
         let mut big = Lane::new(100);
         for i in 0..5 {
             big.push(pending(i, 2 << 20));
         }
-        assert_eq!(big.batch_len(), 2, "three 2 MiB entries pass 6 MB");
+        assert_eq!(big.batch_len(None), 2, "three 2 MiB entries pass 6 MB");
         let mut huge = Lane::new(100);
         huge.push(pending(0, 7 << 20));
-        assert_eq!(huge.batch_len(), 1, "one record always goes");
+        assert_eq!(huge.batch_len(None), 1, "one record always goes");
         assert!(big.ready(Instant::now(), Duration::from_secs(300), false));
         assert!(
             !lane.ready(Instant::now(), Duration::from_secs(300), false) || lane.queue.len() >= 3

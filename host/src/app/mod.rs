@@ -24,6 +24,10 @@ use crate::plugin::{Plugin, PluginError, Runtime, hex};
 use futures_util::StreamExt as _;
 use futures_util::stream::FuturesUnordered;
 
+mod window;
+
+pub use window::WindowReport;
+
 /// One batch's result: the outcome per record and what each destination took.
 #[derive(Debug)]
 pub struct Report {
@@ -31,6 +35,9 @@ pub struct Report {
     pub outcome: BatchOutcome,
     /// Outputs delivered per destination.
     pub dispatch: DispatchReport,
+    /// The tumbling window, when the event had one: the state to hand back
+    /// to Lambda and what the window's end made.
+    pub window: Option<WindowReport>,
 }
 
 /// A pipeline ready to process batches.
@@ -160,19 +167,44 @@ impl App {
     /// back what follows a failed record on its shard. No plugin call runs
     /// and nothing is sent past `deadline`; what was not done is reported as
     /// failed, to be retried.
-    pub async fn process(&mut self, batch: Batch, deadline: Option<Instant>) -> Report {
+    pub async fn process(&mut self, mut batch: Batch, deadline: Option<Instant>) -> Report {
+        let window = batch.window.take();
         let batch = crate::source::expand(batch, &self.plan.stream);
         let batch = crate::source::prefilter(batch, &self.plan.filters);
         let pipeline = self.pipeline.clone();
-        let run = tokio::task::spawn_blocking(move || lock(&pipeline).run_until(batch, deadline));
+        let open = window.is_some();
+        let run = tokio::task::spawn_blocking(move || {
+            let mut pipeline = lock(&pipeline);
+            pipeline.open_window(open);
+            pipeline.run_until(batch, deadline)
+        });
         let mut outcome = match run.await {
             Ok(outcome) => outcome,
             // The pipeline never panics on input; if it did, say so loudly.
             Err(e) => panic!("the pipeline thread failed: {e}"),
         };
-        let dispatch =
+        let mut dispatch =
             dispatch::dispatch(&self.plan, &mut outcome, &mut self.destinations, deadline).await;
-        Report { outcome, dispatch }
+        let window = match window {
+            Some(w) => Some(
+                self.close_window(w, &mut outcome, &mut dispatch, deadline)
+                    .await,
+            ),
+            None => {
+                if lock(&self.pipeline).aggregates() {
+                    tracing::warn!(
+                        "the event has no tumbling window, so the pipeline's aggregate steps \
+                         folded nothing: set TumblingWindowInSeconds on the event source mapping"
+                    );
+                }
+                None
+            }
+        };
+        Report {
+            outcome,
+            dispatch,
+            window,
+        }
     }
 }
 
