@@ -144,7 +144,13 @@ impl App {
         }
         if tw.is_final_invoke_for_window {
             match self.end_window(&tw, window, &done.state, deadline).await {
-                Ok(n) => done.emitted = n,
+                Ok((n, sent)) => {
+                    done.emitted = n;
+                    // The window's outputs count with the destinations' own.
+                    for (d, taken) in sent.delivered.iter().enumerate() {
+                        report.delivered[d] += taken;
+                    }
+                }
                 Err(e) => done.error = Some(e),
             }
         }
@@ -160,7 +166,7 @@ impl App {
         window: Window,
         states: &BTreeMap<String, String>,
         deadline: Option<Instant>,
-    ) -> Result<usize, String> {
+    ) -> Result<(usize, DispatchReport), String> {
         let (pipeline, states) = (self.pipeline.clone(), states.clone());
         let w = window.clone();
         let per_step =
@@ -206,6 +212,6 @@ impl App {
                 window.start, window.end, f.stage, f.reason
             ));
         }
-        Ok(n.min(sent.delivered.iter().sum()))
+        Ok((n.min(sent.delivered.iter().sum()), sent))
     }
 }

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 #[derive(clap::Args)]
 pub struct Args {
     /// The plugin kind: the WIT world it targets.
-    #[arg(value_parser = ["filter", "transform", "route"])]
+    #[arg(value_parser = ["filter", "transform", "route", "aggregate"])]
     pub kind: String,
     /// The plugin's name (and folder name).
     pub name: String,
