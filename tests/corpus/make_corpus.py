@@ -242,7 +242,9 @@ def configs():
     c["type-timeout-is-string"] = s + "limits = { timeout_ms = \"2s\" }\n" + d
     c["type-memory-negative"] = s + "limits = { memory_bytes = -1 }\n" + d
     c["type-on-error-unknown"] = s + "on_error = \"ignore\"\n" + d
-    c["type-destinations-is-array"] = s + "destinations = [\"out\"]\n"
+    c["type-destinations-is-array"] = "destinations = [\"out\"]\n" + s
+    c["step-destinations-not-aggregate"] = s + "destinations = [\"out\"]\n" + d
+    c["aggregate-without-destinations"] = s.replace('kind = "filter"', 'kind = "aggregate"') + d
     c["type-destination-type-missing"] = s + "[destinations.out]\nformat = \"raw\"\n"
     c["type-destination-type-unknown"] = s + "[destinations.out]\ntype = \"kafka\"\n"
     c["type-file-path-number"] = s + "[destinations.out]\ntype = \"file\"\npath = 5\n"
