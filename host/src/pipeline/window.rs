@@ -66,12 +66,12 @@ impl Pipeline {
             let Some(aggregate) = &plan.aggregate else {
                 continue;
             };
-            let (slots, mut batch): (Vec<usize>, Vec<Event>) = step
-                .folding
-                .iter()
-                .filter(|(slot, e)| keep(*slot, &e.shard_id))
-                .map(|(slot, e)| (*slot, e.clone()))
-                .unzip();
+            // The kept events move into the call and back: never copied.
+            let (kept, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut step.folding)
+                .into_iter()
+                .partition(|(slot, e)| keep(*slot, &e.shard_id));
+            step.folding = rest;
+            let (slots, mut batch): (Vec<usize>, Vec<Event>) = kept.into_iter().unzip();
             out.folded.push((plan.name.clone(), batch.len()));
             if batch.is_empty() {
                 continue;
@@ -135,6 +135,8 @@ impl Pipeline {
                 }
             };
             out.failures.extend(failures);
+            // Kept for a second pass.
+            step.folding.extend(slots.into_iter().zip(batch));
         }
         out
     }
