@@ -5,6 +5,8 @@
 //! ```text
 //! examples/<pipeline>/pipeline.toml              the pipeline under test
 //! examples/<pipeline>/tests/<case>/event.json    a Kinesis event, exactly as Lambda sends it
+//! examples/<pipeline>/tests/<case>/events/*.json or: invocations in name order (one shard's;
+//!                                                tumbling-window state carried from one to the next)
 //! examples/<pipeline>/tests/<case>/pipeline.toml optional: a config for this case only
 //! examples/<pipeline>/tests/<case>/expected/<destination>.jsonl   outputs per destination
 //! examples/<pipeline>/tests/<case>/expected/summary.txt           the run summary
@@ -87,7 +89,7 @@ fn run_cases(dir: &Path, variant: Option<&Path>, bless: bool) -> anyhow::Result<
     let main_config = variant.map_or_else(|| dir.join("pipeline.toml"), Path::to_owned);
     let variant_name = variant.and_then(Path::file_name);
     for case in read_dir_sorted(&dir.join("tests"))? {
-        if !case.join("event.json").is_file() {
+        if !case.join("event.json").is_file() && !case.join("events").is_dir() {
             continue;
         }
         let own_variant = variant_name.map(|n| case.join(n)).filter(|p| p.is_file());
@@ -228,43 +230,67 @@ async fn run_case(
 /// What the case's event makes, file by file as `expected/` holds it: the
 /// summary, each destination's outputs, the EMF documents when the case
 /// checks them (`expected/metrics.emf`), or the error of an event that is
-/// not a Kinesis event at all.
+/// not a Kinesis event at all. A case with an `events/` folder runs its
+/// events in name order as one shard's invocations, each tumbling window's
+/// state handed from one invocation to the next as Lambda hands it; its
+/// summary has one part per invocation.
 async fn actual_files(
     case: &Path,
     app: &mut App,
     destinations: &[MemoryDestination],
 ) -> anyhow::Result<BTreeMap<String, String>> {
-    let event_path = case.join("event.json");
-    let json = std::fs::read(&event_path)
-        .with_context(|| format!("reading `{}`", event_path.display()))?;
-    let mut actual = BTreeMap::new();
-    let batch = match event::decode(&json, &event_path.display().to_string()) {
-        Ok(batch) => batch,
-        Err(e) => {
-            let msg = e.to_string().replace(&case.display().to_string(), "<case>");
-            actual.insert("error.txt".to_owned(), format!("{msg}\n"));
-            return Ok(actual);
-        }
+    let sequence = case.join("events");
+    let events = if sequence.is_dir() {
+        read_dir_sorted(&sequence)?
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect()
+    } else {
+        vec![case.join("event.json")]
     };
-    let oldest_arrival_ms = crate::metrics::oldest_arrival_ms(&batch);
-    let report = app.process(batch, None).await;
-    actual.insert(
-        "summary.txt".to_owned(),
-        crate::summary::render(app.plan(), &report.outcome, &report.dispatch),
-    );
-    // Opt-in: run-to-run values set to 0.
-    if case.join("expected").join(METRICS_FILE).is_file() {
-        let invocation = crate::metrics::Invocation {
-            timestamp_ms: 0,
-            duration: std::time::Duration::ZERO,
-            oldest_arrival_ms,
-            cold_start: None,
-            batch_item_failures: crate::lambda::response(&report.outcome)
-                .map_or(0, |r| r.batch_item_failures.len()),
+    let mut actual = BTreeMap::new();
+    let mut summary = String::new();
+    let mut state: Option<BTreeMap<String, String>> = None;
+    for (i, event_path) in events.iter().enumerate() {
+        let json = std::fs::read(event_path)
+            .with_context(|| format!("reading `{}`", event_path.display()))?;
+        let mut batch = match event::decode(&json, &event_path.display().to_string()) {
+            Ok(batch) => batch,
+            // An event that is not a Kinesis event at all: the error is the output.
+            Err(e) => {
+                let msg = e.to_string().replace(&case.display().to_string(), "<case>");
+                actual.insert("error.txt".to_owned(), format!("{msg}\n"));
+                return Ok(actual);
+            }
         };
-        let docs = crate::metrics::documents(app.plan(), &report, &invocation);
-        actual.insert(METRICS_FILE.to_owned(), crate::metrics::stable(&docs));
+        if let (Some(window), Some(carried)) = (batch.window.as_mut(), state.take()) {
+            window.state = carried;
+        }
+        let oldest_arrival_ms = crate::metrics::oldest_arrival_ms(&batch);
+        let report = app.process(batch, None).await;
+        let rendered = crate::summary::render(app.plan(), &report.outcome, &report.dispatch);
+        if sequence.is_dir() {
+            let name = event_path.file_name().unwrap_or_default().to_string_lossy();
+            summary.push_str(&format!(
+                "invocation {} (events/{name}):\n{rendered}",
+                i + 1
+            ));
+            if let Some(w) = &report.window {
+                summary.push_str(&window_lines(w));
+            }
+        } else {
+            summary = rendered;
+        }
+        state = report.window.as_ref().map(|w| w.state.clone());
+        // Opt-in: run-to-run values set to 0.
+        if case.join("expected").join(METRICS_FILE).is_file() {
+            actual.insert(
+                METRICS_FILE.to_owned(),
+                metrics_of(app, &report, oldest_arrival_ms),
+            );
+        }
     }
+    actual.insert("summary.txt".to_owned(), summary);
     for destination in destinations {
         let bytes = destination.contents();
         if !bytes.is_empty() {
@@ -275,6 +301,34 @@ async fn actual_files(
         }
     }
     Ok(actual)
+}
+
+/// What a sequence's summary says of an invocation's tumbling window.
+fn window_lines(w: &crate::app::WindowReport) -> String {
+    let mut out = format!(
+        "window state: {}\n",
+        serde_json::to_string(&w.state).unwrap_or_default()
+    );
+    if w.last {
+        out.push_str(&format!("window ended: {} outputs\n", w.emitted));
+    }
+    if let Some(e) = &w.error {
+        out.push_str(&format!("window failed: {e}\n"));
+    }
+    out
+}
+
+/// The EMF documents of one invocation, with run-to-run values set to 0.
+fn metrics_of(app: &App, report: &crate::app::Report, oldest_arrival_ms: Option<u64>) -> String {
+    let invocation = crate::metrics::Invocation {
+        timestamp_ms: 0,
+        duration: std::time::Duration::ZERO,
+        oldest_arrival_ms,
+        cold_start: None,
+        batch_item_failures: crate::lambda::response(&report.outcome)
+            .map_or(0, |r| r.batch_item_failures.len()),
+    };
+    crate::metrics::stable(&crate::metrics::documents(app.plan(), report, &invocation))
 }
 
 /// Each file that differs between what the case made and what it expects,

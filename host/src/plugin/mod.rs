@@ -690,43 +690,6 @@ impl Instance {
     }
 }
 
-impl Instance {
-    /// An `aggregate` plugin's `fold`: `batch` folded into the window's
-    /// `state`, within `timeout_ms` as [`Instance::call`]. The new state and
-    /// one result per event, or `Err` when the call itself failed.
-    pub fn fold(
-        &mut self,
-        window: &Window,
-        state: &str,
-        batch: &mut [Event],
-        timeout_ms: u64,
-    ) -> Result<kind::Folded, CallError> {
-        let (state, mut results) = self.guarded(batch, timeout_ms, |bound, store, batch| {
-            bound.fold(store, window, state, batch)
-        })?;
-        let budget = &mut self.store.data_mut().log_budget;
-        for r in &mut results {
-            if let Err(Failure::Invalid(reason) | Failure::Retry(reason)) = r {
-                bound_reason(reason, budget);
-            }
-        }
-        Ok((state, results))
-    }
-
-    /// An `aggregate` plugin's `emit`: the window's outputs made of its
-    /// final `state`, or the plugin's reason for making none.
-    pub fn emit(
-        &mut self,
-        window: &Window,
-        state: &str,
-        timeout_ms: u64,
-    ) -> Result<Result<Vec<Output>, String>, CallError> {
-        self.guarded(&mut [], timeout_ms, |bound, store, _| {
-            bound.emit(store, window, state)
-        })
-    }
-}
-
 /// The longest failure reason a plugin may give while its call's log budget
 /// lasts ([`host::MAX_LOG_BYTES`], as a log line), and after it is spent.
 const MAX_REASON_BYTES: [usize; 2] = [host::MAX_LOG_BYTES, 256];

@@ -141,9 +141,12 @@ pub use bindings::filter::sluice::plugin::types::{Event, Failure, Output};
 pub use bindings::packed_aggregate::sluice::plugin::window::Window;
 use bindings::packed_filter::sluice::plugin::packed;
 
+mod aggregate;
 pub mod json;
 pub mod log;
 mod scan;
+
+pub use aggregate::Aggregate;
 
 /// Settings for a plugin that takes none: accepts only an empty `config`.
 #[derive(Debug, Default, Clone, Copy, serde::Deserialize)]
@@ -179,51 +182,6 @@ pub trait Route: Sized + 'static {
     fn init(settings: Self::Settings) -> Result<Self, String>;
     /// Names the destinations; an empty list means the pipeline's default.
     fn route(&self, event: &Event) -> Result<Vec<String>, Failure>;
-}
-
-/// A plugin that folds events into a state per tumbling window and shard,
-/// and makes outputs of the state when the window closes (world
-/// `aggregate`): counts, sums, top-N.
-///
-/// Between calls the state is JSON (serde), carried by Lambda from one
-/// invocation of the window to the next; it starts as `State::default()`.
-/// Keep it small: all of a pipeline's aggregate steps share Lambda's 1 MB
-/// of window state, and a step whose state outgrows its share
-/// (`limits.max_state_bytes`) fails the records of that call.
-///
-/// ```
-/// use std::collections::BTreeMap;
-/// use sluice_plugin::{Aggregate, Event, Failure, NoSettings, Output, Window};
-///
-/// struct CountByKey;
-///
-/// impl Aggregate for CountByKey {
-///     type Settings = NoSettings;
-///     type State = BTreeMap<String, u64>;
-///     fn init(_: NoSettings) -> Result<Self, String> {
-///         Ok(CountByKey)
-///     }
-///     fn fold(&self, _: &Window, counts: &mut Self::State, e: &Event) -> Result<(), Failure> {
-///         *counts.entry(e.partition_key.clone()).or_default() += 1;
-///         Ok(())
-///     }
-///     fn emit(&self, _: &Window, counts: Self::State) -> Result<Vec<Output>, String> {
-///         Ok(vec![Output::json(&counts).map_err(|e| format!("{e:?}"))?])
-///     }
-/// }
-/// ```
-pub trait Aggregate: Sized + 'static {
-    /// The plugin's settings: the step's `config` table, deserialized.
-    type Settings: DeserializeOwned;
-    /// One window's state.
-    type State: serde::Serialize + DeserializeOwned + Default;
-    /// Builds the plugin once per instance.
-    fn init(settings: Self::Settings) -> Result<Self, String>;
-    /// Folds one event into `state`. An `Err` fails the event: return it
-    /// before changing `state`, so that the event leaves no trace.
-    fn fold(&self, window: &Window, state: &mut Self::State, event: &Event) -> Result<(), Failure>;
-    /// The window closed: its outputs, made of its final state.
-    fn emit(&self, window: &Window, state: Self::State) -> Result<Vec<Output>, String>;
 }
 
 impl Event {
@@ -622,43 +580,6 @@ macro_rules! export_route {
     };
     ($ty:ty) => {
         $crate::__export_world!($ty => route, Route, route_init, packed_route, __export_packed_route_world, (&$crate::Event) -> ::std::vec::Vec<::std::string::String>);
-    };
-}
-
-/// Exports an [`Aggregate`] type as the plugin's `aggregate` world.
-#[macro_export]
-macro_rules! export_aggregate {
-    ($ty:ty) => {
-        // Exported only when building the component: natively (tests,
-        // benchmarks) a plugin is a plain Rust type.
-        #[cfg(target_arch = "wasm32")]
-        ::std::thread_local! {
-            static __SLUICE_STATE: ::core::cell::RefCell<::core::option::Option<$ty>> =
-                const { ::core::cell::RefCell::new(None) };
-        }
-        #[cfg(target_arch = "wasm32")]
-        struct __SluiceGuest;
-        #[cfg(target_arch = "wasm32")]
-        impl $crate::bindings::packed_aggregate::Guest for __SluiceGuest {
-            fn init(settings: ::std::string::String) -> ::core::result::Result<(), ::std::string::String> {
-                $crate::__rt::aggregate_init::<$ty>(&__SLUICE_STATE, settings)
-            }
-            fn fold(
-                window: $crate::Window,
-                state: ::std::string::String,
-                batch: $crate::__rt::PackedBatch,
-            ) -> (::std::string::String, ::std::vec::Vec<::core::result::Result<(), $crate::Failure>>) {
-                $crate::__rt::packed_fold::<$ty>(&__SLUICE_STATE, window, state, batch)
-            }
-            fn emit(
-                window: $crate::Window,
-                state: ::std::string::String,
-            ) -> ::core::result::Result<::std::vec::Vec<$crate::Output>, ::std::string::String> {
-                $crate::__rt::aggregate_emit::<$ty>(&__SLUICE_STATE, window, state)
-            }
-        }
-        #[cfg(target_arch = "wasm32")]
-        $crate::bindings::packed_aggregate::__export_packed_aggregate_world!(__SluiceGuest with_types_in $crate::bindings::packed_aggregate);
     };
 }
 

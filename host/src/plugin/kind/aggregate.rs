@@ -11,7 +11,7 @@ use wasmtime::component::InstancePre;
 
 use super::{Bound, Folded, Results, Started, World};
 use crate::plugin::bindings::{Event, Output, Window};
-use crate::plugin::{CallError, HostState};
+use crate::plugin::{CallError, Failure, HostState, Instance};
 
 /// The kind's own world, as JavaScript, Python and C plugins export it.
 mod plain {
@@ -122,5 +122,42 @@ impl Bound for packed::PackedAggregate {
         state: &str,
     ) -> Result<Result<Vec<Output>, String>, CallError> {
         self.call_emit(store, window, state)
+    }
+}
+
+impl Instance {
+    /// An `aggregate` plugin's `fold`: `batch` folded into the window's
+    /// `state`, within `timeout_ms` as [`Instance::call`]. The new state and
+    /// one result per event, or `Err` when the call itself failed.
+    pub fn fold(
+        &mut self,
+        window: &Window,
+        state: &str,
+        batch: &mut [Event],
+        timeout_ms: u64,
+    ) -> Result<Folded, CallError> {
+        let (state, mut results) = self.guarded(batch, timeout_ms, |bound, store, batch| {
+            bound.fold(store, window, state, batch)
+        })?;
+        let budget = &mut self.store.data_mut().log_budget;
+        for r in &mut results {
+            if let Err(Failure::Invalid(reason) | Failure::Retry(reason)) = r {
+                crate::plugin::bound_reason(reason, budget);
+            }
+        }
+        Ok((state, results))
+    }
+
+    /// An `aggregate` plugin's `emit`: the window's outputs made of its
+    /// final `state`, or the plugin's reason for making none.
+    pub fn emit(
+        &mut self,
+        window: &Window,
+        state: &str,
+        timeout_ms: u64,
+    ) -> Result<Result<Vec<Output>, String>, CallError> {
+        self.guarded(&mut [], timeout_ms, |bound, store, _| {
+            bound.emit(store, window, state)
+        })
     }
 }
