@@ -8,20 +8,9 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{Dir, Moto, REGION, create_bucket, create_queue, drain, keys};
-
-/// A Kinesis client for `moto`, with the tests' static credentials.
-async fn kinesis(moto: &Moto) -> aws_sdk_kinesis::Client {
-    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(&moto.endpoint)
-        .region(aws_config::Region::new(REGION))
-        .credentials_provider(aws_sdk_kinesis::config::Credentials::new(
-            "testing", "secret", None, None, "tests",
-        ))
-        .load()
-        .await;
-    aws_sdk_kinesis::Client::new(&shared)
-}
+use crate::support::{
+    Dir, Moto, create_bucket, create_queue, drain, keys, kinesis, sluice_against as sluice,
+};
 
 async fn create_stream(client: &aws_sdk_kinesis::Client, name: &str, shards: i32) {
     client
@@ -31,21 +20,6 @@ async fn create_stream(client: &aws_sdk_kinesis::Client, name: &str, shards: i32
         .send()
         .await
         .expect("creating a stream");
-}
-
-/// `sluice <args>` against `moto`, its AWS settings in the environment.
-fn sluice(moto: &Moto, dir: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_sluice"));
-    c.current_dir(dir)
-        .env("AWS_ENDPOINT_URL", &moto.endpoint)
-        .env("AWS_REGION", REGION)
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "secret")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env_remove("AWS_PROFILE")
-        .env("SLUICE_LOG", "warn")
-        .stdin(Stdio::null());
-    c
 }
 
 fn run(mut c: Command) -> Output {

@@ -8,12 +8,12 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use host::app::App;
 use serde_json::{Value, json};
 
-use crate::support::{Dir, Moto, REGION};
+use crate::support::{Dir, Moto, kinesis, sluice_against as sluice};
 
 /// A pipeline: a `flaky` step (fails its first marked event with `retry`),
 /// then `count-by` on `page` into `counts.jsonl`; every record to
@@ -251,21 +251,6 @@ fn an_aggregate_step_needs_destinations_and_states_fit_in_lambda_s_megabyte() {
     );
 }
 
-/// `sluice <args>` against `moto`.
-fn sluice(moto: &Moto, dir: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_sluice"));
-    c.current_dir(dir)
-        .env("AWS_ENDPOINT_URL", &moto.endpoint)
-        .env("AWS_REGION", REGION)
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "secret")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env_remove("AWS_PROFILE")
-        .env("SLUICE_LOG", "warn")
-        .stdin(Stdio::null());
-    c
-}
-
 fn ok(mut c: Command) -> String {
     let out = c.output().expect("running sluice");
     assert!(
@@ -282,15 +267,8 @@ async fn consume_with_tumbling_windows_counts_every_record_once_despite_a_fault(
     let moto = Moto::start();
     let dir = Dir::new("windows-consume");
     let config = pipeline(&dir.0, "");
-    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(&moto.endpoint)
-        .region(aws_config::Region::new(REGION))
-        .credentials_provider(aws_sdk_kinesis::config::Credentials::new(
-            "testing", "secret", None, None, "tests",
-        ))
-        .load()
-        .await;
-    aws_sdk_kinesis::Client::new(&shared)
+    kinesis(&moto)
+        .await
         .create_stream()
         .stream_name("clicks")
         .shard_count(2)

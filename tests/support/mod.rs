@@ -114,6 +114,34 @@ fn http_get(port: u16, path: &str) -> Option<String> {
     Some(buf)
 }
 
+/// A Kinesis client for `moto`, with the tests' static credentials.
+pub async fn kinesis(moto: &Moto) -> aws_sdk_kinesis::Client {
+    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(&moto.endpoint)
+        .region(aws_config::Region::new(REGION))
+        .credentials_provider(aws_sdk_kinesis::config::Credentials::new(
+            "testing", "secret", None, None, "tests",
+        ))
+        .load()
+        .await;
+    aws_sdk_kinesis::Client::new(&shared)
+}
+
+/// `sluice <args>` against `moto`, its AWS settings in the environment.
+pub fn sluice_against(moto: &Moto, dir: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_sluice"));
+    c.current_dir(dir)
+        .env("AWS_ENDPOINT_URL", &moto.endpoint)
+        .env("AWS_REGION", REGION)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "secret")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_PROFILE")
+        .env("SLUICE_LOG", "warn")
+        .stdin(Stdio::null());
+    c
+}
+
 /// The repository root.
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")

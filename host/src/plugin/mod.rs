@@ -680,13 +680,19 @@ impl Instance {
         let mut results = self.guarded(batch, timeout_ms, |bound, store, batch| {
             bound.call(store, batch)
         })?;
+        self.bound_reasons(&mut results);
+        Ok(results)
+    }
+
+    /// Bounds the failure reasons of a call's results ([`bound_reason`]),
+    /// against the call's log budget.
+    fn bound_reasons<T>(&mut self, results: &mut [Result<T, Failure>]) {
         let budget = &mut self.store.data_mut().log_budget;
-        for r in &mut results {
+        for r in results {
             if let Err(Failure::Invalid(reason) | Failure::Retry(reason)) = r {
                 bound_reason(reason, budget);
             }
         }
-        Ok(results)
     }
 }
 

@@ -11,7 +11,7 @@ use wasmtime::component::InstancePre;
 
 use super::{Bound, Folded, Results, Started, World};
 use crate::plugin::bindings::{Event, Output, Window};
-use crate::plugin::{CallError, Failure, HostState, Instance};
+use crate::plugin::{CallError, HostState, Instance};
 
 /// The kind's own world, as JavaScript, Python and C plugins export it.
 mod plain {
@@ -139,12 +139,7 @@ impl Instance {
         let (state, mut results) = self.guarded(batch, timeout_ms, |bound, store, batch| {
             bound.fold(store, window, state, batch)
         })?;
-        let budget = &mut self.store.data_mut().log_budget;
-        for r in &mut results {
-            if let Err(Failure::Invalid(reason) | Failure::Retry(reason)) = r {
-                crate::plugin::bound_reason(reason, budget);
-            }
-        }
+        self.bound_reasons(&mut results);
         Ok((state, results))
     }
 
