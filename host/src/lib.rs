@@ -62,4 +62,4 @@ pub mod built_plugins {
 
 // The pure core (no wasmtime, no AWS SDK), under the names the host has
 // always used for it.
-pub use sluice_core::{config, event, hex, outcome, pattern, source};
+pub use sluice_core::{archive, config, event, hex, outcome, pattern, source};

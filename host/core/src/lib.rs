@@ -11,10 +11,13 @@
 //!   [`config::Plan`].
 //! - [`outcome`] is the ledger of what became of every record of a batch:
 //!   routed, filtered or failed, first failure wins, per-shard cut-off.
+//! - [`archive`] reads what the `s3` and `file` destinations wrote back as
+//!   records (`sluice replay`, `sluice diff`).
 //!
 //! The `host` crate (wasmtime, the AWS SDK, the `sluice` binary) builds on
 //! it; the fuzz targets in `host/fuzz` depend on it as an ordinary crate.
 
+pub mod archive;
 pub mod config;
 pub mod event;
 pub mod name;

@@ -15,6 +15,7 @@ use sha2::{Digest as _, Sha256};
 use crate::aws::Aws;
 use crate::config::{self, ConfigError, Location, Plan, StepPlan};
 use crate::destination::Destination;
+use crate::destination::memory::MemoryDestination;
 use crate::dispatch::{self, DispatchReport};
 use crate::event::Batch;
 use crate::outcome::BatchOutcome;
@@ -81,9 +82,46 @@ impl App {
     /// Fetches the plan's plugins, compiles them and opens its destinations.
     /// AWS clients are created (once) only when something lives in AWS; `aws`
     /// gives them (tests point them at a local endpoint).
-    pub async fn from_plan(plan: Plan, mut aws: Option<Aws>) -> anyhow::Result<App> {
+    pub async fn from_plan(plan: Plan, aws: Option<Aws>) -> anyhow::Result<App> {
+        App::build(plan, aws, None).await
+    }
+
+    /// Cold start from `config` (a path or `s3://`, checked as
+    /// [`App::load`] checks it) with every destination replaced by an
+    /// in-memory one that keeps its outputs in the `envelope` format:
+    /// nothing is delivered anywhere. `sluice diff` and `sluice replay
+    /// --dry-run` run pipelines this way. The memory destinations are
+    /// indexed like `plan().destinations`.
+    pub async fn load_in_memory(config: &str) -> anyhow::Result<(App, Vec<MemoryDestination>)> {
+        let mut aws = None;
+        let (text, origin) = read_config(config, &mut aws).await?;
+        let pin = std::env::var(CONFIG_PIN_VAR).ok();
+        let pinned = check_config_pin(&text, &origin, pin.as_deref())?;
+        let mut plan = config::parse(&text, &origin)?;
+        if !pinned {
+            plan.check_unpinned()?;
+        }
+        plan.check_local_plugins()?;
+        plan.trusted |= pinned;
+        let memory: Vec<MemoryDestination> = plan
+            .destinations
+            .iter()
+            .map(|d| MemoryDestination::new(&d.name, config::Format::Envelope))
+            .collect();
+        let destinations = memory.iter().cloned().map(Destination::from).collect();
+        let app = App::build(plan, aws, Some(destinations)).await?;
+        Ok((app, memory))
+    }
+
+    /// [`App::from_plan`], with `destinations` (indexed like the plan's)
+    /// instead of those the plan describes when given.
+    async fn build(
+        plan: Plan,
+        mut aws: Option<Aws>,
+        destinations: Option<Vec<Destination>>,
+    ) -> anyhow::Result<App> {
         let started = Instant::now();
-        let in_aws = plan.destinations.iter().any(|d| d.kind.in_aws())
+        let in_aws = (destinations.is_none() && plan.destinations.iter().any(|d| d.kind.in_aws()))
             || plan
                 .steps
                 .iter()
@@ -94,11 +132,14 @@ impl App {
         // Every plugin fetched and compiled while the destinations read
         // their limits.
         let runtime = Arc::new(Runtime::new()?);
-        let mut destinations = plan
-            .destinations
-            .iter()
-            .map(|d| Destination::open(d, aws.as_ref()))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut destinations = match destinations {
+            Some(given) => given,
+            None => plan
+                .destinations
+                .iter()
+                .map(|d| Destination::open(d, aws.as_ref()))
+                .collect::<Result<Vec<_>, _>>()?,
+        };
         let limits =
             futures_util::future::join_all(destinations.iter_mut().map(Destination::read_limits));
         let (loads, _) =

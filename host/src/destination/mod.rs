@@ -491,7 +491,8 @@ pub fn encode_request(format: Format, outputs: &[&Routed], request: &Request) ->
 ///
 /// `raw` writes the payload bytes as they are; `envelope` writes a JSON
 /// object: `shard_id`, `sequence_number`, `sub_sequence_number` (when set),
-/// `output_index`, `partition_key`, `attributes` (an object, when any: the
+/// `output_index`, `partition_key`, `arrival_ms` (when Kinesis took the
+/// record, ms since the Unix epoch), `attributes` (an object, when any: the
 /// plugins' attributes, then Sluice's own, such as a dead letter's class) and
 /// `data` (the payload, when it is JSON) or `data_base64` (when it is not).
 pub fn encode(format: Format, routed: &Routed, buf: &mut Vec<u8>) {
@@ -528,6 +529,7 @@ fn write_envelope(routed: &Routed, buf: &mut Vec<u8>) {
         }
         map.serialize_entry("output_index", &routed.output_index)?;
         map.serialize_entry("partition_key", &r.partition_key)?;
+        map.serialize_entry("arrival_ms", &r.arrival_ms)?;
         if !r.attributes.is_empty() || !routed.host_attributes.is_empty() {
             map.serialize_entry(
                 "attributes",
@@ -578,9 +580,27 @@ mod tests {
         let mut lines = text.lines();
         assert_eq!(
             lines.next().unwrap(),
-            r#"{"shard_id":"shardId-000000000000","sequence_number":"42","output_index":1,"partition_key":"pk","attributes":{"k":"v"},"data":{"a": 1}}"#
+            r#"{"shard_id":"shardId-000000000000","sequence_number":"42","output_index":1,"partition_key":"pk","arrival_ms":0,"attributes":{"k":"v"},"data":{"a": 1}}"#
         );
         assert!(lines.next().unwrap().ends_with(r#""data_base64":"/wA="}"#));
+    }
+
+    #[test]
+    fn the_archive_reads_an_envelope_back_as_the_record() {
+        for data in [&br#"{"a": [1, 2.50]}"#[..], &[0xff, 0x00, b'\n'], b"text"] {
+            let mut r = routed(data);
+            r.record.sub_sequence_number = Some(7);
+            r.record.arrival_ms = 1_700_000_000_500;
+            let mut buf = Vec::new();
+            encode(Format::Envelope, &r, &mut buf);
+            let back = crate::archive::read_lines("o", &buf, 0)
+                .next()
+                .unwrap()
+                .1
+                .unwrap();
+            assert_eq!(back.record, r.record);
+            assert_eq!(back.output_index, r.output_index);
+        }
     }
 
     #[test]

@@ -5,12 +5,14 @@ pub mod build;
 pub mod check;
 pub mod config;
 pub mod consume;
+pub mod diff;
 pub mod filter_criteria;
 pub mod iam;
 pub mod new;
 pub mod precompile;
 pub mod progress;
 pub mod put;
+pub mod replay;
 pub mod run;
 pub mod test;
 
