@@ -34,6 +34,8 @@ mod destinations;
 mod esm;
 #[path = "../../../../tests/lambda.rs"]
 mod lambda;
+#[path = "../../../../tests/replay.rs"]
+mod replay;
 #[path = "../../../../tests/stream.rs"]
 mod stream;
 #[path = "../../../../tests/support/mod.rs"]
