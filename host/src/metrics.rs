@@ -98,18 +98,26 @@ pub fn documents(plan: &Plan, report: &Report, invocation: &Invocation) -> Vec<S
         &invocation_metrics(report, invocation),
     ));
     for (step, st) in plan.steps.iter().zip(&outcome.steps) {
+        let mut metrics = vec![
+            ("In", Value::Count(st.input)),
+            ("Out", Value::Count(st.output)),
+            ("Dropped", Value::Count(st.dropped)),
+            ("Failed", Value::Count(st.failed)),
+            ("Calls", Value::Count(st.calls)),
+            ("Duration", ms(st.duration)),
+        ];
+        if step.shadow.is_some() {
+            metrics.extend([
+                ("ShadowCalls", Value::Count(st.shadow_calls)),
+                ("ShadowMismatches", Value::Count(st.shadow_mismatches)),
+                ("ShadowFailures", Value::Count(st.shadow_failures)),
+            ]);
+        }
         docs.push(document(
             ns,
             ts,
             &[("Pipeline", pipeline), ("Step", &step.name)],
-            &[
-                ("In", Value::Count(st.input)),
-                ("Out", Value::Count(st.output)),
-                ("Dropped", Value::Count(st.dropped)),
-                ("Failed", Value::Count(st.failed)),
-                ("Calls", Value::Count(st.calls)),
-                ("Duration", ms(st.duration)),
-            ],
+            &metrics,
         ));
     }
     for (d, (dest, sent)) in plan

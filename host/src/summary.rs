@@ -94,6 +94,13 @@ fn records_and_steps(w: &mut String, plan: &Plan, outcome: &BatchOutcome) {
             st.dropped,
             st.failed,
         );
+        if let Some(shadow) = &step.shadow {
+            let _ = writeln!(
+                w,
+                "         shadow {}: calls {}, mismatches {}, failures {} (nothing delivered)",
+                shadow.step.plugin, st.shadow_calls, st.shadow_mismatches, st.shadow_failures,
+            );
+        }
     }
 }
 

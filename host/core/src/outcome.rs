@@ -141,6 +141,14 @@ pub struct StepStats {
     pub calls: usize,
     /// Time spent in the step (guest calls and applying their results).
     pub duration: Duration,
+    /// Calls of the step's shadow (one per batch the step ran).
+    pub shadow_calls: usize,
+    /// Events the shadow decided otherwise than the step (another
+    /// decision, other outputs, another failure).
+    pub shadow_mismatches: usize,
+    /// Events of shadow calls that failed as a whole (a trap, a timeout, a
+    /// broken contract).
+    pub shadow_failures: usize,
 }
 
 /// What became of a batch.

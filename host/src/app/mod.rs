@@ -123,9 +123,8 @@ impl App {
         let started = Instant::now();
         let in_aws = (destinations.is_none() && plan.destinations.iter().any(|d| d.kind.in_aws()))
             || plan
-                .steps
-                .iter()
-                .any(|s| matches!(s.plugin, Location::S3 { .. }));
+                .plugin_steps()
+                .any(|(_, s, _)| matches!(s.plugin, Location::S3 { .. }));
         if in_aws {
             clients(&mut aws).await;
         }
@@ -252,23 +251,23 @@ impl App {
 /// A plugin being compiled on a blocking thread, or why its step has none.
 type Load = Result<tokio::task::JoinHandle<Result<Plugin, PluginError>>, anyhow::Error>;
 
-/// Fetches every step's plugin at once and compiles each (on a blocking
-/// thread) as soon as it arrives; one [`Load`] per step, in step order.
+/// Fetches every plugin (each step's, then its shadow's) at once and compiles each (on a blocking
+/// thread) as soon as it arrives; one [`Load`] per plugin, in [`Plan::plugin_steps`] order.
 async fn fetch_and_compile(plan: &Plan, aws: Option<&Aws>, runtime: Arc<Runtime>) -> Vec<Load> {
-    let mut fetches: FuturesUnordered<_> = plan
-        .steps
+    let steps: Vec<&StepPlan> = plan.plugin_steps().map(|(_, step, _)| step).collect();
+    let mut fetches: FuturesUnordered<_> = steps
         .iter()
         .enumerate()
         .map(|(i, step)| async move { (i, fetch_from(&step.plugin, aws).await) })
         .collect();
-    let mut loads: Vec<Option<Load>> = (0..plan.steps.len()).map(|_| None).collect();
+    let mut loads: Vec<Option<Load>> = (0..steps.len()).map(|_| None).collect();
     // One plugin compiles at a time (Cranelift already uses every core for
     // one component): compiling several at once held their compilers'
     // memory together, 10 MiB more peak RSS for the example's three
     // plugins, and was no faster.
     let gate = Arc::new(std::sync::Mutex::new(()));
     while let Some((i, fetched)) = fetches.next().await {
-        let step = &plan.steps[i];
+        let step = steps[i];
         loads[i] = Some(match fetched {
             Err(error) => Err(PluginError::Read {
                 step: step.name.clone(),

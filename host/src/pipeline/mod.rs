@@ -26,6 +26,7 @@
 //! record for the dead-letter destination, `dropped` are only counted.
 
 mod apply;
+mod shadow;
 mod step;
 mod window;
 
@@ -114,7 +115,8 @@ impl Pipeline {
     }
 
     /// Like [`Pipeline::load`], with `load` making each step's [`Plugin`]
-    /// (the Lambda cold start fetches plugins from S3 first).
+    /// (the Lambda cold start fetches plugins from S3 first), then its
+    /// shadow's: in the order of [`Plan::plugin_steps`].
     pub fn load_with(
         plan: Plan,
         mut load: impl FnMut(&crate::config::StepPlan) -> Result<Plugin, PluginError>,
@@ -123,7 +125,13 @@ impl Pipeline {
         for step in &plan.steps {
             let plugin = load(step)?;
             let instance = plugin.instantiate()?;
-            steps.push(Step::new(step.kind, step.on_error, plugin, instance));
+            let mut s = Step::new(step.kind, step.on_error, plugin, instance);
+            if let Some(sh) = &step.shadow {
+                let plugin = load(&sh.step)?;
+                let instance = plugin.instantiate()?;
+                s.shadow = Some(shadow::Shadow::new(plugin, instance, sh.time_share));
+            }
+            steps.push(s);
         }
         Ok(Pipeline {
             plan,
@@ -142,6 +150,9 @@ impl Pipeline {
     pub fn reset(&mut self) {
         for step in &mut self.steps {
             step.instance = None;
+            if let Some(shadow) = &mut step.shadow {
+                shadow.reset();
+            }
         }
     }
 

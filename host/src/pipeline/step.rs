@@ -7,6 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use super::apply::{Verdict, apply, verdict};
+use super::shadow::Shadow;
 use super::{Failed, Live, Stage};
 use crate::config::{OnError, Plan, StepKind};
 use crate::outcome::{FailureClass, StepStats};
@@ -39,6 +40,8 @@ pub(super) struct Step {
     /// Whether this invocation has a tumbling window (set by
     /// [`super::Pipeline::open_window`]).
     pub(super) window_open: bool,
+    /// The step's shadow, run on its inputs after it and compared.
+    pub(super) shadow: Option<Shadow>,
 }
 
 /// The most timed-out events a step remembers across invocations.
@@ -115,6 +118,7 @@ impl Step {
             timed_out: HashMap::new(),
             folding: Vec::new(),
             window_open: false,
+            shadow: None,
         }
     }
 
@@ -524,6 +528,9 @@ impl Step {
             return live;
         }
         let verdicts = self.run_learning(&mut live.events, deadline, &mut st.calls);
+        if let Some(shadow) = &mut self.shadow {
+            shadow.compare(&mut live.events, &verdicts, deadline, st);
+        }
         let stage = Stage {
             name: self.plugin.step(),
             plugin: Some(self.plugin.name()),

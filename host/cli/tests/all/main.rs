@@ -36,6 +36,8 @@ mod esm;
 mod lambda;
 #[path = "../../../../tests/replay.rs"]
 mod replay;
+#[path = "../../../../tests/shadow.rs"]
+mod shadow;
 #[path = "../../../../tests/stream.rs"]
 mod stream;
 #[path = "../../../../tests/support/mod.rs"]

@@ -128,6 +128,19 @@ pub struct StepPlan {
     /// bytes of state a window may hold (`limits.max_state_bytes`, or its
     /// share of Lambda's 1 MB). `None` for the other kinds.
     pub aggregate: Option<AggregatePlan>,
+    /// The step's shadow: a candidate plugin compared with it, never
+    /// delivered (see [`raw::Shadow`]).
+    pub shadow: Option<ShadowPlan>,
+}
+
+/// A step's validated `shadow`.
+#[derive(Debug, Clone)]
+pub struct ShadowPlan {
+    /// The candidate as a step of its own: named `<step>.shadow`, of the
+    /// step's kind, with its own plugin, pin, settings and limits.
+    pub step: Box<StepPlan>,
+    /// The most of the invocation's time left that one shadow call may take.
+    pub time_share: f64,
 }
 
 /// What an `aggregate` step adds to a step.
@@ -205,7 +218,7 @@ impl Plan {
             Location::File(path) => path.parent().unwrap_or(Path::new("")),
             Location::S3 { .. } => Path::new(""),
         };
-        for (i, step) in self.steps.iter().enumerate() {
+        for (i, step, field) in self.plugin_steps() {
             let Location::File(file) = &step.plugin else {
                 continue;
             };
@@ -219,7 +232,7 @@ impl Plan {
                 .unwrap_or(&full);
             return Err(ConfigError::Invalid {
                 source_name: self.source.to_string(),
-                field: format!("steps[{i}] (`{}`).plugin", step.name),
+                field: format!("steps[{i}] (`{}`).{field}", self.steps[i].name),
                 message: format!("plugin `{written}` does not exist (resolved to `{full}`)"),
             });
         }
@@ -240,13 +253,13 @@ impl Plan {
         let folder = key
             .rsplit_once('/')
             .map_or(String::new(), |(d, _)| format!("{d}/"));
-        for (i, step) in self.steps.iter().enumerate() {
+        for (i, step, field) in self.plugin_steps() {
             let Some(written) = &step.reaches_out else {
                 continue;
             };
             return Err(ConfigError::Invalid {
                 source_name: self.source.to_string(),
-                field: format!("steps[{i}] (`{}`).plugin", step.name),
+                field: format!("steps[{i}] (`{}`).{field}", self.steps[i].name),
                 message: format!(
                     "`{written}` reaches outside the config's own S3 prefix \
                      (`s3://{bucket}/{folder}`), but the config is not pinned \
@@ -257,6 +270,15 @@ impl Plan {
             });
         }
         Ok(())
+    }
+
+    /// Every plugin the pipeline loads, in load order: each step's, then its
+    /// shadow's; with the step's index and the field that names it.
+    pub fn plugin_steps(&self) -> impl Iterator<Item = (usize, &StepPlan, &'static str)> {
+        self.steps.iter().enumerate().flat_map(|(i, s)| {
+            std::iter::once((i, s, "plugin"))
+                .chain(s.shadow.as_ref().map(|sh| (i, &*sh.step, "shadow.plugin")))
+        })
     }
 
     /// The policy for a record with an output that a destination would refuse

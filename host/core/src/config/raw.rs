@@ -172,6 +172,41 @@ pub struct Step {
     /// same values. See [`crate::config::StepPlan::deterministic`].
     #[serde(default)]
     pub deterministic: bool,
+    /// `shadow = { plugin = "plugins/redact-v2.wasm", sha256 = "…" }`: a
+    /// candidate plugin that runs on the step's inputs after it, delivers
+    /// nothing, and is compared with it; see [`Shadow`].
+    pub shadow: Option<Shadow>,
+}
+
+/// A step's `shadow`: a candidate plugin of the same kind, run on the same
+/// events after the step's own plugin, under its own limits and a share of
+/// the invocation's time. Nothing it makes is delivered; its decisions and
+/// outputs are compared with the step's and counted (`ShadowCalls`,
+/// `ShadowMismatches`, `ShadowFailures`), a few mismatches logged. A
+/// shadow that traps, times out or is slow changes nothing the step
+/// delivers.
+#[derive(Debug, Deserialize, Clone, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Shadow {
+    /// `plugin = "plugins/redact-v2.wasm"`: the candidate component,
+    /// relative to this file (or `s3://…`).
+    pub plugin: String,
+    /// `sha256 = "<64 hex digits>"`: optional pin, as a step's.
+    pub sha256: Option<String>,
+    /// `config = { ... }`: the candidate's settings; default: the step's.
+    #[schemars(with = "Option<serde_json::Map<String, serde_json::Value>>")]
+    pub config: Option<toml::Table>,
+    /// `limits = { timeout_ms = 500 }`: the candidate's sandbox limits;
+    /// default: the step's.
+    pub limits: Option<Limits>,
+    /// `time_share = 0.1`: the most of the time left in the invocation one
+    /// shadow call may take (0 to 0.5). Default 0.1.
+    #[serde(default = "default_time_share")]
+    pub time_share: f64,
+}
+
+fn default_time_share() -> f64 {
+    0.1
 }
 
 /// What becomes of a record that a step fails (the plugin said `invalid`,

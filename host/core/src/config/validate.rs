@@ -11,7 +11,7 @@ use std::path::Path;
 use super::raw::{self, StepKind};
 use super::{
     AggregatePlan, ConfigError, DestinationId, DestinationPlan, Limits, Location,
-    MAX_WINDOW_STATE_BYTES, OnError, Plan, StepPlan, destination,
+    MAX_WINDOW_STATE_BYTES, OnError, Plan, ShadowPlan, StepPlan, destination,
 };
 use crate::pattern::{Filters, Pattern};
 
@@ -133,6 +133,11 @@ fn step_plan(
         )
     })?;
     let aggregate = aggregate_plan(&at, &step, destinations)?;
+    let shadow = step
+        .shadow
+        .as_ref()
+        .map(|sh| shadow_plan(&at, &step, sh, origin, settings_json.as_str()))
+        .transpose()?;
     if step.on_error == Some(OnError::DeadLetter) && dead_letter.is_none() {
         return Err((
             format!("{at}.on_error"),
@@ -150,6 +155,59 @@ fn step_plan(
         on_error: step.on_error.unwrap_or(default_on_error(dead_letter)),
         deterministic: step.deterministic,
         aggregate,
+        shadow,
+    })
+}
+
+/// A step's `shadow`: a candidate of the step's kind (not `aggregate`),
+/// with the step's settings and limits unless it has its own.
+fn shadow_plan(
+    at: &str,
+    step: &raw::Step,
+    shadow: &raw::Shadow,
+    origin: &Location,
+    step_settings: &str,
+) -> Result<ShadowPlan, Broken> {
+    let at = format!("{at}.shadow");
+    if step.kind == StepKind::Aggregate {
+        return Err((
+            at,
+            "an `aggregate` step cannot have a shadow (only filter, transform and route)".into(),
+        ));
+    }
+    if !(shadow.time_share > 0.0 && shadow.time_share <= 0.5) {
+        return Err((
+            format!("{at}.time_share"),
+            format!(
+                "is {}: expected more than 0 and at most 0.5",
+                shadow.time_share
+            ),
+        ));
+    }
+    let candidate = raw::Step {
+        name: format!("{}.shadow", step.name),
+        kind: step.kind,
+        plugin: shadow.plugin.clone(),
+        sha256: shadow.sha256.clone(),
+        config: shadow.config.clone().unwrap_or_default(),
+        limits: shadow.limits.unwrap_or(step.limits),
+        on_error: Some(OnError::Drop),
+        destinations: Vec::new(),
+        deterministic: step.deterministic,
+        shadow: None,
+    };
+    let own_settings = shadow.config.is_some();
+    let mut plan = step_plan(0, candidate, origin, None, &[]).map_err(|(field, m)| {
+        // `steps[0] (`x.shadow`).plugin` → `steps[i] (`x`).shadow.plugin`
+        let rest = field.split_once(").").map_or(field.as_str(), |(_, r)| r);
+        (format!("{at}.{rest}"), m)
+    })?;
+    if !own_settings {
+        step_settings.clone_into(&mut plan.settings_json);
+    }
+    Ok(ShadowPlan {
+        step: Box::new(plan),
+        time_share: shadow.time_share,
     })
 }
 
