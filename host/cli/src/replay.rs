@@ -147,6 +147,9 @@ pub struct Summary {
     pub delivered: Vec<u64>,
     /// Batches run again after a failure.
     pub retries: u64,
+    /// Lines that were raw JSON Lines, not envelopes: their lineage is
+    /// made up (see [`host::archive`]).
+    pub raw_lines: u64,
     /// Whether Ctrl-C stopped it (the checkpoint is saved).
     pub interrupted: bool,
     /// How long it took.
@@ -205,6 +208,9 @@ pub async fn replay(
                     .is_ok_and(|a| !options.window.holds(a.record.arrival_ms))
             {
                 continue;
+            }
+            if line.as_ref().is_ok_and(|a| !a.envelope) {
+                summary.raw_lines += 1;
             }
             pending.lines.push(line);
             pending.at.push((t, n));

@@ -149,6 +149,15 @@ fn print_summary(app: &App, s: &Summary, options: &Options, dry_run: bool) {
         "filtered {}, dead-lettered {}, dropped {}, batches retried {}",
         s.filtered, s.dead_lettered, s.dropped, s.retries
     );
+    if s.raw_lines > 0 {
+        println!(
+            "note: {} lines were raw JSON Lines, not envelopes: their lineage was not archived, so \
+             each has the object's key as its shard, its line number as its sequence number, \
+             `{}` as its partition key and the object's time as its arrival time",
+            s.raw_lines,
+            host::archive::RAW_PARTITION_KEY
+        );
+    }
     if s.interrupted {
         println!(
             "interrupted: the checkpoint `{}` is saved; run the same command again to resume",
