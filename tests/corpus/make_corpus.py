@@ -245,6 +245,11 @@ def configs():
     c["type-destinations-is-array"] = "destinations = [\"out\"]\n" + s
     c["step-destinations-not-aggregate"] = s + "destinations = [\"out\"]\n" + d
     c["aggregate-without-destinations"] = s.replace('kind = "filter"', 'kind = "aggregate"') + d
+    c["shadow-on-aggregate"] = s.replace('kind = "filter"', 'kind = "aggregate"') + f'destinations = ["out"]\nshadow = {{ plugin = "{PLUGIN}" }}\n' + d
+    c["shadow-time-share-too-big"] = s + f'shadow = {{ plugin = "{PLUGIN}", time_share = 0.9 }}\n' + d
+    c["shadow-bad-pin"] = s + f'shadow = {{ plugin = "{PLUGIN}", sha256 = "abc" }}\n' + d
+    c["shadow-plugin-missing"] = s + 'shadow = { plugin = "missing.wasm" }\n' + d
+    c["type-shadow-unknown-field"] = s + f'shadow = {{ plugin = "{PLUGIN}", plugins = "x" }}\n' + d
     c["type-destination-type-missing"] = s + "[destinations.out]\nformat = \"raw\"\n"
     c["type-destination-type-unknown"] = s + "[destinations.out]\ntype = \"kafka\"\n"
     c["type-file-path-number"] = s + "[destinations.out]\ntype = \"file\"\npath = 5\n"

@@ -57,7 +57,7 @@ pub struct Report {
     /// [`host::app::CONFIG_PIN_VAR`] in the function's environment, without
     /// which a config in S3 may not name the artifacts.
     pub config_sha256: String,
-    /// The artifacts, in step order.
+    /// The artifacts, in step order (a shadow after its step).
     pub artifacts: Vec<Artifact>,
     /// Whether the written config was loaded back and every plugin started
     /// (only possible when the target is this machine's).
@@ -79,11 +79,16 @@ pub async fn precompile(config: &str, out: &Path, target: Option<&str>) -> anyho
     let mut artifacts: Vec<Artifact> = Vec::new();
     let mut by_source: HashMap<String, (usize, String)> = HashMap::new();
     let mut pins = Vec::with_capacity(plan.steps.len());
-    for step in &plan.steps {
+    for (index, step, field) in plan.plugin_steps() {
         let source = step.plugin.to_string();
         if let Some((i, digest)) = by_source.get(&source) {
             artifacts[*i].steps.push(step.name.clone());
-            pins.push((artifacts[*i].path.clone(), digest.clone()));
+            pins.push(Pin {
+                step: index,
+                field,
+                path: artifacts[*i].path.clone(),
+                digest: digest.clone(),
+            });
             continue;
         }
         let component = fetch_plugin(step, &mut aws).await?;
@@ -109,7 +114,12 @@ pub async fn precompile(config: &str, out: &Path, target: Option<&str>) -> anyho
             .with_context(|| format!("cannot write `{}`", out.join(&path).display()))?;
         let digest = hex(&Sha256::digest(&artifact));
         by_source.insert(source.clone(), (artifacts.len(), digest.clone()));
-        pins.push((path.clone(), digest));
+        pins.push(Pin {
+            step: index,
+            field,
+            path: path.clone(),
+            digest,
+        });
         artifacts.push(Artifact {
             steps: vec![step.name.clone()],
             source,
@@ -156,18 +166,38 @@ fn artifact_name(source: &str, so_far: &[Artifact]) -> String {
     name
 }
 
-/// The config text with each step's `plugin` and `sha256` replaced,
-/// everything else (comments included) kept.
-fn rewrite(text: &str, pins: &[(String, String)]) -> anyhow::Result<String> {
+/// Where an artifact goes in the rewritten config: step `step`'s `plugin`
+/// and `sha256`, or its `shadow`'s (`field` is `plugin` or `shadow.plugin`).
+#[derive(Debug, Clone)]
+struct Pin {
+    step: usize,
+    field: &'static str,
+    path: String,
+    digest: String,
+}
+
+/// The config text with each step's (and shadow's) `plugin` and `sha256`
+/// replaced, everything else (comments included) kept.
+fn rewrite(text: &str, pins: &[Pin]) -> anyhow::Result<String> {
     let mut doc: toml_edit::DocumentMut = text.parse()?;
     let steps = doc
         .get_mut("steps")
         .and_then(|s| s.as_array_of_tables_mut())
         .context("expected `[[steps]]` tables")?;
-    anyhow::ensure!(steps.len() == pins.len(), "expected {} steps", pins.len());
-    for (table, (path, digest)) in steps.iter_mut().zip(pins) {
-        table["plugin"] = toml_edit::value(path.as_str());
-        table["sha256"] = toml_edit::value(digest.as_str());
+    for pin in pins {
+        let table = steps
+            .get_mut(pin.step)
+            .with_context(|| format!("expected a step #{}", pin.step))?;
+        let table: &mut dyn toml_edit::TableLike = if pin.field == "plugin" {
+            table
+        } else {
+            table
+                .get_mut("shadow")
+                .and_then(toml_edit::Item::as_table_like_mut)
+                .with_context(|| format!("expected steps[{}].shadow", pin.step))?
+        };
+        table.insert("plugin", toml_edit::value(pin.path.as_str()));
+        table.insert("sha256", toml_edit::value(pin.digest.as_str()));
     }
     let header = "# Written by `sluice precompile`: plugins are precompiled artifacts, pinned by\n\
                   # SHA-256. They load only in the Sluice build that wrote them.\n";
@@ -180,15 +210,30 @@ mod tests {
 
     #[test]
     fn rewrite_keeps_comments_and_sets_pins() {
-        let text = "# top\n[[steps]]\nname = \"a\" # the step\nkind = \"filter\"\nplugin = \"a.wasm\"\n\n[[steps]]\nname = \"b\"\nkind = \"route\"\nplugin = \"b.wasm\"\nsha256 = \"00\"\n";
+        let text = "# top\n[[steps]]\nname = \"a\" # the step\nkind = \"filter\"\nplugin = \"a.wasm\"\n\n[[steps]]\nname = \"b\"\nkind = \"route\"\nplugin = \"b.wasm\"\nsha256 = \"00\"\nshadow = { plugin = \"c.wasm\", time_share = 0.2 }\n";
+        let pin = |step, field, path: &str, digest: &str| Pin {
+            step,
+            field,
+            path: path.into(),
+            digest: digest.into(),
+        };
         let out = rewrite(
             text,
             &[
-                ("plugins/a.cwasm".into(), "11".into()),
-                ("plugins/b.cwasm".into(), "22".into()),
+                pin(0, "plugin", "plugins/a.cwasm", "11"),
+                pin(1, "plugin", "plugins/b.cwasm", "22"),
+                pin(1, "shadow.plugin", "plugins/c.cwasm", "33"),
             ],
         )
         .unwrap();
+        assert!(
+            out.contains(
+                r#"shadow = { plugin = "plugins/c.cwasm", time_share = 0.2 , sha256 = "33" }"#
+            ) || out.contains(
+                r#"shadow = { plugin = "plugins/c.cwasm", time_share = 0.2, sha256 = "33" }"#
+            ),
+            "{out}"
+        );
         assert!(out.contains("# top") && out.contains("# the step"), "{out}");
         assert!(
             out.contains("plugin = \"plugins/a.cwasm\"\nsha256 = \"11\""),

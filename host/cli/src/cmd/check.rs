@@ -32,6 +32,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             step.kind,
             step.plugin
         );
+        if let Some(shadow) = &step.shadow {
+            println!("     shadow  {}", shadow.step.plugin);
+        }
     }
     for destination in app.destinations() {
         println!(
@@ -40,6 +43,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             destination.describe()
         );
     }
-    println!("{} plugins loaded", plan.steps.len());
+    println!("{} plugins loaded", plan.plugin_steps().count());
     Ok(ExitCode::SUCCESS)
 }
