@@ -31,6 +31,9 @@
 //! - [`app`] is the cold start (config, plugins and destinations, from disk
 //!   or S3, through one fetch path); [`lambda`] serves Lambda invocations
 //!   with it, and the `sluice-lambda` binary is the Lambda bootstrap.
+//! - [`tables`] holds the lookup tables (`[tables.NAME]`) plugins read
+//!   through the `sluice:plugin/tables` import, loaded at cold start and
+//!   refreshed in a warm function.
 //! - [`aws`] builds the AWS clients once; [`metrics`] writes each
 //!   invocation's CloudWatch metrics (EMF); [`logging`] the JSON logs;
 //!   [`summary`] the local run's summary; [`fixture`] runs golden-file
@@ -51,6 +54,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod plugin;
 pub mod summary;
+pub mod tables;
 
 /// Paths of the example and test plugins (`plugins/`, `tests/plugins/`),
 /// built from source for wasm32-wasip2 by `host/build.rs`: one `&str`
@@ -62,4 +66,4 @@ pub mod built_plugins {
 
 // The pure core (no wasmtime, no AWS SDK), under the names the host has
 // always used for it.
-pub use sluice_core::{archive, config, event, hex, outcome, pattern, source};
+pub use sluice_core::{archive, config, event, hex, outcome, pattern, source, table};

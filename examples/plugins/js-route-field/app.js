@@ -10,7 +10,7 @@
 //
 // Field values that are not strings are matched by their JSON text (`true`, `42`).
 
-import { log } from 'sluice:plugin/log@0.1.2';
+import { log } from 'sluice:plugin/log@0.1.3';
 
 const SETTINGS = new Set(['field', 'routes', 'default']);
 const utf8 = new TextDecoder('utf-8', { fatal: true });

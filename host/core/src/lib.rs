@@ -11,6 +11,8 @@
 //!   [`config::Plan`].
 //! - [`outcome`] is the ledger of what became of every record of a batch:
 //!   routed, filtered or failed, first failure wins, per-shard cut-off.
+//! - [`table`] reads lookup tables (`[tables.NAME]`: JSON Lines or CSV)
+//!   into one buffer and an index.
 //! - [`archive`] reads what the `s3` and `file` destinations wrote back as
 //!   records (`sluice replay`, `sluice diff`).
 //!
@@ -24,6 +26,7 @@ pub mod name;
 pub mod outcome;
 pub mod pattern;
 pub mod source;
+pub mod table;
 
 /// Lower-case hex of `bytes` (digests in messages and configs).
 pub fn hex(bytes: &[u8]) -> String {

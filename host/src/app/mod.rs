@@ -21,6 +21,7 @@ use crate::event::Batch;
 use crate::outcome::BatchOutcome;
 use crate::pipeline::Pipeline;
 use crate::plugin::{Plugin, PluginError, Runtime, hex};
+use crate::tables::Tables;
 
 use futures_util::StreamExt as _;
 use futures_util::stream::FuturesUnordered;
@@ -49,6 +50,10 @@ pub struct App {
     pipeline: Arc<Mutex<Pipeline>>,
     plan: Plan,
     destinations: Vec<Destination>,
+    /// The lookup tables, refreshed from here when due.
+    tables: Tables,
+    /// The AWS clients, when something lives in AWS (table refreshes).
+    aws: Option<Aws>,
 }
 
 impl App {
@@ -124,7 +129,11 @@ impl App {
         let in_aws = (destinations.is_none() && plan.destinations.iter().any(|d| d.kind.in_aws()))
             || plan
                 .plugin_steps()
-                .any(|(_, s, _)| matches!(s.plugin, Location::S3 { .. }));
+                .any(|(_, s, _)| matches!(s.plugin, Location::S3 { .. }))
+            || plan
+                .tables
+                .iter()
+                .any(|t| matches!(t.source, Location::S3 { .. }));
         if in_aws {
             clients(&mut aws).await;
         }
@@ -141,13 +150,18 @@ impl App {
         };
         let limits =
             futures_util::future::join_all(destinations.iter_mut().map(Destination::read_limits));
-        let (loads, _) =
-            futures_util::join!(fetch_and_compile(&plan, aws.as_ref(), runtime), limits);
+        let (loads, tables, _) = futures_util::join!(
+            fetch_and_compile(&plan, aws.as_ref(), runtime),
+            Tables::load(&plan, aws.as_ref()),
+            limits
+        );
         let fetched = started.elapsed();
         let mut plugins = in_step_order(loads).await?.into_iter();
-        let pipeline =
-            Pipeline::load_with(plan, |_| Ok(plugins.next().expect("one plugin per step")))
-                .context("loading the pipeline's plugins")?;
+        let tables = tables.context("loading the pipeline's tables")?;
+        let pipeline = Pipeline::load_with(plan, &tables, |_| {
+            Ok(plugins.next().expect("one plugin per step"))
+        })
+        .context("loading the pipeline's plugins")?;
         tracing::info!(
             target: "sluice.app.load",
             steps = pipeline.plan().steps.len(),
@@ -155,14 +169,21 @@ impl App {
             total_ms = started.elapsed().as_secs_f64() * 1e3,
             "pipeline ready"
         );
-        Ok(App::new(pipeline, destinations))
+        Ok(App::new(pipeline, destinations, tables, aws))
     }
 
-    fn new(pipeline: Pipeline, destinations: Vec<Destination>) -> App {
+    fn new(
+        pipeline: Pipeline,
+        destinations: Vec<Destination>,
+        tables: Tables,
+        aws: Option<Aws>,
+    ) -> App {
         App {
             plan: pipeline.plan().clone(),
             pipeline: Arc::new(Mutex::new(pipeline)),
             destinations,
+            tables,
+            aws,
         }
     }
 
@@ -176,8 +197,10 @@ impl App {
             plan.destinations.len()
         );
         let runtime = Runtime::new()?;
-        let pipeline = Pipeline::load(&runtime, plan).context("loading the pipeline's plugins")?;
-        Ok(App::new(pipeline, destinations))
+        let tables = Tables::load_local(&plan).context("loading the pipeline's tables")?;
+        let pipeline = Pipeline::load_with(plan, &tables, |step| runtime.load(step))
+            .context("loading the pipeline's plugins")?;
+        Ok(App::new(pipeline, destinations, tables, None))
     }
 
     /// The validated config.
@@ -208,6 +231,7 @@ impl App {
     /// and nothing is sent past `deadline`; what was not done is reported as
     /// failed, to be retried.
     pub async fn process(&mut self, mut batch: Batch, deadline: Option<Instant>) -> Report {
+        self.tables.refresh_due(self.aws.as_ref());
         let window = batch.window.take();
         let batch = crate::source::expand(batch, &self.plan.stream);
         let batch = crate::source::prefilter(batch, &self.plan.filters);

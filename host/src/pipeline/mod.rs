@@ -36,6 +36,7 @@ use crate::config::{DestinationId, OnError, Plan};
 use crate::event::{Batch, Record};
 use crate::outcome::{BatchOutcome, FailureClass, Original, RecordFailure, Routed, StepStats};
 use crate::plugin::{Event, Plugin, PluginError, Runtime};
+use crate::tables::Tables;
 use step::Step;
 pub use window::Folds;
 
@@ -110,24 +111,30 @@ struct Stage<'a> {
 impl Pipeline {
     /// Compiles every step's plugin and starts one instance of each, so that
     /// a bad plugin or bad settings fail here, at start-up.
+    /// Its lookup tables must be local files (they are read here).
     pub fn load(runtime: &Runtime, plan: Plan) -> Result<Pipeline, PluginError> {
-        Pipeline::load_with(plan, |step| runtime.load(step))
+        let tables = Tables::load_local(&plan).map_err(|e| PluginError::Table(format!("{e:#}")))?;
+        Pipeline::load_with(plan, &tables, |step| runtime.load(step))
     }
 
     /// Like [`Pipeline::load`], with `load` making each step's [`Plugin`]
     /// (the Lambda cold start fetches plugins from S3 first), then its
-    /// shadow's: in the order of [`Plan::plugin_steps`].
+    /// shadow's: in the order of [`Plan::plugin_steps`]. Each plugin may read
+    /// the `tables` its step was granted.
     pub fn load_with(
         plan: Plan,
+        tables: &Tables,
         mut load: impl FnMut(&crate::config::StepPlan) -> Result<Plugin, PluginError>,
     ) -> Result<Pipeline, PluginError> {
         let mut steps = Vec::with_capacity(plan.steps.len());
         for step in &plan.steps {
-            let plugin = load(step)?;
+            let mut plugin = load(step)?;
+            plugin.grant(tables.granted(step));
             let instance = plugin.instantiate()?;
             let mut s = Step::new(step.kind, step.on_error, plugin, instance);
             if let Some(sh) = &step.shadow {
-                let plugin = load(&sh.step)?;
+                let mut plugin = load(&sh.step)?;
+                plugin.grant(tables.granted(&sh.step));
                 let instance = plugin.instantiate()?;
                 s.shadow = Some(shadow::Shadow::new(plugin, instance, sh.time_share));
             }

@@ -158,4 +158,7 @@ pub enum PluginError {
         /// The plugin's message.
         message: String,
     },
+    /// A lookup table the steps read did not load (`[tables.NAME]`).
+    #[error("{0}")]
+    Table(String),
 }

@@ -45,6 +45,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::Event;
 use super::bindings::log::{Host as LogHost, Level};
+use super::bindings::tables::{Host as TablesHost, TableError};
 
 /// Elements a plugin's table may grow to (function pointers: far more than
 /// any real plugin has; a table bomb traps here).
@@ -91,6 +92,8 @@ pub struct HostState {
     clock_origin: Instant,
     /// The clock and randomness of a `deterministic` step.
     replay: Option<Replay>,
+    /// The lookup tables the step may read.
+    pub tables: crate::tables::Granted,
 }
 
 impl HostState {
@@ -133,6 +136,7 @@ impl HostState {
             out_of_time: Arc::default(),
             clock_origin: Instant::now(),
             replay,
+            tables: crate::tables::Granted::default(),
         }
     }
 
@@ -462,6 +466,11 @@ impl SandboxLimits {
     pub fn memory_used(&self) -> usize {
         self.memory_used
     }
+
+    /// The most linear memory the instance may hold.
+    pub fn max_bytes(&self) -> usize {
+        self.memory_bytes
+    }
 }
 
 /// Moves `used` from `current` to `desired` if the total stays within
@@ -658,6 +667,53 @@ impl LogHost for HostState {
             Level::Warn => tracing::warn!(target: "sluice.plugin.log", step, plugin, "{message}"),
             Level::Error => tracing::error!(target: "sluice.plugin.log", step, plugin, "{message}"),
         }
+    }
+}
+
+/// What one call of a lookup may hand the plugin: no more than its memory
+/// may hold (`limits.memory_bytes`).
+fn lookup_budget(state: &HostState) -> usize {
+    state.limits.max_bytes()
+}
+
+impl TablesHost for HostState {
+    fn get(
+        &mut self,
+        table: String,
+        key: String,
+    ) -> wasmtime::Result<Result<Option<String>, TableError>> {
+        let rows = match self.tables.table(&table) {
+            Ok(rows) => rows,
+            Err(message) => return Ok(Err(TableError::NotGranted(message))),
+        };
+        Ok(Ok(rows.get(&key).map(str::to_owned)))
+    }
+
+    fn get_many(
+        &mut self,
+        table: String,
+        keys: Vec<String>,
+    ) -> wasmtime::Result<Result<Vec<Option<String>>, TableError>> {
+        let rows = match self.tables.table(&table) {
+            Ok(rows) => rows,
+            Err(message) => return Ok(Err(TableError::NotGranted(message))),
+        };
+        let budget = lookup_budget(self);
+        let mut used = 0usize;
+        let mut found = Vec::with_capacity(keys.len());
+        for key in &keys {
+            let row = rows.get(key);
+            used += row.map_or(0, str::len) + 16;
+            if used > budget {
+                wasmtime::bail!(
+                    "table `{table}`: {} keys' rows add up to more than the plugin's memory \
+                     ({budget} bytes, `limits.memory_bytes`); look them up in smaller groups",
+                    keys.len()
+                );
+            }
+            found.push(row.map(str::to_owned));
+        }
+        Ok(Ok(found))
     }
 }
 

@@ -50,7 +50,7 @@ pub const ARTIFACT_VERSION: &str = concat!(
 /// The WIT package this Sluice serves (`wit/plugin.wit`). Plugins built
 /// against a semver-compatible version (`0.1.x`) load; others are refused
 /// with [`PluginError::WitVersion`].
-pub const WIT_PACKAGE: &str = "sluice:plugin@0.1.2";
+pub const WIT_PACKAGE: &str = "sluice:plugin@0.1.3";
 
 /// How often the engine's epoch advances: the granularity of call timeouts.
 pub const EPOCH_TICK: std::time::Duration = std::time::Duration::from_millis(1);
@@ -198,6 +198,9 @@ impl Runtime {
         bindings::log::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
             .map_err(anyhow::Error::from)
             .context("linking sluice:plugin/log")?;
+        bindings::tables::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+            .map_err(anyhow::Error::from)
+            .context("linking sluice:plugin/tables")?;
         Ok(Runtime { engine, linker })
     }
 
@@ -306,6 +309,7 @@ impl Runtime {
             deterministic: step.deterministic,
             engine: self.engine.clone(),
             world,
+            tables: crate::tables::Granted::default(),
         })
     }
 }
@@ -455,6 +459,7 @@ pub struct Plugin {
     deterministic: bool,
     engine: Engine,
     world: Box<dyn kind::World>,
+    tables: crate::tables::Granted,
 }
 
 impl Plugin {
@@ -480,6 +485,12 @@ impl Plugin {
         self.world.name()
     }
 
+    /// Lets the plugin's instances read `tables` (those its step was
+    /// granted); instances made after this see them.
+    pub fn grant(&mut self, tables: crate::tables::Granted) {
+        self.tables = tables;
+    }
+
     /// Instantiates the plugin in a fresh sandbox and calls its `init`.
     pub fn instantiate(&self) -> Result<Instance, PluginError> {
         self.instantiate_within(self.limits.timeout_ms)
@@ -498,6 +509,7 @@ impl Plugin {
                 self.deterministic,
             ),
         );
+        store.data_mut().tables = self.tables.clone();
         store.limiter(|s| s.limiter());
         // What the host may copy out of the guest in one call (its results,
         // or one log line): no more than its memory may hold. wasmtime counts

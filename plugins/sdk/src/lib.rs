@@ -22,7 +22,8 @@
 //! (or [`Aggregate`], which folds events into a state per tumbling window):
 //! `init` receives the step's `config` table, already deserialized into the
 //! plugin's own `Settings` type, and builds the plugin's state once per
-//! instance (compile regexes and lookup tables there).
+//! instance (compile regexes there). Lookup tables the pipeline config
+//! loads (`[tables.NAME]`) are read through [`tables`].
 //!
 //! Build with `cargo build --target wasm32-wasip2 --release`: the result is a
 //! component, ready for a pipeline config.
@@ -74,8 +75,9 @@ pub mod bindings {
             export_macro_name: "__export_packed_filter_world",
             default_bindings_module: "sluice_plugin::bindings::packed_filter",
             with: {
-                "sluice:plugin/types@0.1.2": crate::bindings::filter::sluice::plugin::types,
-                "sluice:plugin/log@0.1.2": crate::bindings::filter::sluice::plugin::log,
+                "sluice:plugin/types@0.1.3": crate::bindings::filter::sluice::plugin::types,
+                "sluice:plugin/log@0.1.3": crate::bindings::filter::sluice::plugin::log,
+                "sluice:plugin/tables@0.1.3": crate::bindings::filter::sluice::plugin::tables,
             },
         });
     }
@@ -90,9 +92,10 @@ pub mod bindings {
             export_macro_name: "__export_packed_transform_world",
             default_bindings_module: "sluice_plugin::bindings::packed_transform",
             with: {
-                "sluice:plugin/types@0.1.2": crate::bindings::filter::sluice::plugin::types,
-                "sluice:plugin/log@0.1.2": crate::bindings::filter::sluice::plugin::log,
-                "sluice:plugin/packed@0.1.2": crate::bindings::packed_filter::sluice::plugin::packed,
+                "sluice:plugin/types@0.1.3": crate::bindings::filter::sluice::plugin::types,
+                "sluice:plugin/log@0.1.3": crate::bindings::filter::sluice::plugin::log,
+                "sluice:plugin/tables@0.1.3": crate::bindings::filter::sluice::plugin::tables,
+                "sluice:plugin/packed@0.1.3": crate::bindings::packed_filter::sluice::plugin::packed,
             },
         });
     }
@@ -107,9 +110,10 @@ pub mod bindings {
             export_macro_name: "__export_packed_route_world",
             default_bindings_module: "sluice_plugin::bindings::packed_route",
             with: {
-                "sluice:plugin/types@0.1.2": crate::bindings::filter::sluice::plugin::types,
-                "sluice:plugin/log@0.1.2": crate::bindings::filter::sluice::plugin::log,
-                "sluice:plugin/packed@0.1.2": crate::bindings::packed_filter::sluice::plugin::packed,
+                "sluice:plugin/types@0.1.3": crate::bindings::filter::sluice::plugin::types,
+                "sluice:plugin/log@0.1.3": crate::bindings::filter::sluice::plugin::log,
+                "sluice:plugin/tables@0.1.3": crate::bindings::filter::sluice::plugin::tables,
+                "sluice:plugin/packed@0.1.3": crate::bindings::packed_filter::sluice::plugin::packed,
             },
         });
     }
@@ -129,9 +133,10 @@ pub mod bindings {
             export_macro_name: "__export_packed_aggregate_world",
             default_bindings_module: "sluice_plugin::bindings::packed_aggregate",
             with: {
-                "sluice:plugin/types@0.1.2": crate::bindings::filter::sluice::plugin::types,
-                "sluice:plugin/log@0.1.2": crate::bindings::filter::sluice::plugin::log,
-                "sluice:plugin/packed@0.1.2": crate::bindings::packed_filter::sluice::plugin::packed,
+                "sluice:plugin/types@0.1.3": crate::bindings::filter::sluice::plugin::types,
+                "sluice:plugin/log@0.1.3": crate::bindings::filter::sluice::plugin::log,
+                "sluice:plugin/tables@0.1.3": crate::bindings::filter::sluice::plugin::tables,
+                "sluice:plugin/packed@0.1.3": crate::bindings::packed_filter::sluice::plugin::packed,
             },
         });
     }
@@ -145,6 +150,7 @@ mod aggregate;
 pub mod json;
 pub mod log;
 mod scan;
+pub mod tables;
 
 pub use aggregate::Aggregate;
 

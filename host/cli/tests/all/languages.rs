@@ -193,7 +193,7 @@ fn c_plugin_for_wit(version: &str) -> PathBuf {
         .unwrap();
     }
     let wit = sluice_cli::author::WIT.replace(
-        "package sluice:plugin@0.1.2;",
+        "package sluice:plugin@0.1.3;",
         &format!("package sluice:plugin@{version};"),
     );
     assert_ne!(wit, sluice_cli::author::WIT);
@@ -210,12 +210,12 @@ fn a_plugin_for_another_wit_version_is_refused_naming_both_versions() {
         assert!(msg.contains("hostile-c.wasm"), "{msg}");
         assert!(
             msg.contains(&format!("sluice:plugin@{version}"))
-                && msg.contains("sluice:plugin@0.1.2"),
+                && msg.contains("sluice:plugin@0.1.3"),
             "names the plugin's and the host's WIT versions: {msg}"
         );
     }
     // An additive version, older or newer, is served by the 0.1 host.
-    for version in ["0.1.0", "0.1.1", "0.1.3"] {
+    for version in ["0.1.0", "0.1.1", "0.1.2", "0.1.4"] {
         let plugin = c_plugin_for_wit(version);
         let (mut app, destination) = app("filter", &plugin, "{}").unwrap();
         let failures = run(&mut app, &["a", "b"]);

@@ -83,6 +83,8 @@ pub struct Plan {
     pub metrics: raw::Metrics,
     /// The steps, in order.
     pub steps: Vec<StepPlan>,
+    /// The lookup tables (`[tables.<name>]`), by name.
+    pub tables: Vec<TablePlan>,
     /// The destinations, sorted by name; a [`DestinationId`] indexes this.
     pub destinations: Vec<DestinationPlan>,
     /// Where records go when no `route` step chose for them.
@@ -131,6 +133,34 @@ pub struct StepPlan {
     /// The step's shadow: a candidate plugin compared with it, never
     /// delivered (see [`raw::Shadow`]).
     pub shadow: Option<ShadowPlan>,
+    /// The tables its plugin may read (indexes into [`Plan::tables`]).
+    pub tables: Vec<usize>,
+}
+
+/// A validated `[tables.<name>]`.
+#[derive(Debug, Clone)]
+pub struct TablePlan {
+    /// The table's name.
+    pub name: String,
+    /// Where its file is.
+    pub source: Location,
+    /// `source` as written, when it reaches outside the config's own S3
+    /// prefix to a local file (as a step's plugin may only when pinned).
+    pub reaches_out: Option<String>,
+    /// How the file is written.
+    pub format: crate::table::TableFormat,
+    /// The key field or column.
+    pub key: String,
+    /// The expected SHA-256 of the file, if pinned.
+    pub sha256: Option<[u8; 32]>,
+    /// The steps that may read it (indexes into [`Plan::steps`]).
+    pub steps: Vec<usize>,
+    /// The most bytes the loaded table may take.
+    pub max_bytes: usize,
+    /// How old it may get in a warm function before it is loaded again.
+    pub refresh: Option<std::time::Duration>,
+    /// What a duplicate key means.
+    pub duplicates: crate::table::Duplicates,
 }
 
 /// A step's validated `shadow`.
@@ -236,6 +266,18 @@ impl Plan {
                 message: format!("plugin `{written}` does not exist (resolved to `{full}`)"),
             });
         }
+        for table in &self.tables {
+            let Location::File(file) = &table.source else {
+                continue;
+            };
+            if !file.is_file() {
+                return Err(ConfigError::Invalid {
+                    source_name: self.source.to_string(),
+                    field: format!("tables.{}.source", table.name),
+                    message: format!("table file `{}` does not exist", file.display()),
+                });
+            }
+        }
         Ok(())
     }
 
@@ -266,6 +308,18 @@ impl Plan {
                      (`SLUICE_CONFIG_SHA256`): an unpinned config from S3 may name plugins only \
                      in S3 (`s3://…`) or by a path inside its prefix. Pin the config, or upload \
                      the plugin beside it"
+                ),
+            });
+        }
+        if let Some(table) = self.tables.iter().find(|t| t.reaches_out.is_some()) {
+            return Err(ConfigError::Invalid {
+                source_name: self.source.to_string(),
+                field: format!("tables.{}.source", table.name),
+                message: format!(
+                    "`{}` reaches outside the config's own S3 prefix (`s3://{bucket}/{folder}`), \
+                     but the config is not pinned (`SLUICE_CONFIG_SHA256`): an unpinned config \
+                     from S3 may name tables only in S3 or inside its prefix",
+                    table.reaches_out.as_deref().unwrap_or_default()
                 ),
             });
         }

@@ -27,6 +27,53 @@ pub struct Config {
     /// `[metrics]`: the CloudWatch metrics of each invocation; see [`Metrics`].
     #[serde(default)]
     pub metrics: Metrics,
+    /// `[tables.<name>]`: lookup tables that steps' plugins read; see [`Table`].
+    #[serde(default)]
+    #[schemars(extend("propertyNames" = { "pattern": crate::name::PATTERN }))]
+    pub tables: BTreeMap<String, Table>,
+}
+
+/// `[tables.<name>]`: a lookup table, loaded at cold start (with the
+/// plugins), held once by the host and read by the plugins of the steps it
+/// names through the `sluice:plugin/tables` import.
+#[derive(Debug, Deserialize, Clone, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Table {
+    /// `source = "tables/customers.jsonl"`: the file, relative to this
+    /// config (or to its S3 folder), or `s3://bucket/key`.
+    pub source: String,
+    /// `format = "jsonl" | "csv"`: default from the source's extension
+    /// (`.csv` is CSV, anything else JSON Lines).
+    pub format: Option<crate::table::TableFormat>,
+    /// `key = "id"`: the top-level field (JSON Lines) or column (CSV) rows
+    /// are looked up by.
+    pub key: String,
+    /// `sha256 = "<64 hex digits>"`: optional pin; loading fails if the file differs.
+    pub sha256: Option<String>,
+    /// `steps = ["enrich-tier"]`: the steps whose plugins may read it (and
+    /// their shadows).
+    pub steps: Vec<String>,
+    /// `max_bytes = 268435456`: the most memory the loaded table may take
+    /// (its rows and their index); more fails the cold start. Default 256 MiB.
+    #[serde(default = "default_table_max_bytes")]
+    pub max_bytes: usize,
+    /// `refresh_seconds = 300`: in a warm function, load the table again
+    /// once it is this old (in the background; lookups use the old rows
+    /// until the new ones are in; a failed refresh keeps the old rows and
+    /// logs why). Default: never.
+    pub refresh_seconds: Option<u64>,
+    /// `duplicates = "error" | "last"`: a key met twice fails the load
+    /// (the default), or the later row wins.
+    #[serde(default = "default_duplicates")]
+    pub duplicates: crate::table::Duplicates,
+}
+
+fn default_table_max_bytes() -> usize {
+    256 << 20
+}
+
+fn default_duplicates() -> crate::table::Duplicates {
+    crate::table::Duplicates::Error
 }
 
 /// `[metrics]`: the metrics each invocation prints in CloudWatch Embedded

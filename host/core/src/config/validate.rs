@@ -49,6 +49,7 @@ pub fn validate(raw: raw::Config, origin: &Location) -> Result<Plan, ConfigError
         steps.push(step_plan(i, step, origin, dead_letter, &destinations).map_err(invalid)?);
     }
     share_window_state(&mut steps).map_err(invalid)?;
+    let tables = tables(raw.tables, origin, &mut steps).map_err(invalid)?;
     let filters = check_source(&raw.source).map_err(invalid)?;
     check_metrics(&raw.metrics).map_err(invalid)?;
     let default_destination =
@@ -61,6 +62,7 @@ pub fn validate(raw: raw::Config, origin: &Location) -> Result<Plan, ConfigError
         stream: raw.source,
         metrics: raw.metrics,
         steps,
+        tables,
         destinations,
         default_destination,
         dead_letter,
@@ -156,7 +158,85 @@ fn step_plan(
         deterministic: step.deterministic,
         aggregate,
         shadow,
+        tables: Vec::new(),
     })
+}
+
+/// `[tables.*]`: each named by the rule, its source resolved, its steps
+/// defined; each step (and its shadow) learns the tables it may read.
+fn tables(
+    raw: BTreeMap<String, raw::Table>,
+    origin: &Location,
+    steps: &mut [StepPlan],
+) -> Result<Vec<super::TablePlan>, Broken> {
+    let mut plans = Vec::with_capacity(raw.len());
+    for (name, t) in raw {
+        let at = format!("tables.{name}");
+        crate::name::check(&name).map_err(|m| (at.clone(), m))?;
+        if t.source.is_empty() {
+            return Err((format!("{at}.source"), "must not be empty".into()));
+        }
+        let source = origin
+            .join(&t.source)
+            .map_err(|m| (format!("{at}.source"), m))?;
+        if t.key.is_empty() {
+            return Err((format!("{at}.key"), "must not be empty".into()));
+        }
+        let sha256 = t
+            .sha256
+            .as_deref()
+            .map(parse_sha256)
+            .transpose()
+            .map_err(|m| (format!("{at}.sha256"), m))?;
+        if t.steps.is_empty() {
+            return Err((
+                format!("{at}.steps"),
+                "names no step: list the steps whose plugins read the table".into(),
+            ));
+        }
+        let mut readers = Vec::with_capacity(t.steps.len());
+        for step in &t.steps {
+            let Some(i) = steps.iter().position(|s| &s.name == step) else {
+                let names: Vec<&str> = steps.iter().map(|s| s.name.as_str()).collect();
+                return Err((
+                    format!("{at}.steps"),
+                    format!(
+                        "names step `{step}`, which is not defined (steps: {})",
+                        names.join(", ")
+                    ),
+                ));
+            };
+            readers.push(i);
+        }
+        if t.refresh_seconds == Some(0) {
+            return Err((format!("{at}.refresh_seconds"), "must be at least 1".into()));
+        }
+        let format = t.format.unwrap_or(if t.source.ends_with(".csv") {
+            crate::table::TableFormat::Csv
+        } else {
+            crate::table::TableFormat::Jsonl
+        });
+        let index = plans.len();
+        for &i in &readers {
+            steps[i].tables.push(index);
+            if let Some(shadow) = &mut steps[i].shadow {
+                shadow.step.tables.push(index);
+            }
+        }
+        plans.push(super::TablePlan {
+            name,
+            reaches_out: reaches_out(origin, &t.source).then(|| t.source.clone()),
+            source,
+            format,
+            key: t.key,
+            sha256,
+            steps: readers,
+            max_bytes: t.max_bytes,
+            refresh: t.refresh_seconds.map(std::time::Duration::from_secs),
+            duplicates: t.duplicates,
+        });
+    }
+    Ok(plans)
 }
 
 /// A step's `shadow`: a candidate of the step's kind (not `aggregate`),

@@ -21,6 +21,7 @@ mod plain {
         with: {
             "sluice:plugin/types": crate::plugin::bindings::types,
             "sluice:plugin/log": crate::plugin::bindings::log,
+                    "sluice:plugin/tables": crate::plugin::bindings::tables,
             "sluice:plugin/window": crate::plugin::bindings::window,
         },
     });
@@ -34,6 +35,7 @@ mod packed {
         with: {
             "sluice:plugin/types": crate::plugin::bindings::types,
             "sluice:plugin/log": crate::plugin::bindings::log,
+                    "sluice:plugin/tables": crate::plugin::bindings::tables,
             "sluice:plugin/packed": crate::plugin::bindings::packed,
             "sluice:plugin/window": crate::plugin::bindings::window,
         },

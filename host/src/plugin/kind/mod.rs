@@ -123,6 +123,7 @@ macro_rules! worlds {
                 with: {
                     "sluice:plugin/types": crate::plugin::bindings::types,
                     "sluice:plugin/log": crate::plugin::bindings::log,
+                    "sluice:plugin/tables": crate::plugin::bindings::tables,
                 },
             });
         }
@@ -135,6 +136,7 @@ macro_rules! worlds {
                 with: {
                     "sluice:plugin/types": crate::plugin::bindings::types,
                     "sluice:plugin/log": crate::plugin::bindings::log,
+                    "sluice:plugin/tables": crate::plugin::bindings::tables,
                     "sluice:plugin/packed": crate::plugin::bindings::packed,
                 },
             });

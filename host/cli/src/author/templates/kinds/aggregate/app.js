@@ -1,7 +1,7 @@
 // {{name}}: a Sluice `aggregate` plugin. Counts each tumbling window's
 // events by their `type` field (the `field` setting names another) and, when
 // the window closes, emits `{"window": {...}, "counts": {"<type>": n}}`.
-import { log } from 'sluice:plugin/log@0.1.2';
+import { log } from 'sluice:plugin/log@0.1.3';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 const encoder = new TextEncoder();

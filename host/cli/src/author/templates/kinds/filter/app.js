@@ -1,6 +1,6 @@
 // {{name}}: a Sluice `filter` plugin. Drops events whose `type` field equals
 // the `drop_type` setting; keeps the others.
-import { log } from 'sluice:plugin/log@0.1.2';
+import { log } from 'sluice:plugin/log@0.1.3';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 let dropType;

@@ -1,7 +1,7 @@
 // {{name}}: a Sluice `route` plugin. Sends events whose `urgent` field is
 // `true` to the destination named by the `urgent` setting; the others go to
 // the pipeline's default destination.
-import { log } from 'sluice:plugin/log@0.1.2';
+import { log } from 'sluice:plugin/log@0.1.3';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 let urgent;

@@ -1,6 +1,6 @@
 // {{name}}: a Sluice `transform` plugin. Adds `"processed_by": <stamp>` to
 // every JSON object payload and keeps the event's attributes.
-import { log } from 'sluice:plugin/log@0.1.2';
+import { log } from 'sluice:plugin/log@0.1.3';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 const encoder = new TextEncoder();
