@@ -42,6 +42,8 @@ mod shadow;
 mod stream;
 #[path = "../../../../tests/support/mod.rs"]
 mod support;
+#[path = "../../../../tests/tables.rs"]
+mod tables;
 #[path = "../../../../tests/windows.rs"]
 mod windows;
 

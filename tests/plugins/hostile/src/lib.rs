@@ -25,6 +25,11 @@
 //! connection to `addr`), `print` (writes `marker` to stdout and stderr), and
 //! `bad-utf8` (an attribute that is not UTF-8, where WIT wants a string).
 //!
+//! Lookups (any event, no marker needed): `lookup` reads the comma-separated
+//! keys of the payload from table `marker` with one `get-many` and outputs
+//! the rows as a JSON array (`null` for none, the error as a string);
+//! `lookup-flood` asks `get-many` for the payload's key `count` times.
+//!
 //! Mode `echo` replaces every event by the JSON of every field the plugin
 //! saw, and sets attribute `seen` (the SDK's packed batches are checked
 //! with it).
@@ -78,6 +83,30 @@ impl Transform for Hostile {
         match self.0.mode.as_str() {
             "script" => return script(event),
             "echo" => return Ok(vec![echo(&event)]),
+            "lookup" => {
+                let text = String::from_utf8_lossy(&event.data).into_owned();
+                let keys: Vec<String> = text.split(',').map(str::to_owned).collect();
+                let answer = match sluice_plugin::tables::get_many(&self.0.marker, &keys) {
+                    Ok(rows) => serde_json::Value::Array(
+                        rows.iter()
+                            .map(|r| {
+                                r.as_deref()
+                                    .and_then(|t| serde_json::from_str(t).ok())
+                                    .unwrap_or_default()
+                            })
+                            .collect(),
+                    ),
+                    Err(e) => serde_json::json!(e),
+                };
+                return Ok(vec![event.output(answer.to_string().into_bytes())]);
+            }
+            "lookup-flood" => {
+                let key = String::from_utf8_lossy(&event.data).into_owned();
+                let keys = vec![key; self.0.count];
+                let rows = sluice_plugin::tables::get_many(&self.0.marker, &keys)
+                    .map_err(Failure::Invalid)?;
+                return Ok(vec![event.output(rows.len().to_string().into_bytes())]);
+            }
             _ => {}
         }
         let hit = event
