@@ -75,7 +75,41 @@ pub async fn precompile(config: &str, out: &Path, target: Option<&str>) -> anyho
     let plugins_dir = out.join("plugins");
     std::fs::create_dir_all(&plugins_dir)
         .with_context(|| format!("cannot create `{}`", plugins_dir.display()))?;
+    let (artifacts, pins) = compile_all(&plan, &precompiler, out, &mut aws).await?;
 
+    let tables = copy_tables(&plan, out)?;
+    let rewritten =
+        rewrite(&text, &pins, &tables).with_context(|| format!("rewriting `{origin}`"))?;
+    let config_path = out.join("pipeline.toml");
+    let config_sha256 = hex(&Sha256::digest(rewritten.as_bytes()));
+    std::fs::write(&config_path, rewritten)
+        .with_context(|| format!("cannot write `{}`", config_path.display()))?;
+
+    // Load what was written, as the Lambda will: every artifact verified
+    // against its pin, deserialized, type-checked and started.
+    let verified = precompiler.is_host();
+    if verified {
+        let plan = config::load(&config_path)?;
+        Pipeline::load(&Runtime::new()?, plan).context("loading the precompiled pipeline back")?;
+    }
+    Ok(Report {
+        target: precompiler.target().to_owned(),
+        config: config_path,
+        config_sha256,
+        artifacts,
+        verified,
+    })
+}
+
+/// Precompiles every plugin of `plan` (each step's, then its shadow's; a
+/// component named twice once) into `out/plugins/`: the artifacts, and
+/// where each goes in the rewritten config.
+async fn compile_all(
+    plan: &config::Plan,
+    precompiler: &Precompiler,
+    out: &Path,
+    aws: &mut Option<host::aws::Aws>,
+) -> anyhow::Result<(Vec<Artifact>, Vec<Pin>)> {
     let mut artifacts: Vec<Artifact> = Vec::new();
     let mut by_source: HashMap<String, (usize, String)> = HashMap::new();
     let mut pins = Vec::with_capacity(plan.steps.len());
@@ -91,7 +125,7 @@ pub async fn precompile(config: &str, out: &Path, target: Option<&str>) -> anyho
             });
             continue;
         }
-        let component = fetch_plugin(step, &mut aws).await?;
+        let component = fetch_plugin(step, aws).await?;
         if wasmtime::Engine::detect_precompiled(&component).is_some() {
             anyhow::bail!(
                 "step `{}`: plugin `{source}` is already precompiled; precompile from the `.wasm` component",
@@ -130,26 +164,7 @@ pub async fn precompile(config: &str, out: &Path, target: Option<&str>) -> anyho
         });
     }
 
-    let rewritten = rewrite(&text, &pins).with_context(|| format!("rewriting `{origin}`"))?;
-    let config_path = out.join("pipeline.toml");
-    let config_sha256 = hex(&Sha256::digest(rewritten.as_bytes()));
-    std::fs::write(&config_path, rewritten)
-        .with_context(|| format!("cannot write `{}`", config_path.display()))?;
-
-    // Load what was written, as the Lambda will: every artifact verified
-    // against its pin, deserialized, type-checked and started.
-    let verified = precompiler.is_host();
-    if verified {
-        let plan = config::load(&config_path)?;
-        Pipeline::load(&Runtime::new()?, plan).context("loading the precompiled pipeline back")?;
-    }
-    Ok(Report {
-        target: precompiler.target().to_owned(),
-        config: config_path,
-        config_sha256,
-        artifacts,
-        verified,
-    })
+    Ok((artifacts, pins))
 }
 
 /// `<stem>.cwasm`, made unique among the artifacts so far.
@@ -176,10 +191,46 @@ struct Pin {
     digest: String,
 }
 
+/// Copies each local table file next to the written config
+/// (`tables/<file>`), so that the folder is the whole deployment; returns
+/// each copied table's name and new `source`. Tables in S3 stay there.
+fn copy_tables(plan: &config::Plan, out: &Path) -> anyhow::Result<Vec<(String, String)>> {
+    let mut copied: Vec<(String, String)> = Vec::new();
+    for t in &plan.tables {
+        let config::Location::File(path) = &t.source else {
+            continue;
+        };
+        let file = path
+            .file_name()
+            .map_or_else(|| t.name.clone(), |f| f.to_string_lossy().into_owned());
+        let mut source = format!("tables/{file}");
+        let mut n = 2;
+        while copied.iter().any(|(_, s)| *s == source) {
+            source = format!("tables/{n}-{file}");
+            n += 1;
+        }
+        std::fs::create_dir_all(out.join("tables"))
+            .with_context(|| format!("cannot create `{}`", out.join("tables").display()))?;
+        std::fs::copy(path, out.join(&source))
+            .with_context(|| format!("table `{}`: cannot copy `{}`", t.name, path.display()))?;
+        copied.push((t.name.clone(), source));
+    }
+    Ok(copied)
+}
+
 /// The config text with each step's (and shadow's) `plugin` and `sha256`
-/// replaced, everything else (comments included) kept.
-fn rewrite(text: &str, pins: &[Pin]) -> anyhow::Result<String> {
+/// replaced, and each copied table's `source`, everything else (comments
+/// included) kept.
+fn rewrite(text: &str, pins: &[Pin], tables: &[(String, String)]) -> anyhow::Result<String> {
     let mut doc: toml_edit::DocumentMut = text.parse()?;
+    for (name, source) in tables {
+        let table = doc
+            .get_mut("tables")
+            .and_then(|t| t.get_mut(name))
+            .and_then(toml_edit::Item::as_table_like_mut)
+            .with_context(|| format!("expected `[tables.{name}]`"))?;
+        table.insert("source", toml_edit::value(source.as_str()));
+    }
     let steps = doc
         .get_mut("steps")
         .and_then(|s| s.as_array_of_tables_mut())
@@ -218,14 +269,16 @@ mod tests {
             digest: digest.into(),
         };
         let out = rewrite(
-            text,
+            &format!("{text}\n[tables.t]\nsource = \"../x/t.csv\" # kept comment\nkey = \"id\"\n"),
             &[
                 pin(0, "plugin", "plugins/a.cwasm", "11"),
                 pin(1, "plugin", "plugins/b.cwasm", "22"),
                 pin(1, "shadow.plugin", "plugins/c.cwasm", "33"),
             ],
+            &[("t".into(), "tables/t.csv".into())],
         )
         .unwrap();
+        assert!(out.contains("source = \"tables/t.csv\""), "{out}");
         assert!(
             out.contains(
                 r#"shadow = { plugin = "plugins/c.cwasm", time_share = 0.2 , sha256 = "33" }"#

@@ -208,6 +208,11 @@ impl App {
         &self.plan
     }
 
+    /// The lookup tables, indexed like `plan().tables`.
+    pub fn tables(&self) -> &Tables {
+        &self.tables
+    }
+
     /// The destinations, indexed like `plan().destinations`.
     pub fn destinations(&self) -> &[Destination] {
         &self.destinations

@@ -6,9 +6,22 @@
 //   print    writes with console.log and console.error, then keeps the event
 //   probe    tries the environment and the network, and fails the event with
 //            `invalid` and a JSON report of what it saw
+//   lookup:K looks K up in table `t` (sluice:plugin/tables) and fails the
+//            event with `invalid` and `lookup: <row | none | error: …>`
 //   other    keeps the event
 
+import { get } from 'sluice:plugin/tables@0.1.3';
+
 const text = new TextDecoder();
+
+function lookup(key) {
+  try {
+    const row = get('t', key);
+    return row === undefined ? 'none' : row;
+  } catch (e) {
+    return `error: ${JSON.stringify(e.payload ?? String(e))}`;
+  }
+}
 
 export function init(_settings) {}
 
@@ -34,6 +47,9 @@ export function filter(batch) {
       case 'probe':
         return { tag: 'err', val: { tag: 'invalid', val: JSON.stringify(probe()) } };
       default:
+        if (payload.startsWith('lookup:')) {
+          return { tag: 'err', val: { tag: 'invalid', val: `lookup: ${lookup(payload.slice(7))}` } };
+        }
         return { tag: 'ok', val: true };
     }
   });

@@ -11,6 +11,8 @@ What it does depends on the event's payload (plain text):
     entropy fails the event with `invalid` and a reason of what it reads from
             the wall clock (`time.time_ns()`) and the randomness
             (`os.urandom(16)`), for the `deterministic` option's tests
+    lookup:K looks K up in table `t` (sluice:plugin/tables) and fails the
+            event with `invalid` and `lookup: <row | none | error: ...>`
     other   keeps the event
 """
 
@@ -22,7 +24,7 @@ import time
 
 import wit_world
 from componentize_py_types import Err, Ok
-from wit_world.imports import types
+from wit_world.imports import tables, types
 
 
 def probe() -> dict:
@@ -44,6 +46,14 @@ def probe() -> dict:
     except Exception as e:  # noqa: BLE001 - any failure is the answer
         seen["socket"] = f"{type(e).__name__}: {e}"
     return seen
+
+
+def lookup(key: str) -> str:
+    try:
+        row = tables.get("t", key)
+    except Err as e:
+        return f"error: {e.value}"
+    return "none" if row is None else row
 
 
 class WitWorld(wit_world.WitWorld):
@@ -69,6 +79,8 @@ class WitWorld(wit_world.WitWorld):
                 results.append(Err(types.Failure_Invalid(f"{time.time_ns()} {os.urandom(16).hex()}")))
             elif text == "probe":
                 results.append(Err(types.Failure_Invalid(json.dumps(probe()))))
+            elif text.startswith("lookup:"):
+                results.append(Err(types.Failure_Invalid(f"lookup: {lookup(text[7:])}")))
             else:
                 results.append(Ok(True))
         return results

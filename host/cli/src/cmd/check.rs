@@ -36,6 +36,25 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             println!("     shadow  {}", shadow.step.plugin);
         }
     }
+    for (i, table) in plan.tables.iter().enumerate() {
+        let Some(slot) = app.tables().slot(i) else {
+            continue;
+        };
+        let rows = slot.rows();
+        let readers: Vec<&str> = table
+            .steps
+            .iter()
+            .map(|&s| plan.steps[s].name.as_str())
+            .collect();
+        println!(
+            "  table {}  {}  {} rows, {} bytes  (read by {})",
+            table.name,
+            table.source,
+            rows.len(),
+            rows.bytes(),
+            readers.join(", ")
+        );
+    }
     for destination in app.destinations() {
         println!(
             "  destination {}  {}",

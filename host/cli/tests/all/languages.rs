@@ -224,6 +224,48 @@ fn a_plugin_for_another_wit_version_is_refused_naming_both_versions() {
     }
 }
 
+#[test]
+fn javascript_and_python_plugins_read_lookup_tables() {
+    let dir = std::env::temp_dir().join(format!("sluice-lang-tables-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("t.csv"), "id,tier\nu-1,gold\n").unwrap();
+    for plugin in ["tests/plugins/hostile-js", "tests/plugins/hostile-py"] {
+        for (granted, want) in [
+            (
+                "step",
+                [r#"lookup: {"id":"u-1","tier":"gold"}"#, "lookup: none"],
+            ),
+            (
+                "other",
+                ["may not read table `t`", "may not read table `t`"],
+            ),
+        ] {
+            let text = format!(
+                "[[steps]]\nname = \"step\"\nkind = \"filter\"\nplugin = {:?}\n\n\
+                 [[steps]]\nname = \"other\"\nkind = \"filter\"\nplugin = {:?}\n\n\
+                 [tables.t]\nsource = \"t.csv\"\nkey = \"id\"\nsteps = [\"{granted}\"]\n\n\
+                 [destinations.out]\ntype = \"stdout\"\n",
+                built(plugin).display().to_string(),
+                built(plugin).display().to_string(),
+            );
+            let plan = config::parse(&text, &Location::File(dir.join("p.toml"))).unwrap();
+            let destination = MemoryDestination::new("out", Format::Raw);
+            let mut app =
+                App::with_destinations(plan, vec![Destination::from(destination)]).unwrap();
+            let failures = run(&mut app, &["lookup:u-1", "lookup:u-2"]);
+            assert_eq!(failures.len(), 2, "{plugin}: {failures:?}");
+            for (f, want) in failures.iter().zip(want) {
+                assert!(
+                    f.reason.contains(want),
+                    "{plugin}, granted to `{granted}`: {}",
+                    f.reason
+                );
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Runs `payloads` through a hostile plugin and returns the failures.
 fn hostile(dir: &str, payloads: &[&str]) -> (Vec<RecordFailure>, String) {
     let plugin = built(dir);

@@ -206,3 +206,26 @@ fn sluice_precompile_writes_a_pinned_config_that_runs_like_the_original() {
     assert!(!original.is_empty());
     assert_eq!(run(&out.join("pipeline.toml")), original);
 }
+
+#[test]
+fn precompile_copies_local_tables_beside_the_config_it_writes() {
+    let dir = Dir::new("precompile-tables");
+    let example = crate::support::root().join("examples/clickstream-enrich/pipeline.toml");
+    let printed = crate::support::sluice_precompile(&example, &dir.0);
+    assert!(
+        printed.contains("loaded it back: every plugin starts"),
+        "{printed}"
+    );
+    let written = std::fs::read_to_string(dir.0.join("pipeline.toml")).unwrap();
+    assert!(
+        written.contains("source = \"tables/customers.jsonl\""),
+        "{written}"
+    );
+    assert_eq!(
+        std::fs::read(dir.0.join("tables/customers.jsonl")).unwrap(),
+        std::fs::read(
+            crate::support::root().join("examples/clickstream-enrich/tables/customers.jsonl")
+        )
+        .unwrap()
+    );
+}
