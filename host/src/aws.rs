@@ -6,8 +6,13 @@
 //! endpoints such as moto, switch S3 to path-style addressing when an
 //! endpoint is set, and have explicit timeouts and retries so that no call
 //! can hang an invocation.
+//!
+//! [`fetch`] reads what a config names (the config itself, a plugin, a
+//! table) from disk or S3: the one way they are read.
 
 use std::time::Duration;
+
+use crate::config::Location;
 
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
@@ -95,5 +100,33 @@ impl Aws {
             .map_err(|e| aws_sdk_s3::error::DisplayErrorContext(e).to_string())?;
         let body = out.body.collect().await.map_err(|e| e.to_string())?;
         Ok(body.into_bytes().to_vec())
+    }
+}
+
+/// The AWS clients in `aws`, created from the environment the first time.
+pub async fn clients(aws: &mut Option<Aws>) -> &Aws {
+    if aws.is_none() {
+        *aws = Some(Aws::from_env().await);
+    }
+    aws.as_ref().expect("just set")
+}
+
+/// Reads what `location` holds, from disk or S3 (creating the AWS clients in
+/// `aws` the first time one is needed): the one way configs and plugins are
+/// fetched.
+pub async fn fetch(location: &Location, aws: &mut Option<Aws>) -> Result<Vec<u8>, String> {
+    if matches!(location, Location::S3 { .. }) {
+        clients(aws).await;
+    }
+    fetch_from(location, aws.as_ref()).await
+}
+
+/// Like [`fetch`], with the AWS clients already made (`None`: there are
+/// none, and an S3 location is an error).
+pub async fn fetch_from(location: &Location, aws: Option<&Aws>) -> Result<Vec<u8>, String> {
+    match (location, aws) {
+        (Location::File(path), _) => tokio::fs::read(path).await.map_err(|e| e.to_string()),
+        (Location::S3 { bucket, key }, Some(aws)) => aws.get_object(bucket, key).await,
+        (Location::S3 { .. }, None) => Err("no AWS clients were set up".into()),
     }
 }

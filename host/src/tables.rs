@@ -164,7 +164,7 @@ impl Tables {
 
 /// Fetches, checks the pin of, and parses one table.
 async fn load_one(t: &TablePlan, aws: Option<&Aws>) -> anyhow::Result<Table> {
-    let bytes = crate::app::fetch_from(&t.source, aws)
+    let bytes = crate::aws::fetch_from(&t.source, aws)
         .await
         .map_err(|e| anyhow::anyhow!("table `{}`: {e}", t.name))?;
     let t = t.clone();

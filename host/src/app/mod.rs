@@ -28,6 +28,8 @@ use futures_util::stream::FuturesUnordered;
 
 mod window;
 
+pub use crate::aws::{clients, fetch, fetch_from};
+
 pub use window::WindowReport;
 
 /// One batch's result: the outcome per record and what each destination took.
@@ -337,34 +339,6 @@ async fn in_step_order(loads: Vec<Load>) -> anyhow::Result<Vec<Plugin>> {
         plugins.push(plugin);
     }
     Ok(plugins)
-}
-
-/// The AWS clients in `aws`, created from the environment the first time.
-pub async fn clients(aws: &mut Option<Aws>) -> &Aws {
-    if aws.is_none() {
-        *aws = Some(Aws::from_env().await);
-    }
-    aws.as_ref().expect("just set")
-}
-
-/// Reads what `location` holds, from disk or S3 (creating the AWS clients in
-/// `aws` the first time one is needed): the one way configs and plugins are
-/// fetched.
-pub async fn fetch(location: &Location, aws: &mut Option<Aws>) -> Result<Vec<u8>, String> {
-    if matches!(location, Location::S3 { .. }) {
-        clients(aws).await;
-    }
-    fetch_from(location, aws.as_ref()).await
-}
-
-/// Like [`fetch`], with the AWS clients already made (`None`: there are
-/// none, and an S3 location is an error).
-pub async fn fetch_from(location: &Location, aws: Option<&Aws>) -> Result<Vec<u8>, String> {
-    match (location, aws) {
-        (Location::File(path), _) => tokio::fs::read(path).await.map_err(|e| e.to_string()),
-        (Location::S3 { bucket, key }, Some(aws)) => aws.get_object(bucket, key).await,
-        (Location::S3 { .. }, None) => Err("no AWS clients were set up".into()),
-    }
 }
 
 /// Reads the pipeline config at `config` (a path or `s3://bucket/key`).
