@@ -19,25 +19,9 @@ use crate::support::{self, Dir, Moto, sluice_against};
 
 /// The clickstream example's steps with the built plugins, then `destinations`.
 fn clickstream(destinations: &str) -> String {
-    let text = std::fs::read_to_string(support::root().join("examples/clickstream/pipeline.toml"))
-        .unwrap();
+    let text = support::example_config("clickstream");
     let steps = &text[..text.find("[destinations.").unwrap()];
-    format!(
-        "{}\n{destinations}",
-        steps
-            .replace(
-                "../../target/plugins/filter_field.wasm",
-                crate::test_plugins::FILTER_FIELD
-            )
-            .replace(
-                "../../target/plugins/redact.wasm",
-                crate::test_plugins::REDACT
-            )
-            .replace(
-                "../../target/plugins/route_field.wasm",
-                crate::test_plugins::ROUTE_FIELD
-            )
-    )
+    format!("{steps}\n{destinations}")
 }
 
 /// The clickstream pipeline with every destination a file in the envelope

@@ -17,21 +17,7 @@ use crate::support::{self, Dir};
 /// The clickstream example (its plugins as built), every destination in
 /// memory; `shadow` is added to the step named `step`.
 fn pipeline(dir: &Path, step: &str, shadow: &str) -> String {
-    let text = std::fs::read_to_string(support::root().join("examples/clickstream/pipeline.toml"))
-        .unwrap();
-    let mut text = text
-        .replace(
-            "../../target/plugins/filter_field.wasm",
-            crate::test_plugins::FILTER_FIELD,
-        )
-        .replace(
-            "../../target/plugins/redact.wasm",
-            crate::test_plugins::REDACT,
-        )
-        .replace(
-            "../../target/plugins/route_field.wasm",
-            crate::test_plugins::ROUTE_FIELD,
-        );
+    let mut text = support::example_config("clickstream");
     if !shadow.is_empty() {
         let at = text.find(&format!("name = \"{step}\"")).unwrap();
         let end = at + text[at..].find("\n\n").unwrap();

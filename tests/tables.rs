@@ -48,33 +48,19 @@ fn event_of(users: &[Value]) -> Vec<u8> {
 /// The example pipeline (plugins as built), its table at `source` (and
 /// `extra` table settings), every destination an envelope file.
 fn example(source: &str, extra: &str) -> String {
-    let text =
-        std::fs::read_to_string(support::root().join("examples/clickstream-enrich/pipeline.toml"))
-            .unwrap();
-    text.replace(
-        "../../target/plugins/filter_field.wasm",
-        crate::test_plugins::FILTER_FIELD,
-    )
-    .replace(
-        "../../target/plugins/enrich.wasm",
-        crate::test_plugins::ENRICH,
-    )
-    .replace(
-        "../../target/plugins/route_field.wasm",
-        crate::test_plugins::ROUTE_FIELD,
-    )
-    .replace(
-        "source = \"tables/customers.jsonl\"",
-        &format!("source = \"{source}\"\n{extra}"),
-    )
-    .replace(
-        "path = \"out/priority.jsonl\"",
-        "path = \"out/priority.jsonl\"\nformat = \"envelope\"",
-    )
-    .replace(
-        "path = \"out/standard.jsonl\"",
-        "path = \"out/standard.jsonl\"\nformat = \"envelope\"",
-    )
+    support::example_config("clickstream-enrich")
+        .replace(
+            "source = \"tables/customers.jsonl\"",
+            &format!("source = \"{source}\"\n{extra}"),
+        )
+        .replace(
+            "path = \"out/priority.jsonl\"",
+            "path = \"out/priority.jsonl\"\nformat = \"envelope\"",
+        )
+        .replace(
+            "path = \"out/standard.jsonl\"",
+            "path = \"out/standard.jsonl\"\nformat = \"envelope\"",
+        )
 }
 
 #[test]

@@ -29,6 +29,16 @@ pub struct Slot {
 }
 
 impl Slot {
+    /// The table `plan` describes, with its rows just loaded.
+    fn new(plan: &TablePlan, rows: Table) -> Arc<Slot> {
+        Arc::new(Slot {
+            plan: plan.clone(),
+            rows: RwLock::new(Arc::new(rows)),
+            loaded_at: Mutex::new(Instant::now()),
+            refreshing: AtomicBool::new(false),
+        })
+    }
+
     /// The rows a lookup reads now.
     pub fn rows(&self) -> Arc<Table> {
         self.rows.read().unwrap_or_else(|p| p.into_inner()).clone()
@@ -59,12 +69,7 @@ impl Tables {
                 load_ms = started.elapsed().as_secs_f64() * 1e3,
                 "table loaded"
             );
-            Ok::<_, anyhow::Error>(Arc::new(Slot {
-                plan: t.clone(),
-                rows: RwLock::new(Arc::new(table)),
-                loaded_at: Mutex::new(Instant::now()),
-                refreshing: AtomicBool::new(false),
-            }))
+            Ok::<_, anyhow::Error>(Slot::new(t, table))
         });
         let slots = futures_util::future::join_all(loads)
             .await
@@ -86,12 +91,7 @@ impl Tables {
             };
             let bytes = std::fs::read(path)
                 .with_context(|| format!("table `{}`: cannot read `{}`", t.name, path.display()))?;
-            slots.push(Arc::new(Slot {
-                rows: RwLock::new(Arc::new(parse(t, bytes)?)),
-                plan: t.clone(),
-                loaded_at: Mutex::new(Instant::now()),
-                refreshing: AtomicBool::new(false),
-            }));
+            slots.push(Slot::new(t, parse(t, bytes)?));
         }
         Ok(Tables(slots.into()))
     }

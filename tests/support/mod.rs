@@ -299,6 +299,17 @@ pub async fn upload_pipeline(aws: &Aws, bucket: &str, config_key: &str, config: 
     format!("s3://{bucket}/{config_key}")
 }
 
+/// The pipeline config of `examples/<example>/`, its plugins
+/// (`../../target/plugins/<name>.wasm`) named by where this build put them.
+pub fn example_config(example: &str) -> String {
+    let text = std::fs::read_to_string(root().join("examples").join(example).join("pipeline.toml"))
+        .unwrap();
+    let built = Path::new(crate::test_plugins::FILTER_FIELD)
+        .parent()
+        .unwrap();
+    text.replace("../../target/plugins/", &format!("{}/", built.display()))
+}
+
 /// The clickstream example's steps, with plugins named relative to the
 /// config (`plugins/…`), followed by `destinations`.
 pub fn clickstream_config(destinations: &str) -> String {

@@ -75,14 +75,7 @@ impl App {
         pin: Option<&str>,
         mut aws: Option<Aws>,
     ) -> anyhow::Result<App> {
-        let (text, origin) = read_config(config, &mut aws).await?;
-        let pinned = check_config_pin(&text, &origin, pin)?;
-        let mut plan = config::parse(&text, &origin)?;
-        if !pinned {
-            plan.check_unpinned()?;
-        }
-        plan.check_local_plugins()?;
-        plan.trusted |= pinned;
+        let plan = load_plan(config, pin, &mut aws).await?;
         App::from_plan(plan, aws).await
     }
 
@@ -101,15 +94,8 @@ impl App {
     /// indexed like `plan().destinations`.
     pub async fn load_in_memory(config: &str) -> anyhow::Result<(App, Vec<MemoryDestination>)> {
         let mut aws = None;
-        let (text, origin) = read_config(config, &mut aws).await?;
         let pin = std::env::var(CONFIG_PIN_VAR).ok();
-        let pinned = check_config_pin(&text, &origin, pin.as_deref())?;
-        let mut plan = config::parse(&text, &origin)?;
-        if !pinned {
-            plan.check_unpinned()?;
-        }
-        plan.check_local_plugins()?;
-        plan.trusted |= pinned;
+        let plan = load_plan(config, pin.as_deref(), &mut aws).await?;
         let memory: Vec<MemoryDestination> = plan
             .destinations
             .iter()
@@ -339,6 +325,22 @@ async fn in_step_order(loads: Vec<Load>) -> anyhow::Result<Vec<Plugin>> {
         plugins.push(plugin);
     }
     Ok(plugins)
+}
+
+/// Reads and validates the pipeline config at `config`, checked against
+/// `pin` (the checks of a cold start): an unpinned config from S3 may not
+/// reach outside its prefix, local plugin and table files must exist, and a
+/// pinned config is trusted.
+async fn load_plan(config: &str, pin: Option<&str>, aws: &mut Option<Aws>) -> anyhow::Result<Plan> {
+    let (text, origin) = read_config(config, aws).await?;
+    let pinned = check_config_pin(&text, &origin, pin)?;
+    let mut plan = config::parse(&text, &origin)?;
+    if !pinned {
+        plan.check_unpinned()?;
+    }
+    plan.check_local_plugins()?;
+    plan.trusted |= pinned;
+    Ok(plan)
 }
 
 /// Reads the pipeline config at `config` (a path or `s3://bucket/key`).
