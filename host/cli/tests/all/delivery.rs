@@ -100,10 +100,12 @@ fn event_json() -> Vec<u8> {
 async fn fifo_groups_arrive_in_order_with_many_requests_in_flight_under_faults() {
     let queue = Arc::new(Mutex::new(FifoQueue::default()));
     let served = Arc::new(Served::default());
-    // 1–12 ms per request, varied so that requests of different groups
-    // overtake each other.
+    // 20–31 ms per request, varied so that requests of different groups
+    // overtake each other, and long enough that a busy machine (CI builds
+    // the fuzz targets meanwhile) still sends the next ones before the
+    // first answers come back.
     let endpoint = standin::start(
-        |n| Duration::from_millis(1 + (n as u64 * 7919) % 12),
+        |n| Duration::from_millis(20 + (n as u64 * 7919) % 12),
         faulty_fifo(queue.clone()),
         served.clone(),
     )
