@@ -16,6 +16,8 @@
 //!   it away after a trap and makes a fresh one for the next batch.
 
 pub mod bindings;
+#[cfg(feature = "compiler")]
+pub mod cache;
 mod error;
 pub mod host;
 pub mod kind;
@@ -65,8 +67,8 @@ pub struct RuntimeOptions {
     /// and a check in every loop and function of the guest). Turning it off
     /// exists to measure what it costs: without it a spinning plugin hangs.
     pub time_limits: bool,
-    /// Where wasmtime's compilation cache keeps compiled plugins, keyed by
-    /// the component's bytes, the wasmtime version and the engine settings;
+    /// Where compiled plugins are cached: whole components, keyed by their
+    /// bytes, and single functions, keyed by their code (see [`cache`]);
     /// `None` compiles every time. See [`RuntimeOptions::default_cache_dir`].
     pub cache_dir: Option<std::path::PathBuf>,
 }
@@ -126,18 +128,7 @@ fn engine_config(options: &RuntimeOptions) -> Config {
         .expect("a short version string");
     #[cfg(feature = "compiler")]
     if let Some(dir) = &options.cache_dir {
-        let mut cache = wasmtime::CacheConfig::new();
-        cache.with_directory(dir);
-        match wasmtime::Cache::new(cache) {
-            Ok(cache) => {
-                config.cache(Some(cache));
-            }
-            Err(e) => tracing::warn!(
-                dir = %dir.display(),
-                error = %e,
-                "cannot use the compilation cache; plugins are compiled at every start"
-            ),
-        }
+        cache::enable(&mut config, dir);
     }
     // `SLUICE_PERFMAP=1` names the plugins' compiled functions for `perf`
     // (in /tmp/perf-<pid>.map): how BENCHMARKS.md's profile was taken.
