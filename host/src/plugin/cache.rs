@@ -31,8 +31,7 @@ use wasmtime::{CacheStore, Config};
 /// Turns on both caches in `config`, under `dir`, and returns the function
 /// cache. A cache that cannot be set up is logged and left off.
 pub fn enable(config: &mut Config, dir: &Path) -> Option<Arc<FunctionCache>> {
-    // Before the function cache, wasmtime's modules were kept in `<dir>/modules`.
-    let _ = std::fs::remove_dir_all(dir.join("modules"));
+    remove_old_module_cache(dir);
     let mut modules = wasmtime::CacheConfig::new();
     modules.with_directory(dir.join("wasmtime"));
     match wasmtime::Cache::new(modules) {
@@ -64,6 +63,26 @@ pub fn enable(config: &mut Config, dir: &Path) -> Option<Arc<FunctionCache>> {
     }
 }
 
+/// Before the function cache, wasmtime's modules were kept in
+/// `<dir>/modules`, which nothing trims any more: removed when it holds
+/// nothing but wasmtime's folders (`wasmtime-<version>`), so a folder that
+/// is someone else's is never touched.
+fn remove_old_module_cache(dir: &Path) {
+    let old = dir.join("modules");
+    let Ok(entries) = std::fs::read_dir(&old) else {
+        return;
+    };
+    let wasmtimes = entries.flatten().all(|e| {
+        e.file_name()
+            .to_str()
+            .is_some_and(|n| n.starts_with("wasmtime-"))
+            && e.file_type().is_ok_and(|t| t.is_dir())
+    });
+    if wasmtimes {
+        let _ = std::fs::remove_dir_all(&old);
+    }
+}
+
 /// Cranelift's incremental cache as files: `<version>/<2 hex>/<62 hex>`.
 #[derive(Debug)]
 pub struct FunctionCache {
@@ -77,13 +96,18 @@ pub struct FunctionCache {
 
 impl FunctionCache {
     /// The cache in `root`, in a folder for this wasmtime version; the
-    /// folders of other versions are removed (their entries can never hit).
+    /// folders of other versions (`wasmtime-<version>`) are removed: their
+    /// entries can never hit.
     pub fn open(root: &Path) -> std::io::Result<FunctionCache> {
         let version = format!("wasmtime-{}", super::WASMTIME_VERSION);
         let dir = root.join(&version);
         std::fs::create_dir_all(&dir)?;
         for entry in std::fs::read_dir(root)?.flatten() {
-            if entry.file_name() != version.as_str() {
+            let name = entry.file_name();
+            let other_version = name
+                .to_str()
+                .is_some_and(|n| n.starts_with("wasmtime-") && n != version);
+            if other_version {
                 // Another process may be removing it too: best effort.
                 let _ = std::fs::remove_dir_all(entry.path());
             }
@@ -153,8 +177,13 @@ mod tests {
         let root = std::env::temp_dir().join(format!("sluice-fn-cache-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(root.join("wasmtime-0.0.1/ab")).unwrap();
+        std::fs::create_dir_all(root.join("notes")).unwrap();
         let cache = FunctionCache::open(&root).unwrap();
         assert!(!root.join("wasmtime-0.0.1").exists());
+        assert!(
+            root.join("notes").exists(),
+            "a folder not ours is left alone"
+        );
         let key = [0xab; 32];
         assert!(cache.get(&key).is_none());
         assert!(cache.insert(&key, b"compiled".to_vec()));
@@ -166,6 +195,20 @@ mod tests {
         let names: Vec<_> = std::fs::read_dir(shard).unwrap().flatten().collect();
         assert_eq!(names.len(), 1, "no temporary file is left behind");
         std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn only_an_old_module_cache_of_wasmtime_folders_is_removed() {
+        let dir = std::env::temp_dir().join(format!("sluice-old-cache-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("modules/wasmtime-48.0.8")).unwrap();
+        remove_old_module_cache(&dir);
+        assert!(!dir.join("modules").exists());
+        std::fs::create_dir_all(dir.join("modules/wasmtime-48.0.8")).unwrap();
+        std::fs::write(dir.join("modules/notes.txt"), "mine").unwrap();
+        remove_old_module_cache(&dir);
+        assert!(dir.join("modules/notes.txt").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// Two modules with the same functions and different data: the second
