@@ -99,8 +99,8 @@ impl FunctionCache {
     /// folders of other versions (`wasmtime-<version>`) are removed: their
     /// entries can never hit.
     pub fn open(root: &Path) -> std::io::Result<FunctionCache> {
-        let version = format!("wasmtime-{}", super::WASMTIME_VERSION);
-        let dir = root.join(&version);
+        let version = concat!("wasmtime-", env!("SLUICE_WASMTIME_VERSION"));
+        let dir = root.join(version);
         std::fs::create_dir_all(&dir)?;
         for entry in std::fs::read_dir(root)?.flatten() {
             let name = entry.file_name();
